@@ -1,0 +1,43 @@
+use crate::models::ServerInfoResource;
+use leptos::prelude::*;
+
+/// The bottom bar: stream state and figures on the left, server identity on the right.
+///
+/// Output FPS and latency read "N/A" while no stream runs.
+#[component]
+pub fn StatusBar() -> impl IntoView {
+    let info = expect_context::<ServerInfoResource>().0;
+    view! {
+        <footer class="status-bar" data-testid="status-bar">
+            <span class="status-item" data-testid="stream-state">
+                <span class="status-dot idle" aria-hidden="true"></span>
+                "Idle"
+            </span>
+            <span class="status-item">"FPS: N/A"</span>
+            <span class="status-item">"Latency: N/A"</span>
+            <span class="status-spacer"></span>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match info.await {
+                        Ok(i) => {
+                            view! {
+                                <span class="status-item status-version" data-testid="server-version">
+                                    {format!("v{} ({})", i.version, i.git_commit)}
+                                </span>
+                            }
+                                .into_any()
+                        }
+                        Err(e) => {
+                            view! {
+                                <span class="status-item status-error">
+                                    {format!("server info unavailable: {e}")}
+                                </span>
+                            }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </footer>
+    }
+}

@@ -1,0 +1,11 @@
+//! Hanzo Live's generative engine.
+//!
+//! Everything the server needs to turn frames and prompts into frames, with no web
+//! dependency: the server drives it from its own threads and bridges it to async code with
+//! bounded channels.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`scheduler`] | the flow-matching noise schedule shared by the Wan streaming methods: shift, timestep warp, σ lookup |
+
+pub mod scheduler;

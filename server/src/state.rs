@@ -1,0 +1,28 @@
+//! The state every handler shares.
+
+use crate::config::Settings;
+use app::models::ServerInfo;
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use sqlx::SqlitePool;
+use std::sync::Arc;
+
+/// One value cloned into every handler: cheap handles only.
+///
+/// `LeptosOptions` is reachable through [`FromRef`] because leptos_axum's routes and file
+/// handler extract it from the router state.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: SqlitePool,
+    pub settings: Arc<Settings>,
+    pub info: ServerInfo,
+    /// When this process started serving (RFC 3339), reported by `/health`.
+    pub started_at: Arc<str>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}

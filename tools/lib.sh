@@ -1,0 +1,85 @@
+# Set-up steps shared by tools/serve.sh and tools/test.sh. Source it; every step is
+# idempotent and installs only what is missing.
+#
+# Nothing here downloads a prebuilt binary: Rust tools build from crates.io, browser tooling
+# comes from npm, Chromium from Debian.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+# The Rust toolchain this repository builds with (rust-toolchain.toml says the same).
+RUST_TOOLCHAIN=1.95.0
+
+log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "error: root is needed for: $*" >&2; return 1
+  fi
+}
+
+# ensure_apt PKG...: installs the Debian packages that are not installed yet.
+ensure_apt() {
+  if ! command -v apt-get >/dev/null; then
+    echo "note: not a Debian/Ubuntu system; make sure these are installed: $*" >&2
+    return 0
+  fi
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+}
+
+# ensure_rust: the pinned toolchain with rustfmt, clippy and the wasm target.
+ensure_rust() {
+  if ! command -v rustup >/dev/null; then
+    echo "error: rustup is required (https://rustup.rs)" >&2
+    return 1
+  fi
+  rustup toolchain install "$RUST_TOOLCHAIN" --profile minimal \
+    --component rustfmt,clippy --target wasm32-unknown-unknown >/dev/null 2>&1 \
+    || rustup toolchain install "$RUST_TOOLCHAIN" --profile minimal \
+      --component rustfmt,clippy --target wasm32-unknown-unknown
+  rustup target add --toolchain "$RUST_TOOLCHAIN" wasm32-unknown-unknown >/dev/null
+}
+
+# ensure_wasm_bindgen: the wasm-bindgen CLI at exactly Cargo.lock's wasm-bindgen version
+# (a mismatch aborts the bundle build with a schema error).
+ensure_wasm_bindgen() {
+  local want have
+  want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' "$ROOT/Cargo.lock")
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+  if [ "$have" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (found: ${have:-none}; about 3-5 minutes)"
+    # Not --locked: its lock pins a crate version the registry no longer serves.
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+# ensure_cargo_leptos: cargo-leptos 0.3.11 built from tools/cargo-leptos (15-30 minutes the
+# first time; `cargo install cargo-leptos --locked` does not build on rustc 1.95).
+ensure_cargo_leptos() {
+  local have
+  have=$(cargo leptos --version 2>/dev/null | awk '{print $2}' || true)
+  if [ "$have" != "0.3.11" ]; then
+    log "installing cargo-leptos 0.3.11 from tools/cargo-leptos (found: ${have:-none}; 15-30 minutes, once)"
+    cargo install --path "$ROOT/tools/cargo-leptos" --locked --force
+  fi
+}
+
+# ensure_npm DIR: DIR/node_modules matches DIR/package-lock.json.
+ensure_npm() {
+  local dir="$ROOT/$1"
+  if ! command -v npm >/dev/null; then
+    ensure_apt nodejs npm
+  fi
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+    || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing npm packages in $1"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+}
