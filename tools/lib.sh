@@ -9,7 +9,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # The Rust toolchain this repository builds with (rust-toolchain.toml says the same).
 RUST_TOOLCHAIN=1.95.0
 
-log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+log() { if [ -t 1 ]; then printf '\n\033[1m==> %s\033[0m\n' "$*"; else printf '\n==> %s\n' "$*"; fi; }
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"
@@ -34,17 +34,26 @@ ensure_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 }
 
-# ensure_rust: the pinned toolchain with rustfmt, clippy and the wasm target.
+# ensure_rust: the pinned toolchain with rustfmt, clippy and the wasm target. A complete
+# toolchain is left alone (reinstalling one under a running build breaks that build).
 ensure_rust() {
   if ! command -v rustup >/dev/null; then
     echo "error: rustup is required (https://rustup.rs)" >&2
     return 1
   fi
-  rustup toolchain install "$RUST_TOOLCHAIN" --profile minimal \
-    --component rustfmt,clippy --target wasm32-unknown-unknown >/dev/null 2>&1 \
-    || rustup toolchain install "$RUST_TOOLCHAIN" --profile minimal \
-      --component rustfmt,clippy --target wasm32-unknown-unknown
-  rustup target add --toolchain "$RUST_TOOLCHAIN" wasm32-unknown-unknown >/dev/null
+  local tc="$RUST_TOOLCHAIN" ok=1
+  rustup run "$tc" rustc --version >/dev/null 2>&1 || ok=0
+  if [ $ok = 1 ]; then
+    rustup run "$tc" cargo clippy --version >/dev/null 2>&1 || ok=0
+    rustup run "$tc" rustfmt --version >/dev/null 2>&1 || ok=0
+    rustup target list --installed --toolchain "$tc" 2>/dev/null \
+      | grep -qx wasm32-unknown-unknown || ok=0
+  fi
+  if [ $ok = 0 ]; then
+    log "installing Rust $tc with rustfmt, clippy and the wasm32 target"
+    rustup toolchain install "$tc" --profile minimal --component rustfmt,clippy \
+      --target wasm32-unknown-unknown
+  fi
 }
 
 # ensure_wasm_bindgen: the wasm-bindgen CLI at exactly Cargo.lock's wasm-bindgen version

@@ -6,6 +6,10 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`scheduler`] | the flow-matching noise schedule shared by the Wan streaming methods: shift, timestep warp, σ lookup |
+//! | [`frame`] | RGB24 frames and resizing |
+//! | [`pipeline`] | the pipeline traits, parameter schemas and validation, `passthrough`, `vod` |
+//! | [`scheduler`] | the flow-matching noise schedule shared by the Wan streaming methods |
 
+pub mod frame;
+pub mod pipeline;
 pub mod scheduler;
