@@ -14,9 +14,22 @@ use serde_json::json;
 /// An error answered by a JSON API route.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 400 Bad Request: the body is not JSON, or not the JSON the route takes.
+    #[error("{0}")]
+    BadRequest(String),
     /// 404 Not Found: no such route or no such row (another user's rows are also "not found").
     #[error("{0}")]
     NotFound(String),
+    /// 409 Conflict: the request is valid but the server is not in a state to do it (for
+    /// example an offer before any pipeline is loaded).
+    #[error("{0}")]
+    Conflict(String),
+    /// 422 Unprocessable Entity: well-formed JSON with a value out of range or unknown.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 500 Internal Server Error: something failed on the server. The cause is logged.
+    #[error("internal error")]
+    Internal(String),
     /// 500 Internal Server Error: a database failure. The cause is logged, not returned.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -26,8 +39,11 @@ impl ApiError {
     /// The status code this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) | ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -35,10 +51,39 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let ApiError::Database(e) = &self {
-            tracing::error!(error = %e, "database error");
+        match &self {
+            ApiError::Database(e) => tracing::error!(error = %e, "database error"),
+            ApiError::Internal(e) => tracing::error!(error = %e, "internal error"),
+            _ => {}
         }
         (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+/// `Json<T>` whose rejection becomes an [`ApiError`] (400 for bytes that are not JSON or a
+/// missing JSON content type, 422 for JSON of the wrong shape), so malformed input gets the
+/// API's error shape.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        // Valid JSON of the wrong shape is 422 (as axum answers it); anything else 400.
+        if r.status() == StatusCode::UNPROCESSABLE_ENTITY {
+            ApiError::Unprocessable(r.body_text())
+        } else {
+            ApiError::BadRequest(r.body_text())
+        }
+    }
+}
+
+impl From<crate::pipelines::LoadError> for ApiError {
+    fn from(e: crate::pipelines::LoadError) -> Self {
+        match e {
+            crate::pipelines::LoadError::UnknownPipeline(_) => ApiError::NotFound(e.to_string()),
+            crate::pipelines::LoadError::Params(_) => ApiError::Unprocessable(e.to_string()),
+        }
     }
 }
 

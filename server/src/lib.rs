@@ -7,6 +7,8 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod media;
+pub mod pipelines;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
@@ -83,6 +85,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         db,
         settings: Arc::new(settings),
         info,
+        pipelines: Default::default(),
         started_at: now_rfc3339().into(),
     })
 }

@@ -1,8 +1,18 @@
 //! JSON routes outside Leptos: `/health` and the `/api/v1` REST API.
 
-use crate::{error::ApiError, state::AppState};
-use axum::{Json, Router, extract::State, http::Uri, routing::get};
-use serde::Serialize;
+use crate::{
+    error::{ApiError, ApiJson},
+    pipelines,
+    state::AppState,
+};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::Uri,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 /// `GET /health` body.
 #[derive(Debug, Serialize)]
@@ -21,6 +31,9 @@ pub struct Health {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
+        .route("/api/v1/pipelines", get(list_pipelines))
+        .route("/api/v1/pipeline/load", post(load_pipeline))
+        .route("/api/v1/pipeline/status", get(pipeline_status))
         .route("/api/v1", axum::routing::any(api_not_found))
         .route("/api/v1/{*rest}", axum::routing::any(api_not_found))
 }
@@ -37,4 +50,32 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
 
 async fn api_not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no API route {}", uri.path()))
+}
+
+/// `GET /api/v1/pipelines`: every pipeline with the JSON schema of its parameters.
+async fn list_pipelines() -> Json<Value> {
+    let list: Vec<Value> = pipelines::specs().iter().map(|s| s.to_json()).collect();
+    Json(json!({ "pipelines": list }))
+}
+
+/// `POST /api/v1/pipeline/load` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadRequest {
+    pub pipeline_id: String,
+    #[serde(default)]
+    pub load_params: Value,
+}
+
+/// Starts loading; returns at once.
+async fn load_pipeline(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoadRequest>,
+) -> Result<Json<Value>, ApiError> {
+    state.pipelines.load(&req.pipeline_id, &req.load_params)?;
+    Ok(Json(json!({ "message": "Pipeline loading initiated successfully" })))
+}
+
+async fn pipeline_status(State(state): State<AppState>) -> Json<pipelines::StatusReport> {
+    Json(state.pipelines.status())
 }

@@ -17,6 +17,8 @@ pub struct AppState {
     pub db: SqlitePool,
     pub settings: Arc<Settings>,
     pub info: ServerInfo,
+    /// The loaded pipeline (one per server; each stream gets its own instance of it).
+    pub pipelines: Arc<crate::pipelines::PipelineManager>,
     /// When this process started serving (RFC 3339), reported by `/health`.
     pub started_at: Arc<str>,
 }

@@ -33,6 +33,7 @@ pub fn state(pool: SqlitePool, dir: &Path) -> AppState {
             require_login: false,
         },
         settings: Arc::new(settings),
+        pipelines: Default::default(),
         started_at: server::now_rfc3339().into(),
     }
 }

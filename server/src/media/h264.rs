@@ -1,0 +1,216 @@
+//! H.264 encode (RGB frames → Annex-B access units) and decode (Annex-B → RGB frames) with
+//! OpenH264.
+
+use engine::frame::Frame;
+use openh264::{
+    OpenH264API,
+    decoder::{Decoder, DecoderConfig},
+    encoder::{
+        BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, Profile, RateControlMode,
+        UsageType,
+    },
+    formats::{RgbSliceU8, YUVBuffer, YUVSource},
+};
+use thiserror::Error;
+
+/// A codec failure.
+#[derive(Debug, Error)]
+#[error("H.264 {op}: {message}")]
+pub struct CodecError {
+    op: &'static str,
+    message: String,
+}
+
+impl CodecError {
+    fn new(op: &'static str, e: impl std::fmt::Display) -> Self {
+        Self { op, message: e.to_string() }
+    }
+}
+
+/// Encoder settings.
+#[derive(Clone, Copy, Debug)]
+pub struct EncoderSettings {
+    /// Target bitrate in bits per second.
+    pub bitrate_bps: u32,
+    /// Highest frame rate the rate control plans for.
+    pub max_fps: f32,
+    /// A keyframe at least this often (frames); keyframes are also sent on request (PLI).
+    pub keyframe_interval: u32,
+}
+
+impl Default for EncoderSettings {
+    fn default() -> Self {
+        Self { bitrate_bps: 4_000_000, max_fps: 30.0, keyframe_interval: 120 }
+    }
+}
+
+/// RGB frames in, Annex-B access units out.
+pub struct H264Encoder {
+    encoder: Encoder,
+    keyframe_requested: bool,
+}
+
+impl H264Encoder {
+    pub fn new(settings: EncoderSettings) -> Result<Self, CodecError> {
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(settings.bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(settings.max_fps))
+            .rate_control_mode(RateControlMode::Bitrate)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .profile(Profile::Baseline)
+            .skip_frames(false)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(settings.keyframe_interval));
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| CodecError::new("encoder init", e))?;
+        Ok(Self { encoder, keyframe_requested: false })
+    }
+
+    /// The next encoded frame will be a keyframe (IDR).
+    pub fn request_keyframe(&mut self) {
+        self.keyframe_requested = true;
+    }
+
+    /// Encodes one frame. Odd widths/heights lose their last column/row (4:2:0 needs even
+    /// sizes). Returns an empty buffer when the encoder skips the frame.
+    pub fn encode(&mut self, frame: &Frame) -> Result<Vec<u8>, CodecError> {
+        let (w, h) = (frame.width() as usize & !1, frame.height() as usize & !1);
+        if w == 0 || h == 0 {
+            return Err(CodecError::new("encode", format!("frame {w}x{h} is too small")));
+        }
+        let yuv = if w == frame.width() as usize && h == frame.height() as usize {
+            YUVBuffer::from_rgb8_source(RgbSliceU8::new(frame.data(), (w, h)))
+        } else {
+            let stride = frame.width() as usize * 3;
+            let mut cropped = Vec::with_capacity(w * h * 3);
+            for row in frame.data().chunks(stride).take(h) {
+                cropped.extend_from_slice(&row[..w * 3]);
+            }
+            YUVBuffer::from_rgb8_source(RgbSliceU8::new(&cropped, (w, h)))
+        };
+        if std::mem::take(&mut self.keyframe_requested) {
+            self.encoder.force_intra_frame();
+        }
+        let bitstream = self.encoder.encode(&yuv).map_err(|e| CodecError::new("encode", e))?;
+        Ok(bitstream.to_vec())
+    }
+}
+
+/// Annex-B in, RGB frames out.
+pub struct H264Decoder {
+    decoder: Decoder,
+}
+
+impl H264Decoder {
+    pub fn new() -> Result<Self, CodecError> {
+        let decoder = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
+            .map_err(|e| CodecError::new("decoder init", e))?;
+        Ok(Self { decoder })
+    }
+
+    /// Decodes Annex-B data (one access unit or a whole stream); returns the frames it
+    /// completes. Data before the first keyframe yields nothing.
+    pub fn decode(&mut self, annexb: &[u8]) -> Result<Vec<Frame>, CodecError> {
+        let mut frames = Vec::new();
+        for nal in openh264::nal_units(annexb) {
+            if let Some(yuv) = self.decoder.decode(nal).map_err(|e| CodecError::new("decode", e))? {
+                frames.push(to_frame(&yuv)?);
+            }
+        }
+        Ok(frames)
+    }
+
+    /// Frames still buffered inside the decoder (end of a stream).
+    pub fn flush(&mut self) -> Result<Vec<Frame>, CodecError> {
+        let remaining = self.decoder.flush_remaining().map_err(|e| CodecError::new("flush", e))?;
+        remaining.iter().map(to_frame).collect()
+    }
+}
+
+fn to_frame(yuv: &openh264::decoder::DecodedYUV<'_>) -> Result<Frame, CodecError> {
+    let (w, h) = yuv.dimensions();
+    let mut rgb = vec![0u8; w * h * 3];
+    yuv.write_rgb8(&mut rgb);
+    Frame::new(w as u32, h as u32, rgb).map_err(|e| CodecError::new("decode", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame with a gradient and a bright square at `offset`, so motion and colour can be
+    /// checked after a round trip.
+    pub(crate) fn test_frame(w: u32, h: u32, offset: u32) -> Frame {
+        let mut data = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                let in_square = (x + w - offset % w) % w < w / 4 && y > h / 3 && y < h / 3 + h / 4;
+                if in_square {
+                    data.extend_from_slice(&[240, 240, 40]);
+                } else {
+                    data.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, 120]);
+                }
+            }
+        }
+        Frame::new(w, h, data).unwrap()
+    }
+
+    fn mean_abs_diff(a: &Frame, b: &Frame) -> f64 {
+        a.data().iter().zip(b.data()).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>()
+            / a.data().len() as f64
+    }
+
+    #[test]
+    fn round_trip_keeps_the_picture() {
+        let mut enc = H264Encoder::new(EncoderSettings::default()).unwrap();
+        let mut dec = H264Decoder::new().unwrap();
+        let mut decoded = Vec::new();
+        let originals: Vec<Frame> = (0..10).map(|i| test_frame(128, 96, i * 8)).collect();
+        for f in &originals {
+            let au = enc.encode(f).unwrap();
+            assert!(au.starts_with(&[0, 0, 0, 1]), "not Annex-B");
+            decoded.extend(dec.decode(&au).unwrap());
+        }
+        decoded.extend(dec.flush().unwrap());
+        assert_eq!(decoded.len(), originals.len());
+        for (o, d) in originals.iter().zip(&decoded) {
+            assert_eq!((d.width(), d.height()), (128, 96));
+            let err = mean_abs_diff(o, d);
+            assert!(err < 6.0, "mean abs error {err}");
+        }
+        // The moving square is where it should be in the last frame.
+        let last = decoded.last().unwrap();
+        let p = last.pixel((72 + 10) % 128, 40);
+        assert!(p[0] > 180 && p[2] < 110, "square missing: {p:?}");
+    }
+
+    #[test]
+    fn a_requested_keyframe_is_an_idr() {
+        let mut enc = H264Encoder::new(EncoderSettings::default()).unwrap();
+        let first = enc.encode(&test_frame(64, 64, 0)).unwrap();
+        let second = enc.encode(&test_frame(64, 64, 4)).unwrap();
+        enc.request_keyframe();
+        let third = enc.encode(&test_frame(64, 64, 8)).unwrap();
+        let has_idr = |au: &[u8]| openh264::nal_units(au).any(|n| nal_type(n) == 5);
+        assert!(has_idr(&first));
+        assert!(!has_idr(&second));
+        assert!(has_idr(&third));
+    }
+
+    #[test]
+    fn odd_sizes_are_cropped_and_garbage_is_an_error_or_nothing() {
+        let mut enc = H264Encoder::new(EncoderSettings::default()).unwrap();
+        let mut dec = H264Decoder::new().unwrap();
+        let au = enc.encode(&test_frame(65, 33, 0)).unwrap();
+        let frames = dec.decode(&au).unwrap();
+        let frames = if frames.is_empty() { dec.flush().unwrap() } else { frames };
+        assert_eq!((frames[0].width(), frames[0].height()), (64, 32));
+        let mut fresh = H264Decoder::new().unwrap();
+        let garbage = [0u8, 0, 0, 1, 0x65, 0xff, 0x13, 0x37, 0x00, 0x42];
+        assert!(fresh.decode(&garbage).map(|f| f.is_empty()).unwrap_or(true));
+    }
+
+    fn nal_type(nal: &[u8]) -> u8 {
+        let start = if nal.starts_with(&[0, 0, 0, 1]) { 4 } else if nal.starts_with(&[0, 0, 1]) { 3 } else { 0 };
+        nal.get(start).map_or(0, |b| b & 0x1f)
+    }
+}
