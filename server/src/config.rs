@@ -91,6 +91,8 @@ pub struct ServerSection {
     pub site_root: Option<String>,
     pub cpu: Option<bool>,
     pub require_login: Option<bool>,
+    /// UDP addresses WebRTC binds (`ip:port`, port 0 = any).
+    pub rtc_udp_addrs: Option<Vec<String>>,
 }
 
 /// Why the configuration could not be resolved.
@@ -145,6 +147,8 @@ pub struct Settings {
     pub site_root: PathBuf,
     pub cpu: bool,
     pub require_login: bool,
+    /// UDP addresses WebRTC binds: every interface plus loopback by default.
+    pub rtc_udp_addrs: Vec<String>,
     /// The file the settings came from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -217,6 +221,7 @@ impl Settings {
             site_root,
             cpu: cli.cpu || fc.cpu.unwrap_or(false),
             require_login: cli.require_login || fc.require_login.unwrap_or(false),
+            rtc_udp_addrs: fc.rtc_udp_addrs.unwrap_or_else(default_rtc_udp_addrs),
             config_file,
         })
     }
@@ -234,6 +239,12 @@ impl Settings {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(crate::db::DB_FILE_NAME)
     }
+}
+
+/// WebRTC's default UDP sockets: one per interface (a wildcard skips loopback) and one on
+/// loopback, so a browser on the same machine connects either way.
+pub fn default_rtc_udp_addrs() -> Vec<String> {
+    vec!["0.0.0.0:0".into(), "127.0.0.1:0".into()]
 }
 
 /// Reads and parses a `Leptos.toml`.

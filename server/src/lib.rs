@@ -8,9 +8,11 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod media;
+pub mod metrics;
 pub mod pipelines;
 pub mod routes;
 pub mod state;
+pub mod stream;
 pub mod telemetry;
 
 use crate::{
@@ -39,6 +41,7 @@ pub fn app(state: AppState) -> Router {
     };
     let leptos_options = state.leptos_options.clone();
     routes::router()
+        .merge(stream::router())
         .leptos_routes_with_context(&state, routes, context, move || {
             shell(leptos_options.clone())
         })
@@ -86,6 +89,8 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         settings: Arc::new(settings),
         info,
         pipelines: Default::default(),
+        streams: Default::default(),
+        metrics: metrics::SystemMetrics::start(),
         started_at: now_rfc3339().into(),
     })
 }
@@ -128,6 +133,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         );
     }
     let db = state.db.clone();
+    let streams = Arc::clone(&state.streams);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -143,6 +149,11 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
             tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}: closing anyway");
         }
     }
+    let open = streams.len();
+    if open > 0 {
+        tracing::info!(streams = open, "closing streams");
+    }
+    streams.close_all().await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -100,9 +100,14 @@ impl PipelineManager {
     /// Validates and starts loading `pipeline_id`. Returns at once. Loading what is already
     /// loaded (same id and parameters) does nothing.
     pub fn load(self: &Arc<Self>, pipeline_id: &str, load_params: &Value) -> Result<(), LoadError> {
-        let spec = spec(pipeline_id).ok_or_else(|| LoadError::UnknownPipeline(pipeline_id.into()))?;
+        let spec =
+            spec(pipeline_id).ok_or_else(|| LoadError::UnknownPipeline(pipeline_id.into()))?;
         let mut validated = params::defaults(&spec.load_params);
-        validated.extend(params::validate_object(&spec.load_params, load_params, false)?);
+        validated.extend(params::validate_object(
+            &spec.load_params,
+            load_params,
+            false,
+        )?);
         let params_json = params::to_json(&validated);
 
         let generation = {
@@ -138,7 +143,9 @@ impl PipelineManager {
                 };
                 this.finish(generation, result);
             })
-            .map_err(|e| LoadError::UnknownPipeline(format!("{pipeline_id} (cannot start loader: {e})")))?;
+            .map_err(|e| {
+                LoadError::UnknownPipeline(format!("{pipeline_id} (cannot start loader: {e})"))
+            })?;
         Ok(())
     }
 
@@ -214,9 +221,15 @@ mod tests {
     #[test]
     fn bad_requests_are_refused_and_change_nothing() {
         let m = Arc::new(PipelineManager::new());
-        assert!(matches!(m.load("nope", &json!({})), Err(LoadError::UnknownPipeline(_))));
+        assert!(matches!(
+            m.load("nope", &json!({})),
+            Err(LoadError::UnknownPipeline(_))
+        ));
         let err = m.load("passthrough", &json!({"height": 100})).unwrap_err();
-        assert_eq!(err.to_string(), "parameter 'height': must be a multiple of 16, got 100");
+        assert_eq!(
+            err.to_string(),
+            "parameter 'height': must be a multiple of 16, got 100"
+        );
         assert_eq!(m.status().status, LoadStatus::NotLoaded);
     }
 }

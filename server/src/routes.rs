@@ -73,7 +73,9 @@ async fn load_pipeline(
     ApiJson(req): ApiJson<LoadRequest>,
 ) -> Result<Json<Value>, ApiError> {
     state.pipelines.load(&req.pipeline_id, &req.load_params)?;
-    Ok(Json(json!({ "message": "Pipeline loading initiated successfully" })))
+    Ok(Json(
+        json!({ "message": "Pipeline loading initiated successfully" }),
+    ))
 }
 
 async fn pipeline_status(State(state): State<AppState>) -> Json<pipelines::StatusReport> {

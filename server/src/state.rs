@@ -19,6 +19,10 @@ pub struct AppState {
     pub info: ServerInfo,
     /// The loaded pipeline (one per server; each stream gets its own instance of it).
     pub pipelines: Arc<crate::pipelines::PipelineManager>,
+    /// Running streams.
+    pub streams: Arc<crate::stream::Streams>,
+    /// CPU/RAM/GPU figures.
+    pub metrics: Arc<crate::metrics::SystemMetrics>,
     /// When this process started serving (RFC 3339), reported by `/health`.
     pub started_at: Arc<str>,
 }
@@ -26,5 +30,12 @@ pub struct AppState {
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()
+    }
+}
+
+impl AppState {
+    /// ICE servers for both peers (the browser gets them from `/api/v1/webrtc/ice-servers`).
+    pub async fn ice_servers(&self) -> Vec<webrtc::peer_connection::RTCIceServer> {
+        crate::stream::default_ice_servers()
     }
 }

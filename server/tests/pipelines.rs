@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 fn post_json(uri: &str, body: &str) -> Request<Body> {
-    Request::post(uri).header("content-type", "application/json").body(Body::from(body.to_owned())).unwrap()
+    Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
 }
 
 async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
@@ -40,7 +43,12 @@ async fn lists_every_pipeline_with_its_schema(pool: SqlitePool) {
     let app = server::app(common::state(pool, dir.path()));
     let (status, body) = call(&app, common::get("/api/v1/pipelines")).await;
     assert_eq!(status, StatusCode::OK);
-    let ids: Vec<&str> = body["pipelines"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = body["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["passthrough", "vod"]);
     let pt = &body["pipelines"][0];
     assert_eq!(pt["input"], "video");
@@ -57,16 +65,26 @@ async fn load_returns_at_once_and_status_follows(pool: SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let app = server::app(common::state(pool, dir.path()));
     let (_, s) = call(&app, common::get("/api/v1/pipeline/status")).await;
-    assert_eq!(s, json!({"status": "not_loaded", "pipeline_id": null, "load_params": null}));
+    assert_eq!(
+        s,
+        json!({"status": "not_loaded", "pipeline_id": null, "load_params": null})
+    );
 
-    let (status, body) = call(&app, post_json("/api/v1/pipeline/load", r#"{"pipeline_id":"vod"}"#)).await;
+    let (status, body) = call(
+        &app,
+        post_json("/api/v1/pipeline/load", r#"{"pipeline_id":"vod"}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let s = wait_for_status(&app, "loaded").await;
     assert_eq!(s["pipeline_id"], "vod");
 
     let (status, _) = call(
         &app,
-        post_json("/api/v1/pipeline/load", r#"{"pipeline_id":"passthrough","load_params":{"width":320}}"#),
+        post_json(
+            "/api/v1/pipeline/load",
+            r#"{"pipeline_id":"passthrough","load_params":{"width":320}}"#,
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -80,7 +98,11 @@ async fn bad_load_requests_get_clear_errors(pool: SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let app = server::app(common::state(pool, dir.path()));
     let cases = [
-        (r#"{"pipeline_id":"warp-drive"}"#, StatusCode::NOT_FOUND, "unknown pipeline 'warp-drive'"),
+        (
+            r#"{"pipeline_id":"warp-drive"}"#,
+            StatusCode::NOT_FOUND,
+            "unknown pipeline 'warp-drive'",
+        ),
         (
             r#"{"pipeline_id":"passthrough","load_params":{"height":4000}}"#,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -91,8 +113,16 @@ async fn bad_load_requests_get_clear_errors(pool: SqlitePool) {
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown parameter 'seed' (accepted: height, width)",
         ),
-        (r#"{"pipeline_id":"#, StatusCode::BAD_REQUEST, "Failed to parse the request body as JSON"),
-        (r#"{"pipeline":"vod"}"#, StatusCode::UNPROCESSABLE_ENTITY, "unknown field `pipeline`"),
+        (
+            r#"{"pipeline_id":"#,
+            StatusCode::BAD_REQUEST,
+            "Failed to parse the request body as JSON",
+        ),
+        (
+            r#"{"pipeline":"vod"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown field `pipeline`",
+        ),
     ];
     for (body, want_status, want_msg) in cases {
         let (status, resp) = call(&app, post_json("/api/v1/pipeline/load", body)).await;

@@ -34,6 +34,8 @@ pub fn state(pool: SqlitePool, dir: &Path) -> AppState {
         },
         settings: Arc::new(settings),
         pipelines: Default::default(),
+        streams: Default::default(),
+        metrics: server::metrics::SystemMetrics::fixed(Default::default()),
         started_at: server::now_rfc3339().into(),
     }
 }
@@ -55,3 +57,4 @@ pub async fn text(resp: Response) -> String {
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
+pub mod peer;

@@ -1,0 +1,249 @@
+//! Live streams: WebRTC signaling routes, the session registry, and the per-stream media loop.
+//!
+//! ```text
+//! browser ─RTP(H.264)→ reader task ─AU→ decode thread ─RGB→ InputBuffer(30)
+//!                                                            │ uniform chunk
+//!                                              processor thread (pipeline)
+//!                                                            │ bounded queue
+//!                      writer task ←AU─ output thread (pace, encode H.264)
+//! browser ←RTP(H.264)──┘          data channel "parameters" ⇄ control task
+//! ```
+
+pub mod buffer;
+pub mod processor;
+pub mod rtc;
+pub mod session;
+
+use crate::{
+    error::{ApiError, ApiJson},
+    state::AppState,
+};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{get, post},
+};
+use engine::pipeline::params;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use session::{SessionHandle, StartContext, StartError};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCIceServer, RTCSessionDescription};
+
+/// Every running session by id.
+#[derive(Default)]
+pub struct Streams {
+    sessions: Mutex<HashMap<String, Arc<SessionHandle>>>,
+}
+
+impl Streams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<SessionHandle>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<SessionHandle>> {
+        self.lock().get(id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn all(&self) -> Vec<Arc<SessionHandle>> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn insert(&self, s: Arc<SessionHandle>) {
+        self.lock().insert(s.id.clone(), s);
+    }
+
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// Ends every session, all at once, and waits until each has released everything.
+    pub async fn close_all(&self) {
+        let all = self.all();
+        for s in &all {
+            s.request_stop();
+        }
+        futures_join_all(all.iter().map(|s| s.wait_finished())).await;
+    }
+}
+
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(f);
+    }
+    for f in set {
+        f.await; // each is already running independently; this only waits
+    }
+}
+
+/// Routes under `/api/v1/webrtc`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/webrtc/ice-servers", get(ice_servers))
+        .route("/api/v1/metrics", get(metrics))
+        .route("/api/v1/webrtc/offer", post(offer))
+        .route(
+            "/api/v1/webrtc/offer/{session_id}",
+            axum::routing::patch(trickle).delete(hang_up),
+        )
+}
+
+/// The ICE servers the browser should use (the server uses the same list).
+pub fn default_ice_servers() -> Vec<RTCIceServer> {
+    vec![RTCIceServer {
+        urls: vec!["stun:stun.l.google.com:19302".into()],
+        ..Default::default()
+    }]
+}
+
+#[derive(Serialize)]
+struct IceServerJson {
+    urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<String>,
+}
+
+async fn ice_servers(State(state): State<AppState>) -> Json<Value> {
+    let list: Vec<IceServerJson> = state
+        .ice_servers()
+        .await
+        .into_iter()
+        .map(|s| IceServerJson {
+            urls: s.urls,
+            username: (!s.username.is_empty()).then_some(s.username),
+            credential: (!s.credential.is_empty()).then_some(s.credential),
+        })
+        .collect();
+    Json(json!({ "iceServers": list }))
+}
+
+/// `POST /api/v1/webrtc/offer` body.
+#[derive(Debug, Deserialize)]
+pub struct OfferRequest {
+    pub sdp: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, rename = "initialParameters")]
+    pub initial_parameters: Value,
+}
+
+async fn offer(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<OfferRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if req.kind != "offer" {
+        return Err(ApiError::BadRequest(format!(
+            "type must be \"offer\", got {:?}",
+            req.kind
+        )));
+    }
+    let offer = RTCSessionDescription::offer(req.sdp)
+        .map_err(|e| ApiError::BadRequest(format!("invalid SDP: {e}")))?;
+    let loaded = state.pipelines.current().ok_or_else(|| {
+        ApiError::Conflict("Pipeline not loaded. Please load pipeline first.".into())
+    })?;
+    let spec = loaded.spec();
+    let mut initial = params::defaults(&spec.runtime_params);
+    initial.extend(
+        params::validate_object(&spec.runtime_params, &req.initial_parameters, false)
+            .map_err(|e| ApiError::Unprocessable(format!("initialParameters: {e}")))?,
+    );
+    let id = uuid::Uuid::new_v4().to_string();
+    let streams = Arc::clone(&state.streams);
+    let metrics = Arc::clone(&state.metrics);
+    let ctx = StartContext {
+        id: id.clone(),
+        loaded,
+        initial,
+        ice_servers: state.ice_servers().await,
+        udp_addrs: state.settings.rtc_udp_addrs.clone(),
+        on_finished: Box::new(move |id| streams.remove(id)),
+        system_metrics: Arc::new(move || metrics.snapshot_json()),
+    };
+    let (handle, answer) = session::start(ctx, offer).await.map_err(|e| match e {
+        StartError::BadOffer(m) => ApiError::BadRequest(m),
+        StartError::Internal(m) => ApiError::Internal(m),
+    })?;
+    tracing::info!(session = %id, pipeline = %handle.pipeline_id, "stream started");
+    state.streams.insert(handle);
+    Ok(Json(
+        json!({ "sdp": answer, "type": "answer", "sessionId": id }),
+    ))
+}
+
+/// `PATCH /api/v1/webrtc/offer/{id}` body.
+#[derive(Debug, Deserialize)]
+pub struct TrickleRequest {
+    pub candidates: Vec<RTCIceCandidateInit>,
+}
+
+async fn trickle(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<TrickleRequest>,
+) -> Result<StatusCode, ApiError> {
+    let session = state.streams.get(&id).ok_or_else(|| no_session(&id))?;
+    for c in req.candidates {
+        session
+            .add_ice_candidate(c)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("invalid ICE candidate: {e}")))?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn hang_up(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = state.streams.get(&id).ok_or_else(|| no_session(&id))?;
+    session.request_stop();
+    session.wait_finished().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn no_session(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no stream session {id}"))
+}
+
+/// `GET /api/v1/metrics`: the status bar's figures: system, then one entry per stream.
+async fn metrics(State(state): State<AppState>) -> Json<Value> {
+    let now = std::time::Instant::now();
+    let mut body = state.metrics.snapshot_json();
+    let streams: Vec<Value> = state
+        .streams
+        .all()
+        .iter()
+        .map(|s| {
+            use std::sync::atomic::Ordering::Relaxed;
+            json!({
+                "session_id": s.id,
+                "pipeline_id": s.pipeline_id,
+                "uptime_s": now.duration_since(s.started_at).as_secs_f64().round(),
+                "fps": s.stats.output_fps(now),
+                "pipeline_fps": (s.stats.pipeline_fps() * 10.0).round() / 10.0,
+                "latency_ms": s.stats.latency_ms().map(|l| (l * 10.0).round() / 10.0),
+                "frames_in": s.stats.frames_in.load(Relaxed),
+                "frames_out": s.stats.frames_out.load(Relaxed),
+                "dropped_out": s.stats.dropped_out.load(Relaxed),
+            })
+        })
+        .collect();
+    body["streams"] = json!(streams);
+    Json(body)
+}

@@ -1,0 +1,353 @@
+//! The per-stream worker threads, never on the async executor:
+//!
+//! * **processor**: takes parameter updates, asks the pipeline what it needs, takes a chunk
+//!   from the [`InputBuffer`], runs the pipeline, queues the output (bounded; video-input
+//!   pipelines drop and count when it is full, generators wait);
+//! * **output**: paces frames out at the measured pipeline rate, encodes them (H.264) and
+//!   hands the access units to the async writer through a bounded channel.
+
+use super::buffer::{InputBuffer, TimedFrame};
+use crate::media::h264::{EncoderSettings, H264Encoder};
+use engine::pipeline::{
+    InputKind, Pipeline, PipelineError,
+    params::{ParamValue, Params},
+};
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+/// Output pacing bounds and start value (frames per second).
+pub const MIN_FPS: f64 = 1.0;
+pub const MAX_FPS: f64 = 60.0;
+pub const DEFAULT_FPS: f64 = 30.0;
+/// How often the measured rate is recomputed.
+pub const FPS_UPDATE_INTERVAL: Duration = Duration::from_millis(500);
+/// Output queue length in chunks.
+pub const OUTPUT_QUEUE_CHUNKS: usize = 3;
+/// How long a thread waits before it looks at the stop flag again.
+const POLL: Duration = Duration::from_millis(25);
+
+/// Figures of one stream, shared by its threads and read by the metrics.
+#[derive(Default)]
+pub struct StreamStats {
+    /// Frames decoded from the viewer.
+    pub frames_in: AtomicU64,
+    /// Frames the pipeline produced.
+    pub frames_processed: AtomicU64,
+    /// Frames written to the viewer.
+    pub frames_out: AtomicU64,
+    /// Output frames dropped because the queue was full.
+    pub dropped_out: AtomicU64,
+    /// Current pacing rate (f64 bits).
+    pipeline_fps: AtomicU64,
+    /// Recent frame-received → frame-sent latencies, in microseconds.
+    latencies: Mutex<VecDeque<(Instant, u64)>>,
+    /// Recent send times, for the output rate.
+    sends: Mutex<VecDeque<Instant>>,
+}
+
+impl StreamStats {
+    pub fn new() -> Self {
+        let s = Self::default();
+        s.set_pipeline_fps(DEFAULT_FPS);
+        s
+    }
+
+    pub fn pipeline_fps(&self) -> f64 {
+        f64::from_bits(self.pipeline_fps.load(Ordering::Relaxed))
+    }
+
+    pub fn set_pipeline_fps(&self, fps: f64) {
+        self.pipeline_fps
+            .store(fps.clamp(MIN_FPS, MAX_FPS).to_bits(), Ordering::Relaxed);
+    }
+
+    /// Records one frame written to the viewer.
+    pub fn record_sent(&self, origin: Instant, now: Instant) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+        let micros = now.saturating_duration_since(origin).as_micros() as u64;
+        let window = Duration::from_secs(2);
+        {
+            let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+            l.push_back((now, micros));
+            while l
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > window)
+            {
+                l.pop_front();
+            }
+        }
+        let mut s = self.sends.lock().unwrap_or_else(|p| p.into_inner());
+        s.push_back(now);
+        while s
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            s.pop_front();
+        }
+    }
+
+    /// Frames sent during the last second.
+    pub fn output_fps(&self, now: Instant) -> f64 {
+        let s = self.sends.lock().unwrap_or_else(|p| p.into_inner());
+        s.iter()
+            .filter(|t| now.duration_since(**t) <= Duration::from_secs(1))
+            .count() as f64
+    }
+
+    /// Mean latency over the last two seconds, in milliseconds.
+    pub fn latency_ms(&self) -> Option<f64> {
+        let l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        if l.is_empty() {
+            return None;
+        }
+        Some(l.iter().map(|(_, us)| *us as f64).sum::<f64>() / l.len() as f64 / 1000.0)
+    }
+}
+
+/// What the processor needs besides the pipeline.
+pub struct ProcessorConfig {
+    pub input_kind: InputKind,
+    /// Fixed rate of a self-paced pipeline (clip playback).
+    pub output_fps: Option<f64>,
+    /// Runtime parameters before any update.
+    pub initial: Params,
+}
+
+/// Runs the pipeline until `stop` is set or the pipeline fails; `on_fail` gets the message of
+/// a fatal error (the stream then ends).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_processor(
+    name: &str,
+    mut pipeline: Box<dyn Pipeline>,
+    config: ProcessorConfig,
+    input: Arc<InputBuffer>,
+    output: SyncSender<TimedFrame>,
+    updates: Receiver<Params>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<StreamStats>,
+    on_fail: Box<dyn FnOnce(String) + Send>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("proc-{name}"))
+        .spawn(move || {
+            let mut on_fail = Some(on_fail);
+            let mut fail = |msg: String| {
+                stop.store(true, Ordering::Relaxed);
+                if let Some(f) = on_fail.take() {
+                    f(msg);
+                }
+            };
+            let mut params = config.initial;
+            let mut prepared = false;
+            let mut paused = matches!(params.remove("paused"), Some(ParamValue::Bool(true)));
+            let mut reset = false;
+            let mut per_frame = VecDeque::with_capacity(2);
+            let mut last_fps_update = Instant::now();
+            if let Some(fps) = config.output_fps {
+                stats.set_pipeline_fps(fps);
+            }
+            while !stop.load(Ordering::Relaxed) {
+                // Parameter updates, in order.
+                while let Ok(update) = updates.try_recv() {
+                    for (k, v) in update {
+                        match (k.as_str(), v) {
+                            ("paused", ParamValue::Bool(p)) => paused = p,
+                            ("reset_cache", ParamValue::Bool(r)) => reset |= r,
+                            (_, v) => {
+                                params.insert(k, v);
+                            }
+                        }
+                    }
+                }
+                if paused {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                let requirements = match pipeline.prepare(&params, !prepared || reset) {
+                    Ok(r) => r,
+                    Err(e) => match fatal_message(e) {
+                        Some(msg) => {
+                            fail(msg);
+                            break;
+                        }
+                        None => continue,
+                    },
+                };
+                prepared = true;
+                if std::mem::take(&mut reset) {
+                    input.clear();
+                }
+                let started = Instant::now();
+                let (chunk, origin) =
+                    if config.input_kind == InputKind::Video && requirements.input_frames > 0 {
+                        let Some(chunk) = input.take_chunk(requirements.input_frames, POLL) else {
+                            continue;
+                        };
+                        let origin = chunk.iter().map(|f| f.origin).max().unwrap_or(started);
+                        (chunk.into_iter().map(|f| f.frame).collect(), origin)
+                    } else {
+                        (Vec::new(), started)
+                    };
+                let process_start = Instant::now();
+                let frames = match pipeline.process(chunk, &params) {
+                    Ok(f) => f,
+                    Err(e) => match fatal_message(e) {
+                        Some(msg) => {
+                            fail(msg);
+                            break;
+                        }
+                        None => continue,
+                    },
+                };
+                if frames.is_empty() {
+                    continue;
+                }
+                // Pacing rate: processing time per frame over the last two chunks.
+                if config.output_fps.is_none() {
+                    per_frame
+                        .push_back(process_start.elapsed().as_secs_f64() / frames.len() as f64);
+                    if per_frame.len() > 2 {
+                        per_frame.pop_front();
+                    }
+                    if last_fps_update.elapsed() >= FPS_UPDATE_INTERVAL {
+                        let avg = per_frame.iter().sum::<f64>() / per_frame.len() as f64;
+                        stats.set_pipeline_fps(if avg > 0.0 { 1.0 / avg } else { MAX_FPS });
+                        last_fps_update = Instant::now();
+                    }
+                }
+                stats
+                    .frames_processed
+                    .fetch_add(frames.len() as u64, Ordering::Relaxed);
+                for frame in frames {
+                    let item = TimedFrame { frame, origin };
+                    if config.input_kind == InputKind::Video {
+                        // Live input: never block the loop; a full queue drops (and counts).
+                        if let Err(TrySendError::Full(_)) = output.try_send(item) {
+                            stats.dropped_out.fetch_add(1, Ordering::Relaxed);
+                        }
+                    } else if !send_waiting(&output, item, &stop) {
+                        break;
+                    }
+                }
+            }
+            // Dropping `output` here ends the output thread.
+        })
+}
+
+/// A generator waits for room in the queue (it has no input to fall behind on).
+fn send_waiting(output: &SyncSender<TimedFrame>, mut item: TimedFrame, stop: &AtomicBool) -> bool {
+    loop {
+        match output.try_send(item) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                item = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Logs a pipeline error; returns its message when it is fatal (the stream must end).
+fn fatal_message(e: PipelineError) -> Option<String> {
+    match e {
+        PipelineError::Retry(msg) => {
+            tracing::warn!(error = %msg, "pipeline skipped a chunk");
+            std::thread::sleep(Duration::from_millis(10));
+            None
+        }
+        PipelineError::Fatal(msg) => {
+            tracing::error!(error = %msg, "pipeline failed; ending its stream");
+            Some(msg)
+        }
+    }
+}
+
+/// An encoded access unit for the async writer.
+pub struct EncodedFrame {
+    pub data: Vec<u8>,
+    /// How long it is shown (the pacing period): the RTP timestamp advances by this.
+    pub duration: Duration,
+    pub origin: Instant,
+}
+
+/// Paces, encodes and hands frames to the writer.
+pub fn spawn_output(
+    name: &str,
+    frames: Receiver<TimedFrame>,
+    settings: EncoderSettings,
+    keyframe: Arc<AtomicBool>,
+    encoded: tokio::sync::mpsc::Sender<EncodedFrame>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<StreamStats>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("out-{name}"))
+        .spawn(move || {
+            let mut encoder = match H264Encoder::new(settings) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the encoder");
+                    stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let item = match frames.recv_timeout(POLL) {
+                    Ok(f) => f,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                let period = Duration::from_secs_f64(1.0 / stats.pipeline_fps());
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else if now - next > period {
+                    next = now; // fell behind (a slow pipeline): restart the ticker, no burst
+                }
+                next += period;
+                if keyframe.swap(false, Ordering::Relaxed) {
+                    encoder.request_keyframe();
+                }
+                let data = match encoder.encode(&item.frame) {
+                    Ok(d) if !d.is_empty() => d,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "frame not encoded");
+                        continue;
+                    }
+                };
+                let mut frame = EncodedFrame {
+                    data,
+                    duration: period,
+                    origin: item.origin,
+                };
+                // Never block for good: the writer waits for the connection, which may never come.
+                loop {
+                    match encoded.try_send(frame) {
+                        Ok(()) => break,
+                        Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
+                            if stop.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            frame = back;
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+                    }
+                }
+            }
+        })
+}

@@ -1,0 +1,739 @@
+//! One stream: a peer connection, its worker threads, and the control task that ties them
+//! together and tears everything down when the stream ends (peer failed or closed, DELETE,
+//! server shutdown, or a fatal pipeline error).
+
+use super::{
+    buffer::{InputBuffer, TimedFrame},
+    processor::{
+        EncodedFrame, OUTPUT_QUEUE_CHUNKS, ProcessorConfig, StreamStats, spawn_output,
+        spawn_processor,
+    },
+    rtc::{Handler, PeerEvent, h264_codec, media_engine_and_interceptors},
+};
+use crate::media::h264::{EncoderSettings, H264Decoder};
+use bytes::Bytes;
+use engine::pipeline::{
+    InputKind, LoadedPipeline,
+    params::{self, ParamSpec, ParamValue, Params},
+};
+use rtc::{
+    media::{Sample, io::sample_builder::SampleBuilder},
+    peer_connection::configuration::media_engine::MIME_TYPE_H264,
+    rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication,
+    rtp::codec::h264::H264Packet,
+    rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind},
+};
+use serde_json::{Value, json};
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+        mpsc::{SyncSender, TrySendError, sync_channel},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+use tokio::sync::{mpsc, watch};
+use webrtc::{
+    data_channel::{DataChannel, DataChannelEvent},
+    media_stream::{
+        MediaStreamTrack,
+        track_local::{TrackLocal, TrackLocalEvent, static_sample::TrackLocalStaticSample},
+        track_remote::{TrackRemote, TrackRemoteEvent},
+    },
+    peer_connection::{
+        PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceServer,
+        RTCPeerConnectionState, RTCSessionDescription,
+    },
+};
+
+/// How long ICE gathering may take before the answer is sent anyway.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Parameter updates waiting for the processor.
+const UPDATE_QUEUE: usize = 8;
+/// Encoded frames waiting for the network.
+const ENCODED_QUEUE: usize = 4;
+/// Access units waiting for the decoder.
+const DECODE_QUEUE: usize = 16;
+/// Metrics pushed to the viewer this often.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+/// Fewest PLIs: one per this interval.
+const PLI_MIN_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The offer itself is unusable (400).
+    #[error("{0}")]
+    BadOffer(String),
+    /// Something failed on our side (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn internal(what: &str) -> impl FnOnce(webrtc::error::Error) -> StartError + '_ {
+    move |e| StartError::Internal(format!("{what}: {e}"))
+}
+
+/// What the registry keeps of a running session.
+pub struct SessionHandle {
+    pub id: String,
+    pub pipeline_id: String,
+    pub started_at: Instant,
+    pub stats: Arc<StreamStats>,
+    pc: Arc<dyn PeerConnection>,
+    stop: watch::Sender<bool>,
+    finished: watch::Receiver<bool>,
+    /// Current runtime parameters, as the viewer last set them.
+    pub params: Arc<Mutex<Params>>,
+}
+
+impl SessionHandle {
+    /// Asks the session to end (idempotent).
+    pub fn request_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits until the session has released everything.
+    pub async fn wait_finished(&self) {
+        let mut rx = self.finished.clone();
+        let _ = rx.wait_for(|done| *done).await;
+    }
+
+    /// Adds trickled ICE candidates.
+    pub async fn add_ice_candidate(
+        &self,
+        candidate: webrtc::peer_connection::RTCIceCandidateInit,
+    ) -> Result<(), String> {
+        self.pc
+            .add_ice_candidate(candidate)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Everything a new session needs from the server.
+pub struct StartContext {
+    pub id: String,
+    pub loaded: Arc<dyn LoadedPipeline>,
+    pub initial: Params,
+    pub ice_servers: Vec<RTCIceServer>,
+    pub udp_addrs: Vec<String>,
+    /// Called with the session id once everything is released.
+    pub on_finished: Box<dyn FnOnce(&str) + Send>,
+    /// System figures merged into the metrics messages.
+    pub system_metrics: Arc<dyn Fn() -> Value + Send + Sync>,
+}
+
+/// Answers an offer and starts the stream. Returns the handle and the answer SDP.
+pub async fn start(
+    ctx: StartContext,
+    offer: RTCSessionDescription,
+) -> Result<(Arc<SessionHandle>, String), StartError> {
+    let (engine, registry) = media_engine_and_interceptors().map_err(internal("media engine"))?;
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let config = RTCConfigurationBuilder::new()
+        .with_ice_servers(ctx.ice_servers.clone())
+        .build();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_media_engine(engine)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(Handler { events: events_tx }))
+        .with_udp_addrs(ctx.udp_addrs.clone())
+        .build()
+        .await
+        .map_err(internal("peer connection"))?;
+    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+    match negotiate(&pc, offer, &mut events).await {
+        Ok((answer, track, ssrc, payload_type, early)) => Ok(launch(
+            ctx,
+            pc,
+            events,
+            early,
+            track,
+            ssrc,
+            payload_type,
+            answer,
+        )),
+        Err(e) => {
+            let _ = pc.close().await;
+            Err(e)
+        }
+    }
+}
+
+type Negotiated = (
+    String,
+    Arc<TrackLocalStaticSample>,
+    u32,
+    u8,
+    VecDeque<PeerEvent>,
+);
+
+async fn negotiate(
+    pc: &Arc<dyn PeerConnection>,
+    offer: RTCSessionDescription,
+    events: &mut mpsc::UnboundedReceiver<PeerEvent>,
+) -> Result<Negotiated, StartError> {
+    let ssrc: u32 = rand_ssrc();
+    let encoding = RTCRtpEncodingParameters {
+        rtp_coding_parameters: RTCRtpCodingParameters {
+            ssrc: Some(ssrc),
+            ..Default::default()
+        },
+        codec: h264_codec(),
+        ..Default::default()
+    };
+    let media = MediaStreamTrack::new(
+        "hanzo-live".into(),
+        "output".into(),
+        "output".into(),
+        RtpCodecKind::Video,
+        vec![encoding],
+    );
+    let track = Arc::new(
+        TrackLocalStaticSample::new(Instant::now(), media).map_err(internal("output track"))?,
+    );
+    let sender = pc
+        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await
+        .map_err(internal("add track"))?;
+    pc.set_remote_description(offer)
+        .await
+        .map_err(|e| StartError::BadOffer(format!("offer rejected: {e}")))?;
+    let answer = pc
+        .create_answer(None)
+        .await
+        .map_err(|e| StartError::BadOffer(format!("cannot answer this offer: {e}")))?;
+    pc.set_local_description(answer)
+        .await
+        .map_err(internal("set local description"))?;
+
+    // Non-trickle: wait for every candidate to be in the answer.
+    let mut early = VecDeque::new();
+    let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(PeerEvent::GatheringComplete)) | Err(_) | Ok(None) => break,
+            Ok(Some(other)) => early.push_back(other),
+        }
+    }
+    let payload_type = sender
+        .get_parameters()
+        .await
+        .map_err(internal("sender parameters"))?
+        .rtp_parameters
+        .codecs
+        .iter()
+        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264))
+        .map(|c| c.payload_type)
+        .ok_or_else(|| {
+            StartError::BadOffer(
+                "the offer has no H.264 video (profile-level-id 42e01f, packetization-mode 1)"
+                    .into(),
+            )
+        })?;
+    let answer = pc
+        .local_description()
+        .await
+        .ok_or_else(|| StartError::Internal("no local description".into()))?
+        .sdp;
+    Ok((answer, track, ssrc, payload_type, early))
+}
+
+fn rand_ssrc() -> u32 {
+    let id = uuid::Uuid::new_v4();
+    let b = id.as_bytes();
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) | 1
+}
+
+/// Threads and channels of a running stream.
+struct Workers {
+    stop: Arc<AtomicBool>,
+    input: Arc<InputBuffer>,
+    updates: SyncSender<Params>,
+    keyframe: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    ctx: StartContext,
+    pc: Arc<dyn PeerConnection>,
+    events: mpsc::UnboundedReceiver<PeerEvent>,
+    early: VecDeque<PeerEvent>,
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+    answer: String,
+) -> (Arc<SessionHandle>, String) {
+    let spec = ctx.loaded.spec().clone();
+    let stats = Arc::new(StreamStats::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (finished_tx, finished_rx) = watch::channel(false);
+    let params = Arc::new(Mutex::new(ctx.initial.clone()));
+    let handle = Arc::new(SessionHandle {
+        id: ctx.id.clone(),
+        pipeline_id: spec.id.to_owned(),
+        started_at: Instant::now(),
+        stats: Arc::clone(&stats),
+        pc: Arc::clone(&pc),
+        stop: stop_tx,
+        finished: finished_rx,
+        params: Arc::clone(&params),
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let input = Arc::new(InputBuffer::default());
+    let keyframe = Arc::new(AtomicBool::new(false));
+    let (updates_tx, updates_rx) = sync_channel(UPDATE_QUEUE);
+    let chunk = 4; // the largest chunk a pipeline here asks for
+    let (frames_tx, frames_rx) = sync_channel::<TimedFrame>((OUTPUT_QUEUE_CHUNKS * chunk).max(4));
+    let (encoded_tx, encoded_rx) = mpsc::channel::<EncodedFrame>(ENCODED_QUEUE);
+    let (fail_tx, fail_rx) = mpsc::unbounded_channel::<String>();
+    let short = ctx.id.chars().take(8).collect::<String>();
+    let mut threads = Vec::new();
+    let processor = spawn_processor(
+        &short,
+        ctx.loaded.new_stream(),
+        ProcessorConfig {
+            input_kind: spec.input,
+            output_fps: spec.output_fps,
+            initial: ctx.initial.clone(),
+        },
+        Arc::clone(&input),
+        frames_tx,
+        updates_rx,
+        Arc::clone(&stop),
+        Arc::clone(&stats),
+        Box::new(move |msg| {
+            let _ = fail_tx.send(msg);
+        }),
+    );
+    let output = spawn_output(
+        &short,
+        frames_rx,
+        EncoderSettings::default(),
+        Arc::clone(&keyframe),
+        encoded_tx,
+        Arc::clone(&stop),
+        Arc::clone(&stats),
+    );
+    let mut start_error = None;
+    for t in [processor, output] {
+        match t {
+            Ok(t) => threads.push(t),
+            Err(e) => start_error = Some(format!("cannot start a stream thread: {e}")),
+        }
+    }
+    let workers = Workers {
+        stop,
+        input,
+        updates: updates_tx,
+        keyframe,
+        threads,
+    };
+    let control = Control {
+        id: ctx.id,
+        pc,
+        spec_runtime: spec.runtime_params.clone(),
+        input_kind: spec.input,
+        stats,
+        params,
+        system_metrics: ctx.system_metrics,
+        track,
+        ssrc,
+        payload_type,
+    };
+    tokio::spawn(control.run(
+        workers,
+        events,
+        early,
+        stop_rx,
+        fail_rx,
+        encoded_rx,
+        start_error,
+        finished_tx,
+        ctx.on_finished,
+    ));
+    (handle, answer)
+}
+
+struct Control {
+    id: String,
+    pc: Arc<dyn PeerConnection>,
+    spec_runtime: Vec<ParamSpec>,
+    input_kind: InputKind,
+    stats: Arc<StreamStats>,
+    params: Arc<Mutex<Params>>,
+    system_metrics: Arc<dyn Fn() -> Value + Send + Sync>,
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+}
+
+impl Control {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        self,
+        mut workers: Workers,
+        mut events: mpsc::UnboundedReceiver<PeerEvent>,
+        mut early: VecDeque<PeerEvent>,
+        mut stop: watch::Receiver<bool>,
+        mut failures: mpsc::UnboundedReceiver<String>,
+        encoded: mpsc::Receiver<EncodedFrame>,
+        start_error: Option<String>,
+        finished: watch::Sender<bool>,
+        on_finished: Box<dyn FnOnce(&str) + Send>,
+    ) {
+        let (connected_tx, connected_rx) = watch::channel(false);
+        tokio::spawn(write_output(
+            Arc::clone(&self.track),
+            self.ssrc,
+            self.payload_type,
+            encoded,
+            connected_rx,
+            Arc::clone(&self.stats),
+        ));
+        tokio::spawn(watch_keyframe_requests(
+            Arc::clone(&self.track),
+            Arc::clone(&workers.keyframe),
+        ));
+        let mut channel: Option<Arc<dyn DataChannel>> = None;
+        let mut ticker = tokio::time::interval(METRICS_INTERVAL);
+        let mut error: Option<String> = start_error;
+        if error.is_none() {
+            loop {
+                let event = match early.pop_front() {
+                    Some(e) => Some(e),
+                    None => tokio::select! {
+                        e = events.recv() => match e {
+                            Some(e) => Some(e),
+                            None => break,
+                        },
+                        msg = failures.recv() => {
+                            error = msg.or_else(|| Some("the pipeline stopped".into()));
+                            break;
+                        }
+                        _ = async { stop.wait_for(|s| *s).await.is_ok() } => break,
+                        _ = ticker.tick() => {
+                            if let Some(dc) = &channel {
+                                let _ = dc.send_text(&self.metrics_message().to_string()).await;
+                            }
+                            None
+                        }
+                    },
+                };
+                match event {
+                    Some(PeerEvent::State(state)) => {
+                        tracing::info!(session = %self.id, %state, "peer connection state");
+                        match state {
+                            RTCPeerConnectionState::Connected => {
+                                let _ = connected_tx.send(true);
+                                workers.keyframe.store(true, Ordering::Relaxed);
+                            }
+                            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some(PeerEvent::Track(remote)) => {
+                        if self.input_kind == InputKind::Video {
+                            match spawn_receiver(remote, &workers, &self.stats) {
+                                Ok(t) => workers.threads.push(t),
+                                Err(e) => {
+                                    error = Some(format!("cannot start the decoder: {e}"));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Some(PeerEvent::DataChannel(dc)) => {
+                        tokio::spawn(parameter_channel(
+                            Arc::clone(&dc),
+                            self.spec_runtime.clone(),
+                            workers.updates.clone(),
+                            Arc::clone(&self.params),
+                        ));
+                        channel = Some(dc);
+                    }
+                    Some(PeerEvent::GatheringComplete) | None => {}
+                }
+            }
+        }
+
+        // Tear down: tell the viewer why, stop the threads, close the connection.
+        if let Some(dc) = &channel {
+            let mut msg = json!({ "type": "stream_stopped" });
+            if let Some(e) = &error {
+                msg["error_message"] = json!(e);
+            }
+            let _ = dc.send_text(&msg.to_string()).await;
+        }
+        match &error {
+            Some(e) => tracing::warn!(session = %self.id, error = %e, "stream ended with an error"),
+            None => tracing::info!(session = %self.id, "stream ended"),
+        }
+        workers.stop.store(true, Ordering::Relaxed);
+        drop(connected_tx); // a writer still waiting for the connection gives up
+        let _ = self.pc.close().await;
+        let threads = std::mem::take(&mut workers.threads);
+        drop(workers);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        on_finished(&self.id);
+        let _ = finished.send(true);
+    }
+
+    fn metrics_message(&self) -> Value {
+        let now = Instant::now();
+        let mut m = (self.system_metrics)();
+        m["type"] = json!("metrics");
+        m["fps"] = json!(round1(self.stats.output_fps(now)));
+        m["pipeline_fps"] = json!(round1(self.stats.pipeline_fps()));
+        m["latency_ms"] = json!(self.stats.latency_ms().map(round1));
+        m["frames_in"] = json!(self.stats.frames_in.load(Ordering::Relaxed));
+        m["frames_out"] = json!(self.stats.frames_out.load(Ordering::Relaxed));
+        m["dropped_out"] = json!(self.stats.dropped_out.load(Ordering::Relaxed));
+        m
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Writes encoded frames to the output track once the connection is up.
+async fn write_output(
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+    mut encoded: mpsc::Receiver<EncodedFrame>,
+    mut connected: watch::Receiver<bool>,
+    stats: Arc<StreamStats>,
+) {
+    if connected.wait_for(|c| *c).await.is_err() {
+        return;
+    }
+    while let Some(frame) = encoded.recv().await {
+        let sample = Sample {
+            data: Bytes::from(frame.data),
+            duration: frame.duration,
+            ..Sample::new(Instant::now())
+        };
+        if let Err(e) = track
+            .sample_writer(ssrc, payload_type)
+            .write_sample(&sample)
+            .await
+        {
+            tracing::debug!(error = %e, "output frame not written");
+            continue;
+        }
+        stats.record_sent(frame.origin, Instant::now());
+    }
+}
+
+/// Keyframe requests (PLI/FIR) from the viewer, for the encoder.
+async fn watch_keyframe_requests(track: Arc<TrackLocalStaticSample>, keyframe: Arc<AtomicBool>) {
+    while let Some(event) = track.poll().await {
+        if let TrackLocalEvent::OnRtcpPacket(_) = event {
+            keyframe.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Starts the decoder thread and the RTP reader for the viewer's video.
+fn spawn_receiver(
+    remote: Arc<dyn TrackRemote>,
+    workers: &Workers,
+    stats: &Arc<StreamStats>,
+) -> std::io::Result<JoinHandle<()>> {
+    let (au_tx, au_rx) = sync_channel::<Vec<u8>>(DECODE_QUEUE);
+    let need_keyframe = Arc::new(AtomicBool::new(true));
+    let input = Arc::clone(&workers.input);
+    let stop = Arc::clone(&workers.stop);
+    let stats = Arc::clone(stats);
+    let nk = Arc::clone(&need_keyframe);
+    let thread = std::thread::Builder::new().name("decode".into()).spawn(move || {
+        let mut decoder = match H264Decoder::new() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the decoder");
+                return;
+            }
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let au = match au_rx.recv_timeout(Duration::from_millis(25)) {
+                Ok(au) => au,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            match decoder.decode(&au) {
+                Ok(frames) => {
+                    for frame in frames {
+                        stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                        input.push(TimedFrame { frame, origin: Instant::now() });
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "input frame not decoded; asking for a keyframe");
+                    nk.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    })?;
+    tokio::spawn(async move {
+        let mut builder = SampleBuilder::new(256, H264Packet::default(), 90_000)
+            .with_max_time_delay(Duration::from_millis(500));
+        let mut last_pli: Option<Instant> = None;
+        while let Some(event) = remote.poll().await {
+            let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+                continue;
+            };
+            let media_ssrc = packet.header.ssrc;
+            builder.push(Instant::now(), packet);
+            while let Some(sample) = builder.pop(Instant::now()) {
+                if sample.prev_dropped_packets > 0 {
+                    need_keyframe.store(true, Ordering::Relaxed);
+                }
+                match au_tx.try_send(sample.data.to_vec()) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => need_keyframe.store(true, Ordering::Relaxed),
+                    Err(TrySendError::Disconnected(_)) => return,
+                }
+            }
+            if need_keyframe.load(Ordering::Relaxed)
+                && last_pli.is_none_or(|t| t.elapsed() >= PLI_MIN_INTERVAL)
+            {
+                need_keyframe.store(false, Ordering::Relaxed);
+                last_pli = Some(Instant::now());
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                };
+                let _ = remote.write_rtcp(vec![Box::new(pli)]).await;
+            }
+        }
+    });
+    Ok(thread)
+}
+
+/// The `parameters` data channel: validates each message against the pipeline's runtime
+/// schema, forwards valid updates to the processor and answers every message.
+async fn parameter_channel(
+    dc: Arc<dyn DataChannel>,
+    specs: Vec<ParamSpec>,
+    updates: SyncSender<Params>,
+    current: Arc<Mutex<Params>>,
+) {
+    while let Some(event) = dc.poll().await {
+        match event {
+            DataChannelEvent::OnMessage(msg) => {
+                let reply = handle_parameter_message(&msg.data, &specs, &updates, &current);
+                let _ = dc.send_text(&reply.to_string()).await;
+            }
+            DataChannelEvent::OnClose => break,
+            _ => {}
+        }
+    }
+}
+
+/// One data-channel message → the reply (`parameters_updated` or `error`).
+pub fn handle_parameter_message(
+    data: &[u8],
+    specs: &[ParamSpec],
+    updates: &SyncSender<Params>,
+    current: &Mutex<Params>,
+) -> Value {
+    let error = |message: String| json!({ "type": "error", "message": message });
+    let value: Value = match serde_json::from_slice(data) {
+        Ok(v) => v,
+        Err(e) => return error(format!("invalid JSON: {e}")),
+    };
+    let update = match params::validate_object(specs, &value, true) {
+        Ok(p) if p.is_empty() => return error("no parameters in the message".into()),
+        Ok(p) => p,
+        Err(e) => return error(e.to_string()),
+    };
+    match updates.try_send(update.clone()) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            return error("too many updates at once; this one was not applied".into());
+        }
+        Err(TrySendError::Disconnected(_)) => return error("the stream has ended".into()),
+    }
+    let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
+    for (k, v) in &update {
+        if !matches!(v, ParamValue::Bool(true)) || k != "reset_cache" {
+            cur.insert(k.clone(), v.clone());
+        }
+    }
+    json!({ "type": "parameters_updated", "parameters": params::to_json(&update) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::pipeline::{passthrough, vod};
+
+    #[test]
+    fn parameter_messages_are_validated_before_anything_changes() {
+        let specs = passthrough::spec().runtime_params;
+        let (tx, rx) = sync_channel(1);
+        let current = Mutex::new(Params::new());
+        let reply = handle_parameter_message(b"{not json", &specs, &tx, &current);
+        assert_eq!(reply["type"], "error");
+        assert!(
+            reply["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid JSON")
+        );
+        let reply = handle_parameter_message(br#"{"noise_scale": 0.5}"#, &specs, &tx, &current);
+        assert_eq!(
+            reply["message"],
+            "unknown parameter 'noise_scale' (accepted: paused)"
+        );
+        let reply = handle_parameter_message(br#"{"paused": "yes"}"#, &specs, &tx, &current);
+        assert_eq!(
+            reply["message"],
+            "parameter 'paused': must be true or false"
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "an invalid message reached the processor"
+        );
+
+        let reply = handle_parameter_message(br#"{"paused": true}"#, &specs, &tx, &current);
+        assert_eq!(
+            reply,
+            json!({"type": "parameters_updated", "parameters": {"paused": true}})
+        );
+        assert_eq!(rx.try_recv().unwrap()["paused"], ParamValue::Bool(true));
+        assert_eq!(current.lock().unwrap()["paused"], ParamValue::Bool(true));
+
+        // A full queue refuses instead of blocking the network task.
+        let _ = handle_parameter_message(br#"{"paused": false}"#, &specs, &tx, &current);
+        let reply = handle_parameter_message(br#"{"paused": true}"#, &specs, &tx, &current);
+        assert!(
+            reply["message"]
+                .as_str()
+                .unwrap()
+                .contains("too many updates")
+        );
+        let _ = vod::spec();
+    }
+
+    #[test]
+    fn round1_rounds() {
+        assert_eq!(round1(29.96), 30.0);
+        assert_eq!(round1(0.04), 0.0);
+    }
+}

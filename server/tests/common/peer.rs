@@ -1,0 +1,255 @@
+//! A webrtc-rs peer playing the browser's part: offers H.264 video (sending synthetic
+//! frames, or receive-only), opens the `parameters` data channel, decodes what comes back.
+
+use bytes::Bytes;
+use engine::frame::Frame;
+use rtc::{
+    media::{Sample, io::sample_builder::SampleBuilder},
+    rtp::codec::h264::H264Packet,
+    rtp_transceiver::{
+        RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+        rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind},
+    },
+};
+use server::{
+    media::h264::{EncoderSettings, H264Decoder, H264Encoder},
+    stream::rtc::{h264_codec, media_engine_and_interceptors},
+};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use tokio::sync::mpsc;
+use webrtc::{
+    data_channel::{DataChannel, DataChannelEvent},
+    media_stream::{
+        MediaStreamTrack,
+        track_local::{TrackLocal, static_sample::TrackLocalStaticSample},
+        track_remote::{TrackRemote, TrackRemoteEvent},
+    },
+    peer_connection::{
+        PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+        RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    },
+    rtp_transceiver::RtpSender,
+};
+
+struct ClientHandler {
+    gathered: mpsc::UnboundedSender<()>,
+    state: mpsc::UnboundedSender<RTCPeerConnectionState>,
+    frames: mpsc::UnboundedSender<Frame>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for ClientHandler {
+    async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
+        if s == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(());
+        }
+    }
+    async fn on_connection_state_change(&self, s: RTCPeerConnectionState) {
+        let _ = self.state.send(s);
+    }
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let frames = self.frames.clone();
+        tokio::spawn(async move {
+            let mut builder = SampleBuilder::new(256, H264Packet::default(), 90_000);
+            let mut decoder = H264Decoder::new().unwrap();
+            while let Some(ev) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(p) = ev {
+                    builder.push(Instant::now(), p);
+                    while let Some(sample) = builder.pop(Instant::now()) {
+                        for f in decoder.decode(&sample.data).unwrap_or_default() {
+                            let _ = frames.send(f);
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The test's browser.
+pub struct Client {
+    pub pc: Arc<dyn PeerConnection>,
+    pub channel: Arc<dyn DataChannel>,
+    pub messages: mpsc::UnboundedReceiver<serde_json::Value>,
+    pub frames: mpsc::UnboundedReceiver<Frame>,
+    states: mpsc::UnboundedReceiver<RTCPeerConnectionState>,
+    track: Option<(Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>)>,
+}
+
+impl Client {
+    /// Builds the peer and its offer (non-trickle). `send_video` adds a camera-like track;
+    /// otherwise the video transceiver is receive-only.
+    pub async fn offer(send_video: bool) -> (Self, String) {
+        let (engine, registry) = media_engine_and_interceptors().unwrap();
+        let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
+        let (state_tx, states) = mpsc::unbounded_channel();
+        let (frames_tx, frames) = mpsc::unbounded_channel();
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(ClientHandler {
+                gathered: gathered_tx,
+                state: state_tx,
+                frames: frames_tx,
+            }))
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .unwrap();
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let track = if send_video {
+            let media = MediaStreamTrack::new(
+                "camera".into(),
+                "camera".into(),
+                "camera".into(),
+                RtpCodecKind::Video,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(0x1234_5678),
+                        ..Default::default()
+                    },
+                    codec: h264_codec(),
+                    ..Default::default()
+                }],
+            );
+            let t = Arc::new(TrackLocalStaticSample::new(Instant::now(), media).unwrap());
+            let sender = pc
+                .add_track(Arc::clone(&t) as Arc<dyn TrackLocal>)
+                .await
+                .unwrap();
+            Some((t, sender))
+        } else {
+            pc.add_transceiver_from_kind(
+                RtpCodecKind::Video,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+            None
+        };
+        let channel = pc.create_data_channel("parameters", None).await.unwrap();
+        let (msg_tx, messages) = mpsc::unbounded_channel();
+        {
+            let channel = Arc::clone(&channel);
+            tokio::spawn(async move {
+                while let Some(ev) = channel.poll().await {
+                    match ev {
+                        DataChannelEvent::OnMessage(m) => {
+                            if let Ok(v) = serde_json::from_slice(&m.data) {
+                                let _ = msg_tx.send(v);
+                            }
+                        }
+                        DataChannelEvent::OnClose => break,
+                        _ => {}
+                    }
+                }
+            });
+        }
+        let offer = pc.create_offer(None).await.unwrap();
+        pc.set_local_description(offer).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), gathered.recv())
+            .await
+            .unwrap();
+        let sdp = pc.local_description().await.unwrap().sdp;
+        (
+            Self {
+                pc,
+                channel,
+                messages,
+                frames,
+                states,
+                track,
+            },
+            sdp,
+        )
+    }
+
+    pub async fn accept(&self, answer_sdp: String) {
+        let answer = RTCSessionDescription::answer(answer_sdp).unwrap();
+        self.pc.set_remote_description(answer).await.unwrap();
+    }
+
+    pub async fn wait_state(&mut self, want: RTCPeerConnectionState, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.states.recv()).await {
+                Ok(Some(s)) if s == want => return,
+                Ok(Some(_)) => {}
+                _ => panic!("peer never reached {want}"),
+            }
+        }
+    }
+
+    /// Sends `frames` at about `fps` from a background task.
+    pub fn stream(&self, frames: Vec<Frame>, fps: f64) -> tokio::task::JoinHandle<()> {
+        let (track, sender) = self.track.clone().expect("a sending client");
+        tokio::spawn(async move {
+            let mut encoder = H264Encoder::new(EncoderSettings::default()).unwrap();
+            let period = Duration::from_secs_f64(1.0 / fps);
+            let mut tick = tokio::time::interval(period);
+            let mut pt = None;
+            for frame in frames.iter().cycle() {
+                tick.tick().await;
+                if pt.is_none() {
+                    pt = sender
+                        .get_parameters()
+                        .await
+                        .ok()
+                        .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
+                    if pt.is_none() {
+                        continue;
+                    }
+                    encoder.request_keyframe();
+                }
+                let data = encoder.encode(frame).unwrap();
+                let sample = Sample {
+                    data: Bytes::from(data),
+                    duration: period,
+                    ..Sample::new(Instant::now())
+                };
+                if track
+                    .sample_writer(0x1234_5678, pt.unwrap())
+                    .write_sample(&sample)
+                    .await
+                    .is_err()
+                {
+                    // not bound yet, or closed
+                }
+            }
+        })
+    }
+
+    pub async fn send(&self, text: &str) {
+        self.channel.send_text(text).await.unwrap();
+    }
+
+    /// The next data-channel message of `kind`.
+    pub async fn next_message(&mut self, kind: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.messages.recv()).await {
+                Ok(Some(m)) if m["type"] == kind => return m,
+                Ok(Some(_)) => {}
+                _ => panic!("no {kind} message"),
+            }
+        }
+    }
+
+    pub async fn next_frame(&mut self, timeout: Duration) -> Frame {
+        tokio::time::timeout(timeout, self.frames.recv())
+            .await
+            .expect("no frame arrived in time")
+            .expect("frame stream ended")
+    }
+
+    pub async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}

@@ -1,0 +1,358 @@
+//! The media loop end to end with a real webrtc-rs peer in the same process: signaling over
+//! the router, H.264 over UDP on loopback, parameters over the data channel.
+
+mod common;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode},
+};
+use common::peer::Client;
+use engine::frame::Frame;
+use serde_json::{Value, json};
+use server::db::MIGRATOR;
+use sqlx::SqlitePool;
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+use webrtc::peer_connection::RTCPeerConnectionState;
+
+const T: Duration = Duration::from_secs(20);
+
+async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn post(uri: &str, body: Value) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn delete(uri: &str) -> Request<Body> {
+    Request::delete(uri).body(Body::empty()).unwrap()
+}
+
+async fn load(app: &Router, pipeline: &str, params: Value) {
+    let (status, body) = call(
+        app,
+        post(
+            "/api/v1/pipeline/load",
+            json!({"pipeline_id": pipeline, "load_params": params}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deadline = Instant::now() + T;
+    loop {
+        let (_, s) = call(app, common::get("/api/v1/pipeline/status")).await;
+        if s["status"] == "loaded" && s["pipeline_id"] == pipeline {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pipeline never loaded: {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Connects a client: returns it with its session id.
+async fn connect(app: &Router, send_video: bool, initial: Value) -> (Client, String) {
+    let (mut client, sdp) = Client::offer(send_video).await;
+    let (status, answer) = call(
+        app,
+        post(
+            "/api/v1/webrtc/offer",
+            json!({"sdp": sdp, "type": "offer", "initialParameters": initial}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["type"], "answer");
+    client
+        .accept(answer["sdp"].as_str().unwrap().to_owned())
+        .await;
+    client
+        .wait_state(RTCPeerConnectionState::Connected, T)
+        .await;
+    (client, answer["sessionId"].as_str().unwrap().to_owned())
+}
+
+/// Left half red, right half blue.
+fn split_frame(w: u32, h: u32) -> Frame {
+    let mut data = Vec::with_capacity((w * h * 3) as usize);
+    for _ in 0..h {
+        for x in 0..w {
+            data.extend_from_slice(if x < w / 2 {
+                &[220, 30, 30]
+            } else {
+                &[30, 30, 220]
+            });
+        }
+    }
+    Frame::new(w, h, data).unwrap()
+}
+
+fn close_to(p: [u8; 3], want: [u8; 3]) -> bool {
+    p.iter()
+        .zip(want)
+        .all(|(a, b)| (*a as i32 - b as i32).abs() < 40)
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn passthrough_returns_the_viewers_frames_resized(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = common::state(pool, dir.path());
+    let streams = state.streams.clone();
+    let app = server::app(state);
+    load(&app, "passthrough", json!({"height": 96, "width": 128})).await;
+
+    let (mut client, id) = connect(&app, true, json!({})).await;
+    let sender = client.stream(vec![split_frame(320, 240)], 30.0);
+
+    // Frames come back at the loaded size with the same picture.
+    let mut checked = 0;
+    let deadline = Instant::now() + T;
+    while checked < 5 {
+        assert!(Instant::now() < deadline, "only {checked} good frames");
+        let f = client.next_frame(T).await;
+        assert_eq!((f.width(), f.height()), (128, 96));
+        if close_to(f.pixel(20, 48), [220, 30, 30]) && close_to(f.pixel(108, 48), [30, 30, 220]) {
+            checked += 1;
+        }
+    }
+
+    // The metrics route lists the stream with its figures.
+    let (status, m) = call(&app, common::get("/api/v1/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(m["streams"][0]["session_id"], id.as_str());
+    assert_eq!(m["streams"][0]["pipeline_id"], "passthrough");
+    assert!(m["streams"][0]["frames_in"].as_u64().unwrap() > 0, "{m}");
+    assert!(m["streams"][0]["latency_ms"].as_f64().unwrap() >= 0.0, "{m}");
+
+    // Metrics arrive on the data channel.
+    let m = client.next_message("metrics", T).await;
+    assert!(m["frames_out"].as_u64().unwrap() > 0, "{m}");
+    assert!(m["ram_total_mb"].is_number() || m["ram_total_mb"].is_null());
+
+    // A valid update is acknowledged; an invalid one is refused and changes nothing.
+    client.send(r#"{"paused": true}"#).await;
+    let ack = client.next_message("parameters_updated", T).await;
+    assert_eq!(ack["parameters"], json!({"paused": true}));
+    client.send(r#"{"paused": 3}"#).await;
+    let err = client.next_message("error", T).await;
+    assert_eq!(err["message"], "parameter 'paused': must be true or false");
+    client.send("not json").await;
+    assert!(
+        client.next_message("error", T).await["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
+
+    // Paused: no new frames once the queue has drained.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    while client.frames.try_recv().is_ok() {}
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        client.frames.try_recv().is_err(),
+        "frames kept coming while paused"
+    );
+    client.send(r#"{"paused": false}"#).await;
+    client.next_message("parameters_updated", T).await;
+    client.next_frame(T).await;
+
+    // DELETE ends the session and releases it.
+    let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(streams.is_empty());
+    let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    sender.abort();
+    client.close().await;
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn vod_plays_the_bundled_clip_without_input(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = server::app(common::state(pool, dir.path()));
+    load(&app, "vod", Value::Null).await;
+    let clip = server::media::clip::decode_vod_clip().unwrap();
+    let (mut client, id) = connect(&app, false, json!({})).await;
+    for _ in 0..3 {
+        let f = client.next_frame(T).await;
+        assert_eq!((f.width(), f.height()), (512, 512));
+        // It is one of the clip's frames (after a lossy round trip).
+        let best = clip
+            .iter()
+            .map(|c| {
+                c.data()
+                    .iter()
+                    .zip(f.data())
+                    .map(|(a, b)| (*a as f64 - *b as f64).abs())
+                    .sum::<f64>()
+                    / c.data().len() as f64
+            })
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            best < 8.0,
+            "received frame is not from the clip (mean abs diff {best})"
+        );
+    }
+    let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    client.close().await;
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn bad_offers_get_clear_errors_and_other_sessions_keep_running(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = common::state(pool, dir.path());
+    let streams = state.streams.clone();
+    let app = server::app(state);
+
+    let (_, sdp) = Client::offer(false).await;
+    let (status, body) = call(
+        &app,
+        post("/api/v1/webrtc/offer", json!({"sdp": sdp, "type": "offer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        body["error"],
+        "Pipeline not loaded. Please load pipeline first."
+    );
+
+    load(&app, "vod", Value::Null).await;
+    let (mut good, good_id) = connect(&app, false, json!({})).await;
+
+    let cases = [
+        (
+            json!({"sdp": "v=0\r\nthis is not sdp", "type": "offer"}),
+            StatusCode::BAD_REQUEST,
+            "invalid SDP",
+        ),
+        (
+            json!({"sdp": sdp, "type": "answer"}),
+            StatusCode::BAD_REQUEST,
+            "type must be \"offer\"",
+        ),
+        (
+            json!({"type": "offer"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing field `sdp`",
+        ),
+        (
+            json!({"sdp": sdp, "type": "offer", "initialParameters": {"paused": "no"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "initialParameters: parameter 'paused': must be true or false",
+        ),
+        (
+            json!({"sdp": sdp, "type": "offer", "initialParameters": {"noise_scale": 0.3}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown parameter 'noise_scale'",
+        ),
+    ];
+    for (body, want, msg) in cases {
+        let (status, resp) = call(&app, post("/api/v1/webrtc/offer", body)).await;
+        assert_eq!(status, want, "{resp}");
+        assert!(resp["error"].as_str().unwrap().contains(msg), "{resp}");
+    }
+    let req = Request::post("/api/v1/webrtc/offer")
+        .header("content-type", "application/json")
+        .body(Body::from("{"))
+        .unwrap();
+    assert_eq!(call(&app, req).await.0, StatusCode::BAD_REQUEST);
+    let (status, _) = call(
+        &app,
+        Request::patch("/api/v1/webrtc/offer/nope")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"candidates":[]}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The good session never noticed.
+    assert_eq!(streams.len(), 1);
+    good.next_frame(T).await;
+    let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{good_id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    good.close().await;
+}
+
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Threads:")
+                .map(|n| n.trim().parse().unwrap())
+        })
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_hundred_sessions_come_and_go_without_leaks(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = common::state(pool, dir.path());
+    let streams = state.streams.clone();
+    let app = server::app(state);
+    load(&app, "vod", Value::Null).await;
+    // Warm up once so lazily created runtime threads exist before the baseline.
+    let (c, id) = connect(&app, false, json!({})).await;
+    call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
+    c.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let baseline = thread_count();
+
+    for i in 0..100 {
+        let (client, sdp) = Client::offer(false).await;
+        let (status, answer) = call(
+            &app,
+            post("/api/v1/webrtc/offer", json!({"sdp": sdp, "type": "offer"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "cycle {i}: {answer}");
+        let id = answer["sessionId"].as_str().unwrap();
+        if i % 10 == 0 {
+            // Every tenth cycle connects fully before hanging up.
+            let mut client = client;
+            client
+                .accept(answer["sdp"].as_str().unwrap().to_owned())
+                .await;
+            client
+                .wait_state(RTCPeerConnectionState::Connected, T)
+                .await;
+            let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+            client.close().await;
+        } else {
+            let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+            client.close().await;
+        }
+    }
+    assert_eq!(streams.len(), 0);
+    // Threads of finished sessions are joined; the blocking pool's idle threads expire (10 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = thread_count();
+        if now <= baseline + 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "threads: {baseline} before, {now} after"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
