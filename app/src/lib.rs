@@ -5,9 +5,12 @@
 //! server owns through values the server puts into the Leptos context (see [`models`]).
 
 pub mod api;
+#[cfg(feature = "hydrate")]
+pub mod client;
 pub mod components;
 pub mod models;
 pub mod routes;
+pub mod schema;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

@@ -31,23 +31,25 @@ test("the page loads with all five regions", async ({ page }) => {
 
 test("hydration: the mode selector and prompt dock change client state", async ({ page }) => {
   const errors = await openStudio(page);
-  const preview = page.getByTestId("input-preview");
-  await expect(preview).toHaveText("Video Preview");
+  // The pipeline list is fetched by the hydrated page.
+  await expect(page.getByTestId("pipeline-select")).toHaveValue("passthrough");
+  await expect(page.getByTestId("pipeline-info")).toContainText("Passthrough");
+  const status = page.getByTestId("input-status");
+  await expect(status).toHaveText("Camera Preview");
 
+  await page.getByTestId("input-mode").selectOption("video");
+  await expect(status).toHaveText("Video Preview");
+  await expect(page.getByTestId("video-area")).toContainText("Input: Video");
   await page.getByTestId("input-mode").selectOption("camera");
-  await expect(preview).toHaveText("Camera Preview");
   await expect(page.getByTestId("video-area")).toContainText("Input: Camera");
-  await page.getByTestId("input-mode").selectOption("text");
-  await expect(preview).toHaveText("Text only: no video input");
 
   const submit = page.getByTestId("prompt-submit");
   await expect(submit).toBeDisabled();
   await page.getByTestId("prompt-input").fill("  a neon city at night  ");
   await expect(submit).toBeEnabled();
   await page.getByTestId("prompt-input").press("Enter");
-  await expect(page.getByTestId("prompt-next")).toHaveText(
-    "Next stream starts with: “a neon city at night”",
-  );
+  // Neither model-free pipeline takes a prompt, and the dock says so.
+  await expect(page.getByTestId("prompt-next")).toHaveText("This pipeline takes no prompt.");
   expect(errors).toEqual([]);
 });
 
@@ -60,6 +62,7 @@ test("the settings panel and status bar show the server's identity", async ({ pa
     `v${health.version} (${health.git_commit})`,
   );
   await expect(page.getByTestId("stream-state")).toHaveText("Idle");
+  await expect(page.getByTestId("metric-fps")).toHaveText("FPS: n/a");
 });
 
 test("side panels sit beside the video when wide and stack under it below 900 px", async ({

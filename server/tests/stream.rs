@@ -136,7 +136,10 @@ async fn passthrough_returns_the_viewers_frames_resized(pool: SqlitePool) {
     assert_eq!(m["streams"][0]["session_id"], id.as_str());
     assert_eq!(m["streams"][0]["pipeline_id"], "passthrough");
     assert!(m["streams"][0]["frames_in"].as_u64().unwrap() > 0, "{m}");
-    assert!(m["streams"][0]["latency_ms"].as_f64().unwrap() >= 0.0, "{m}");
+    assert!(
+        m["streams"][0]["latency_ms"].as_f64().unwrap() >= 0.0,
+        "{m}"
+    );
 
     // Metrics arrive on the data channel.
     let m = client.next_message("metrics", T).await;

@@ -2,19 +2,25 @@ use crate::models::ServerInfoResource;
 use leptos::prelude::*;
 
 /// The bottom bar: stream state and figures on the left, server identity on the right.
-///
-/// Output FPS and latency read "N/A" while no stream runs.
+/// The page passes its figures as children.
 #[component]
-pub fn StatusBar() -> impl IntoView {
+pub fn StatusBar(
+    /// "Idle", "Live", ...
+    #[prop(into)]
+    state: Signal<String>,
+    /// Whether a stream runs (green dot).
+    #[prop(into)]
+    live: Signal<bool>,
+    children: Children,
+) -> impl IntoView {
     let info = expect_context::<ServerInfoResource>().0;
     view! {
         <footer class="status-bar" data-testid="status-bar">
             <span class="status-item" data-testid="stream-state">
-                <span class="status-dot idle" aria-hidden="true"></span>
-                "Idle"
+                <span class="status-dot" class:live=move || live.get() aria-hidden="true"></span>
+                {move || state.get()}
             </span>
-            <span class="status-item">"FPS: N/A"</span>
-            <span class="status-item">"Latency: N/A"</span>
+            {children()}
             <span class="status-spacer"></span>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {

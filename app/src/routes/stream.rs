@@ -7,46 +7,547 @@
 //! └────────────────────── StatusBar ───────────────────────┘
 //! ```
 //! Below 900 px the side panels stack under the video (see `style/main.css`).
+//!
+//! Everything that touches the browser (camera, WebRTC, fetch) lives in [`Studio`]'s
+//! hydrate-only methods; the server renders the same frame with the idle state.
 
 use crate::{
     components::{Header, StatusBar},
     models::{InputMode, ServerInfoResource},
+    schema::{FieldKind, PipelineInfo, int_error},
 };
 use leptos::{ev::SubmitEvent, prelude::*};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// Placeholder text of the prompt field, as in the original.
 const PROMPT_PLACEHOLDER: &str = "blooming flowers";
+/// The bundled input clip (made by `tools/make-clips.sh`).
+pub const TEST_CLIP: &str = "/clips/test.mp4";
+/// Largest video file accepted as input.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub const MAX_UPLOAD_BYTES: f64 = 50.0 * 1024.0 * 1024.0;
+
+/// Where the stream is.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    Loading,
+    Connecting,
+    Streaming,
+}
+
+/// The figures of the status bar.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    pub server: Value,
+    /// Frames per second the browser decodes.
+    pub client_fps: Option<f64>,
+    pub bitrate_bps: Option<f64>,
+    pub rtt_ms: Option<f64>,
+}
+
+/// A message in the corner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Toast {
+    pub id: u64,
+    pub title: String,
+    pub message: String,
+}
+
+/// The page's state: plain signals (shared by the views) plus the browser-only handles.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Clone, Copy)]
+pub struct Studio {
+    pub pipelines: RwSignal<Vec<PipelineInfo>>,
+    pub pipelines_error: RwSignal<Option<String>>,
+    pub pipeline_id: RwSignal<String>,
+    pub mode: RwSignal<InputMode>,
+    pub load_values: RwSignal<BTreeMap<String, i64>>,
+    pub phase: RwSignal<Phase>,
+    pub paused: RwSignal<bool>,
+    pub pause_flash: RwSignal<u32>,
+    pub stream_error: RwSignal<Option<String>>,
+    pub input_status: RwSignal<String>,
+    pub clip_url: RwSignal<String>,
+    pub upload_error: RwSignal<Option<String>>,
+    pub figures: RwSignal<Figures>,
+    pub toasts: RwSignal<Vec<Toast>>,
+    pub next_prompt: RwSignal<Option<String>>,
+    pub preview: NodeRef<leptos::html::Video>,
+    pub output: NodeRef<leptos::html::Video>,
+    #[cfg(feature = "hydrate")]
+    live: StoredValue<Option<crate::client::Live>, LocalStorage>,
+    #[cfg(feature = "hydrate")]
+    camera: StoredValue<Option<web_sys::MediaStream>, LocalStorage>,
+}
+
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+impl Studio {
+    fn new() -> Self {
+        Self {
+            pipelines: RwSignal::new(Vec::new()),
+            pipelines_error: RwSignal::new(None),
+            pipeline_id: RwSignal::new(String::new()),
+            mode: RwSignal::new(InputMode::Camera),
+            load_values: RwSignal::new(BTreeMap::new()),
+            phase: RwSignal::new(Phase::Idle),
+            paused: RwSignal::new(false),
+            pause_flash: RwSignal::new(0),
+            stream_error: RwSignal::new(None),
+            input_status: RwSignal::new(String::new()),
+            clip_url: RwSignal::new(TEST_CLIP.to_owned()),
+            upload_error: RwSignal::new(None),
+            figures: RwSignal::new(Figures::default()),
+            toasts: RwSignal::new(Vec::new()),
+            next_prompt: RwSignal::new(None),
+            preview: NodeRef::new(),
+            output: NodeRef::new(),
+            #[cfg(feature = "hydrate")]
+            live: StoredValue::new_local(None),
+            #[cfg(feature = "hydrate")]
+            camera: StoredValue::new_local(None),
+        }
+    }
+
+    /// The selected pipeline.
+    pub fn current(&self) -> Option<PipelineInfo> {
+        let id = self.pipeline_id.get();
+        self.pipelines
+            .with(|ps| ps.iter().find(|p| p.id == id).cloned())
+    }
+
+    pub fn busy(&self) -> bool {
+        self.phase.get() != Phase::Idle
+    }
+
+    /// Selects a pipeline: defaults for its load parameters, a mode it accepts.
+    pub fn select(&self, id: &str) {
+        let Some(p) = self
+            .pipelines
+            .with_untracked(|ps| ps.iter().find(|p| p.id == id).cloned())
+        else {
+            return;
+        };
+        self.pipeline_id.set(p.id.clone());
+        let values = p
+            .load_fields()
+            .into_iter()
+            .filter_map(|f| f.default.as_i64().map(|v| (f.key, v)))
+            .collect();
+        self.load_values.set(values);
+        let mode = self.mode.get_untracked();
+        if !p.modes.iter().any(|m| m == mode.as_str()) {
+            let first = p
+                .modes
+                .first()
+                .and_then(|m| InputMode::parse(m))
+                .unwrap_or(InputMode::Text);
+            self.mode.set(first);
+        }
+    }
+
+    /// The first error among the load parameters.
+    pub fn load_error(&self) -> Option<String> {
+        let p = self.current()?;
+        let values = self.load_values.get();
+        p.load_fields().iter().find_map(|f| {
+            values
+                .get(&f.key)
+                .and_then(|v| int_error(&f.kind, *v))
+                .map(|e| format!("{}: {e}", f.title))
+        })
+    }
+
+    pub fn toast(&self, title: &str, message: &str) {
+        let id = self
+            .toasts
+            .with_untracked(|t| t.iter().map(|t| t.id).max().unwrap_or(0) + 1);
+        self.toasts.update(|t| {
+            t.push(Toast {
+                id,
+                title: title.into(),
+                message: message.into(),
+            })
+        });
+        #[cfg(feature = "hydrate")]
+        {
+            let toasts = self.toasts;
+            set_timeout(
+                move || toasts.update(|t| t.retain(|x| x.id != id)),
+                std::time::Duration::from_secs(5),
+            );
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+impl Studio {
+    /// Fetches the pipeline list and selects the first one.
+    fn load_pipelines(self) {
+        leptos::task::spawn_local(async move {
+            match crate::client::fetch_json("GET", "/api/v1/pipelines", None).await {
+                Ok(v) => {
+                    let list: Vec<PipelineInfo> =
+                        serde_json::from_value(v["pipelines"].clone()).unwrap_or_default();
+                    let first = list.first().map(|p| p.id.clone());
+                    self.pipelines.set(list);
+                    if let Some(id) = first {
+                        self.select(&id);
+                    }
+                }
+                Err(e) => self.pipelines_error.set(Some(e)),
+            }
+        });
+    }
+
+    /// Shows the chosen input in the preview (camera or clip).
+    fn show_input(self) {
+        let mode = self.mode.get_untracked();
+        let Some(video) = self.preview.get_untracked() else {
+            return;
+        };
+        if mode != InputMode::Camera {
+            self.camera.update_value(|c| {
+                if let Some(s) = c.take() {
+                    crate::client::stop_tracks(&s);
+                }
+            });
+            video.set_src_object(None);
+        }
+        match mode {
+            InputMode::Camera => {
+                self.input_status.set("Requesting camera access...".into());
+                leptos::task::spawn_local(async move {
+                    match crate::client::camera().await {
+                        Ok(stream) => {
+                            video.set_src_object(Some(&stream));
+                            let _ = video.play();
+                            self.camera.set_value(Some(stream));
+                            self.input_status.set("Camera Preview".into());
+                        }
+                        Err(e) => self.input_status.set(format!("Camera access failed: {e}")),
+                    }
+                });
+            }
+            InputMode::Video => {
+                video.set_src(&self.clip_url.get_untracked());
+                video.set_loop(true);
+                video.set_muted(true);
+                let _ = video.play();
+                self.input_status.set("Video Preview".into());
+            }
+            InputMode::Text => self.input_status.set(String::new()),
+        }
+    }
+
+    fn start(self) {
+        let Some(p) = self.current() else { return };
+        if let Some(e) = self.load_error() {
+            self.toast("Invalid settings", &e);
+            return;
+        }
+        self.stream_error.set(None);
+        self.paused.set(false);
+        self.phase.set(Phase::Loading);
+        leptos::task::spawn_local(async move {
+            if let Err(e) = self.run(p).await {
+                self.phase.set(Phase::Idle);
+                self.stream_error.set(Some(e.clone()));
+                self.toast("Stream Error", &e);
+            }
+        });
+    }
+
+    async fn run(self, p: PipelineInfo) -> Result<(), String> {
+        use crate::client::{Callbacks, Live, fetch_json, sleep};
+        use std::time::Duration;
+        let load_params: serde_json::Map<String, Value> = self
+            .load_values
+            .get_untracked()
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        fetch_json(
+            "POST",
+            "/api/v1/pipeline/load",
+            Some(&json!({ "pipeline_id": p.id, "load_params": load_params })),
+        )
+        .await?;
+        let mut waited = Duration::ZERO;
+        loop {
+            let s = fetch_json("GET", "/api/v1/pipeline/status", None).await?;
+            match s["status"].as_str() {
+                Some("loaded") if s["pipeline_id"] == p.id.as_str() => break,
+                Some("error") => {
+                    return Err(s["error"]
+                        .as_str()
+                        .unwrap_or("the pipeline failed to load")
+                        .into());
+                }
+                _ => {}
+            }
+            if waited > Duration::from_secs(120) {
+                return Err("the pipeline took too long to load".into());
+            }
+            sleep(Duration::from_millis(250)).await;
+            waited += Duration::from_millis(250);
+        }
+        if self.phase.get_untracked() == Phase::Idle {
+            return Ok(()); // stopped while loading
+        }
+        self.phase.set(Phase::Connecting);
+        let input = if p.takes_video() {
+            match self.mode.get_untracked() {
+                InputMode::Camera => self
+                    .camera
+                    .get_value()
+                    .ok_or_else(|| "no camera stream: allow camera access first".to_owned())?,
+                _ => {
+                    let video = self.preview.get_untracked().ok_or("no input video")?;
+                    crate::client::capture(&video)?
+                }
+            }
+            .into()
+        } else {
+            None
+        };
+        let output = self.output;
+        let callbacks = Callbacks {
+            on_track: Box::new(move |stream| {
+                if let Some(v) = output.get_untracked() {
+                    v.set_src_object(Some(&stream));
+                    let _ = v.play();
+                }
+            }),
+            on_message: Box::new(move |msg| self.on_message(msg)),
+            on_state: Box::new(move |state| {
+                if state == "failed" {
+                    self.fail("the connection failed");
+                }
+            }),
+        };
+        let mut initial = json!({});
+        if let Some(prompt) = self.next_prompt.get_untracked()
+            && p.runtime_fields()
+                .iter()
+                .any(|f| f.kind == FieldKind::Prompts)
+        {
+            initial["prompts"] = json!([prompt]);
+        }
+        let live = Live::connect(input.as_ref(), initial, callbacks).await?;
+        if self.phase.get_untracked() == Phase::Idle {
+            live.close();
+            return Ok(());
+        }
+        self.live.set_value(Some(live));
+        self.phase.set(Phase::Streaming);
+        self.poll_stats();
+        Ok(())
+    }
+
+    fn on_message(self, msg: Value) {
+        match msg["type"].as_str() {
+            Some("metrics") => self.figures.update(|f| f.server = msg),
+            Some("stream_stopped") => {
+                if let Some(e) = msg["error_message"].as_str() {
+                    self.fail(e);
+                } else {
+                    self.stop();
+                }
+            }
+            Some("error") => {
+                self.toast("Parameter rejected", msg["message"].as_str().unwrap_or(""))
+            }
+            _ => {}
+        }
+    }
+
+    fn fail(self, message: &str) {
+        self.stop();
+        self.stream_error.set(Some(message.to_owned()));
+        self.toast("Stream Error", message);
+    }
+
+    fn poll_stats(self) {
+        use std::time::Duration;
+        leptos::task::spawn_local(async move {
+            let mut last: Option<(f64, f64)> = None;
+            while self.phase.get_untracked() == Phase::Streaming {
+                let peer = self.live.with_value(|l| l.as_ref().map(|l| l.peer()));
+                let Some(peer) = peer else { break };
+                if let Some((bytes, frames, rtt)) = crate::client::stats(&peer).await {
+                    if let Some((b0, f0)) = last {
+                        self.figures.update(|f| {
+                            f.bitrate_bps = Some((bytes - b0) * 8.0);
+                            f.client_fps = Some(frames - f0);
+                            f.rtt_ms = rtt.map(|r| r * 1000.0);
+                        });
+                    }
+                    last = Some((bytes, frames));
+                }
+                crate::client::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    fn stop(self) {
+        self.live.update_value(|l| {
+            if let Some(l) = l.take() {
+                l.close();
+            }
+        });
+        if let Some(v) = self.output.get_untracked() {
+            v.set_src_object(None);
+        }
+        self.phase.set(Phase::Idle);
+        self.paused.set(false);
+        self.figures.set(Figures::default());
+    }
+
+    /// Sends runtime parameters to the running stream.
+    fn send(self, msg: Value) {
+        self.live.with_value(|l| {
+            if let Some(l) = l {
+                l.send(&msg);
+            }
+        });
+    }
+}
+
+/// Browser actions, callable from views on both builds (they only run in the browser).
+impl Studio {
+    pub fn on_start_stop(self) {
+        #[cfg(feature = "hydrate")]
+        {
+            if self.busy() {
+                self.stop()
+            } else {
+                self.start()
+            }
+        }
+    }
+
+    pub fn toggle_pause(self) {
+        if self.phase.get_untracked() != Phase::Streaming {
+            return;
+        }
+        let p = !self.paused.get_untracked();
+        self.paused.set(p);
+        self.pause_flash.update(|n| *n += 1);
+        #[cfg(feature = "hydrate")]
+        self.send(json!({ "paused": p }));
+    }
+
+    pub fn on_mode_change(self) {
+        #[cfg(feature = "hydrate")]
+        self.show_input();
+    }
+
+    pub fn on_upload(self, _ev: leptos::ev::Event) {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let input: Option<web_sys::HtmlInputElement> =
+                _ev.target().and_then(|t| t.dyn_into().ok());
+            let Some(file) = input.and_then(|i| i.files()).and_then(|f| f.get(0)) else {
+                return;
+            };
+            if !file.type_().starts_with("video/") {
+                self.upload_error
+                    .set(Some("Please select a video file".into()));
+                return;
+            }
+            if file.size() > MAX_UPLOAD_BYTES {
+                self.upload_error
+                    .set(Some("File size must be less than 50MB".into()));
+                return;
+            }
+            if let Ok(url) = web_sys::Url::create_object_url_with_blob(&file) {
+                self.upload_error.set(None);
+                self.clip_url.set(url);
+                self.show_input();
+            }
+        }
+    }
+
+    pub fn on_setup(self) {
+        #[cfg(feature = "hydrate")]
+        {
+            self.load_pipelines();
+            self.show_input();
+        }
+    }
+
+    pub fn send_live(self, _key: &str, _value: Value) {
+        #[cfg(feature = "hydrate")]
+        self.send(json!({ _key: _value }));
+    }
+}
 
 /// The studio page: three panels between the header and the status bar.
 #[component]
 pub fn StreamPage() -> impl IntoView {
+    let studio = Studio::new();
+    provide_context(studio);
     // Effects run only in the browser, so this flips once the wasm has hydrated the page.
     // Tests wait for `data-hydrated="true"` before they interact.
     let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
-
-    let mode = RwSignal::new(InputMode::Video);
-    let next_prompt = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        studio.on_setup();
+        set_hydrated.set(true);
+    });
+    // Space pauses and resumes unless focus is in a field.
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            use wasm_bindgen::JsCast;
+            if ev.code() != "Space" {
+                return;
+            }
+            let in_field = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                .is_some_and(|e| {
+                    matches!(e.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                        || e.has_attribute("contenteditable")
+                });
+            if !in_field {
+                ev.prevent_default();
+                studio.toggle_pause();
+            }
+        });
+        on_cleanup(move || handle.remove());
+    }
 
     view! {
         <div class="app-shell" data-testid="app-shell" data-hydrated=move || hydrated.get().to_string()>
             <Header />
             <div class="app-main">
-                <InputPanel mode />
+                <InputPanel />
                 <section class="center-column" aria-label="Output">
-                    <VideoArea mode />
-                    <PromptDock next_prompt />
+                    <VideoArea />
+                    <PromptDock />
                 </section>
                 <SettingsPanel />
             </div>
-            <StatusBar />
+            <StudioStatus />
+            <Toasts />
         </div>
     }
 }
 
-/// Left panel: where the input comes from.
+/// Left panel: where the input comes from, and Start/Stop.
 #[component]
-fn InputPanel(mode: RwSignal<InputMode>) -> impl IntoView {
+fn InputPanel() -> impl IntoView {
+    let s = expect_context::<Studio>();
+    let modes = move || {
+        s.current()
+            .map(|p| p.modes)
+            .unwrap_or_else(|| vec!["camera".into(), "video".into()])
+    };
+    let takes_video = move || s.current().is_none_or(|p| p.takes_video());
     view! {
         <aside class="panel panel-left" data-testid="input-panel" aria-labelledby="input-panel-title">
             <h2 class="panel-title" id="input-panel-title">"Input & Controls"</h2>
@@ -55,58 +556,152 @@ fn InputPanel(mode: RwSignal<InputMode>) -> impl IntoView {
                 <select
                     class="select"
                     data-testid="input-mode"
-                    prop:value=move || mode.get().as_str()
+                    prop:value=move || s.mode.get().as_str()
+                    disabled=move || s.busy()
                     on:change=move |ev| {
                         if let Some(m) = InputMode::parse(&event_target_value(&ev)) {
-                            mode.set(m);
+                            s.mode.set(m);
+                            s.on_mode_change();
                         }
                     }
                 >
-                    {InputMode::ALL
-                        .into_iter()
-                        .map(|m| view! { <option value=m.as_str()>{m.label()}</option> })
-                        .collect_view()}
+                    {move || {
+                        modes()
+                            .into_iter()
+                            .filter_map(|m| InputMode::parse(&m))
+                            .map(|m| view! { <option value=m.as_str() selected=move || s.mode.get() == m>{m.label()}</option> })
+                            .collect_view()
+                    }}
                 </select>
             </label>
-            <div class="field">
+            <div class="field" class:hidden=move || !takes_video()>
                 <span class="field-label">"Input"</span>
                 <div class="input-preview" data-testid="input-preview">
-                    {move || match mode.get() {
-                        InputMode::Video => "Video Preview",
-                        InputMode::Camera => "Camera Preview",
-                        InputMode::Text => "Text only: no video input",
-                    }}
+                    <video
+                        class="preview-video"
+                        node_ref=s.preview
+                        autoplay
+                        muted
+                        playsinline
+                        loop
+                        crossorigin="anonymous"
+                    ></video>
+                    <span class="preview-status" data-testid="input-status">
+                        {move || {
+                            let st = s.input_status.get();
+                            if st.is_empty() {
+                                match s.mode.get() {
+                                    InputMode::Video => "Video Preview".to_owned(),
+                                    InputMode::Camera => "Camera Preview".to_owned(),
+                                    InputMode::Text => String::new(),
+                                }
+                            } else {
+                                st
+                            }
+                        }}
+                    </span>
                 </div>
+                <Show when=move || s.mode.get() == InputMode::Video>
+                    <label class="upload">
+                        <input
+                            type="file"
+                            accept="video/*"
+                            data-testid="upload-input"
+                            disabled=move || s.busy()
+                            on:change=move |ev| s.on_upload(ev)
+                        />
+                        <span>"Upload a video (≤ 50 MB)"</span>
+                    </label>
+                    {move || s.upload_error.get().map(|e| view! { <p class="error" data-testid="upload-error">{e}</p> })}
+                </Show>
             </div>
+            <Show when=move || !takes_video()>
+                <p class="muted" data-testid="text-mode-note">"This pipeline generates video without an input."</p>
+            </Show>
+            <button
+                class="primary start-button"
+                data-testid="start-button"
+                disabled=move || s.current().is_none() || s.load_error().is_some()
+                on:click=move |_| s.on_start_stop()
+            >
+                {move || match s.phase.get() {
+                    Phase::Idle => "Start".to_owned(),
+                    Phase::Loading => "Loading… (Stop)".to_owned(),
+                    Phase::Connecting => "Connecting… (Stop)".to_owned(),
+                    Phase::Streaming => "Stop".to_owned(),
+                }}
+            </button>
         </aside>
     }
 }
 
-/// Centre: the output video surface.
+/// Centre: the output video and its states.
 #[component]
-fn VideoArea(mode: RwSignal<InputMode>) -> impl IntoView {
+fn VideoArea() -> impl IntoView {
+    let s = expect_context::<Studio>();
     view! {
-        <div class="video-area" data-testid="video-area">
-            <div class="video-idle">
-                <p class="video-idle-title">"No stream yet"</p>
-                <p class="video-idle-hint">
-                    {move || format!("Input: {}", mode.get().label())}
-                </p>
-            </div>
+        <div
+            class="video-area"
+            data-testid="video-area"
+            data-phase=move || format!("{:?}", s.phase.get()).to_lowercase()
+            data-paused=move || s.paused.get().to_string()
+            on:click=move |_| s.toggle_pause()
+        >
+            <video
+                class="output-video"
+                class:hidden=move || s.phase.get() != Phase::Streaming
+                data-testid="output-video"
+                node_ref=s.output
+                autoplay
+                muted
+                playsinline
+            ></video>
+            {move || match (s.phase.get(), s.stream_error.get()) {
+                (Phase::Streaming, _) => None,
+                (Phase::Loading, _) => Some(view! { <div class="video-state"><span class="spinner"></span><p>"Loading pipeline..."</p></div> }.into_any()),
+                (Phase::Connecting, _) => Some(view! { <div class="video-state"><span class="spinner"></span><p>"Connecting..."</p></div> }.into_any()),
+                (Phase::Idle, Some(e)) => Some(view! {
+                    <div class="video-state error" data-testid="video-error">
+                        <p class="video-idle-title">"Pipeline Error"</p>
+                        <p>{e}</p>
+                    </div>
+                }.into_any()),
+                (Phase::Idle, None) => Some(view! {
+                    <div class="video-idle">
+                        <p class="video-idle-title">"Click \"Start\" when you are ready"</p>
+                        <p class="video-idle-hint">{move || format!("Input: {}", s.mode.get().label())}</p>
+                    </div>
+                }.into_any()),
+            }}
+            {move || (s.pause_flash.get() > 0).then(|| view! {
+                <div class="pause-overlay" data-testid="pause-overlay" aria-hidden="true">
+                    {if s.paused.get() { "❚❚" } else { "▶" }}
+                </div>
+            })}
         </div>
     }
 }
 
-/// Under the video: the prompt field. Before a stream starts, the submitted prompt becomes
-/// the prompt the next stream starts with.
+/// Under the video: the prompt field.
 #[component]
-fn PromptDock(next_prompt: RwSignal<Option<String>>) -> impl IntoView {
+fn PromptDock() -> impl IntoView {
+    let s = expect_context::<Studio>();
     let draft = RwSignal::new(String::new());
+    let takes_prompts = move || {
+        s.current().is_some_and(|p| {
+            p.runtime_fields()
+                .iter()
+                .any(|f| f.kind == FieldKind::Prompts)
+        })
+    };
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         let text = draft.get().trim().to_owned();
         if !text.is_empty() {
-            next_prompt.set(Some(text));
+            s.next_prompt.set(Some(text.clone()));
+            if s.phase.get_untracked() == Phase::Streaming && takes_prompts() {
+                s.send_live("prompts", json!([text]));
+            }
         }
     };
     view! {
@@ -132,21 +727,70 @@ fn PromptDock(next_prompt: RwSignal<Option<String>>) -> impl IntoView {
             </button>
         </form>
         <p class="prompt-next" data-testid="prompt-next">
-            {move || match next_prompt.get() {
-                Some(p) => format!("Next stream starts with: “{p}”"),
-                None => "Type a prompt and press Enter.".to_owned(),
+            {move || match (s.next_prompt.get(), s.current().is_some() && !takes_prompts()) {
+                (_, true) => "This pipeline takes no prompt.".to_owned(),
+                (Some(p), false) => format!("Next stream starts with: “{p}”"),
+                (None, false) => "Type a prompt and press Enter.".to_owned(),
             }}
         </p>
     }
 }
 
-/// Right panel: settings, and what the server says about itself.
+/// Right panel: the pipeline and its parameters (rendered from its schema).
 #[component]
 fn SettingsPanel() -> impl IntoView {
+    let s = expect_context::<Studio>();
     let info = expect_context::<ServerInfoResource>().0;
     view! {
         <aside class="panel panel-right" data-testid="settings-panel" aria-labelledby="settings-panel-title">
             <h2 class="panel-title" id="settings-panel-title">"Settings"</h2>
+            <label class="field">
+                <span class="field-label">"Pipeline ID"</span>
+                <select
+                    class="select"
+                    data-testid="pipeline-select"
+                    prop:value=move || s.pipeline_id.get()
+                    disabled=move || s.busy()
+                    on:change=move |ev| {
+                        s.select(&event_target_value(&ev));
+                        s.on_mode_change();
+                    }
+                >
+                    {move || {
+                        s.pipelines
+                            .get()
+                            .into_iter()
+                            .map(|p| {
+                                let id = p.id.clone();
+                                view! {
+                                    <option value=p.id.clone() selected=move || s.pipeline_id.get() == id>
+                                        {p.id.clone()}
+                                    </option>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </select>
+            </label>
+            {move || s.pipelines_error.get().map(|e| view! { <p class="error">{format!("Cannot list pipelines: {e}")}</p> })}
+            {move || s.current().map(|p| view! {
+                <div class="pipeline-card" data-testid="pipeline-info">
+                    <p class="pipeline-name">{p.name.clone()}</p>
+                    <p class="muted">{p.about.clone()}</p>
+                </div>
+            })}
+            <div class="fields" data-testid="load-params">
+                {move || {
+                    s.current()
+                        .map(|p| {
+                            p.load_fields()
+                                .into_iter()
+                                .filter(|f| matches!(f.kind, FieldKind::Int { .. }))
+                                .map(|f| view! { <IntField field=f /> })
+                                .collect_view()
+                        })
+                }}
+            </div>
             <section class="settings-section">
                 <h3 class="section-title">"Server"</h3>
                 <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -177,5 +821,116 @@ fn SettingsPanel() -> impl IntoView {
                 </Suspense>
             </section>
         </aside>
+    }
+}
+
+/// An integer load parameter: − / + buttons and a number field, with the original's inline
+/// messages. Disabled while streaming (load parameters need a restart).
+#[component]
+fn IntField(field: crate::schema::Field) -> impl IntoView {
+    let s = expect_context::<Studio>();
+    let key = field.key.clone();
+    let step = match field.kind {
+        FieldKind::Int {
+            multiple_of: Some(m),
+            ..
+        } => m,
+        _ => 1,
+    };
+    let value = {
+        let key = key.clone();
+        move || s.load_values.with(|v| v.get(&key).copied().unwrap_or(0))
+    };
+    let set = {
+        let key = key.clone();
+        move |v: i64| {
+            s.load_values.update(|m| {
+                m.insert(key.clone(), v);
+            })
+        }
+    };
+    let kind = field.kind.clone();
+    let error = {
+        let value = value.clone();
+        move || int_error(&kind, value())
+    };
+    let testid = format!("param-{key}");
+    let (dec, inc, input) = (set.clone(), set.clone(), set);
+    let (v1, v2, v3) = (value.clone(), value.clone(), value);
+    view! {
+        <div class="field" data-testid=testid>
+            <span class="field-label" title=field.description.clone()>{field.title.clone()}</span>
+            <div class="stepper">
+                <button type="button" class="step" aria-label="Decrease" disabled=move || s.busy() on:click=move |_| dec(v1() - step)>"−"</button>
+                <input
+                    type="number"
+                    class="number"
+                    prop:value=move || v2().to_string()
+                    disabled=move || s.busy()
+                    on:change=move |ev| {
+                        if let Ok(n) = event_target_value(&ev).trim().parse::<i64>() {
+                            input(n);
+                        }
+                    }
+                />
+                <button type="button" class="step" aria-label="Increase" disabled=move || s.busy() on:click=move |_| inc(v3() + step)>"+"</button>
+            </div>
+            {move || error().map(|e| view! { <p class="error field-error">{e}</p> })}
+        </div>
+    }
+}
+
+/// The status bar with this page's stream figures.
+#[component]
+fn StudioStatus() -> impl IntoView {
+    let s = expect_context::<Studio>();
+    let fig = move |f: fn(&Figures) -> Option<String>| {
+        move || s.figures.with(f).unwrap_or_else(|| "n/a".into())
+    };
+    view! {
+        <StatusBar
+            state=Signal::derive(move || match s.phase.get() {
+                Phase::Idle => "Idle".to_owned(),
+                Phase::Loading => "Loading".to_owned(),
+                Phase::Connecting => "Connecting".to_owned(),
+                Phase::Streaming if s.paused.get() => "Paused".to_owned(),
+                Phase::Streaming => "Live".to_owned(),
+            })
+            live=Signal::derive(move || s.phase.get() == Phase::Streaming)
+        >
+            <span class="status-item" data-testid="metric-cpu">"CPU: " {fig(|f| f.server["cpu_percent"].as_f64().map(|v| format!("{v:.0}%")))}</span>
+            <span class="status-item" data-testid="metric-ram">"RAM: " {fig(|f| match (f.server["ram_used_mb"].as_f64(), f.server["ram_total_mb"].as_f64()) {
+                (Some(u), Some(t)) => Some(format!("{:.1}/{:.1} GB", u / 1024.0, t / 1024.0)),
+                _ => None,
+            })}</span>
+            <span class="status-item" data-testid="metric-gpu">"GPU: " {fig(|f| f.server["gpu_percent"].as_f64().map(|v| format!("{v:.0}%")))}</span>
+            <span class="status-item" data-testid="metric-vram">"VRAM: " {fig(|f| match (f.server["vram_used_mb"].as_f64(), f.server["vram_total_mb"].as_f64()) {
+                (Some(u), Some(t)) => Some(format!("{:.1}/{:.1} GB", u / 1024.0, t / 1024.0)),
+                _ => None,
+            })}</span>
+            <span class="status-item" data-testid="metric-fps">"FPS: " {fig(|f| f.server["fps"].as_f64().map(|v| format!("{v:.1}")))}</span>
+            <span class="status-item" data-testid="metric-latency">"Latency: " {fig(|f| match (f.server["latency_ms"].as_f64(), f.rtt_ms) {
+                (Some(l), Some(r)) => Some(format!("{l:.0} ms + RTT {r:.0} ms")),
+                (Some(l), None) => Some(format!("{l:.0} ms")),
+                _ => None,
+            })}</span>
+            <span class="status-item" data-testid="metric-bitrate">"Bitrate: " {fig(|f| f.bitrate_bps.map(|b| if b >= 1e6 { format!("{:.1} Mbps", b / 1e6) } else { format!("{:.0} kbps", b / 1e3) }))}</span>
+        </StatusBar>
+    }
+}
+
+/// Messages in the corner (errors from the stream).
+#[component]
+fn Toasts() -> impl IntoView {
+    let s = expect_context::<Studio>();
+    view! {
+        <div class="toasts" aria-live="polite" data-testid="toasts">
+            <For each=move || s.toasts.get() key=|t| t.id let:t>
+                <div class="toast" role="status">
+                    <p class="toast-title">{t.title.clone()}</p>
+                    <p>{t.message.clone()}</p>
+                </div>
+            </For>
+        </div>
     }
 }

@@ -1,0 +1,202 @@
+//! The pipelines as `GET /api/v1/pipelines` describes them, and the form fields the settings
+//! panel renders from their JSON schemas.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One entry of `GET /api/v1/pipelines`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineInfo {
+    pub id: String,
+    pub name: String,
+    pub about: String,
+    /// `"video"` or `"none"`.
+    pub input: String,
+    /// Input modes the pipeline accepts: `video`, `camera`, `text`.
+    pub modes: Vec<String>,
+    pub output_fps: Option<f64>,
+    pub load_schema: Value,
+    pub runtime_schema: Value,
+}
+
+impl PipelineInfo {
+    pub fn takes_video(&self) -> bool {
+        self.input == "video"
+    }
+
+    pub fn load_fields(&self) -> Vec<Field> {
+        fields(&self.load_schema)
+    }
+
+    pub fn runtime_fields(&self) -> Vec<Field> {
+        fields(&self.runtime_schema)
+    }
+}
+
+/// What kind of control a parameter gets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldKind {
+    Int {
+        min: i64,
+        max: i64,
+        multiple_of: Option<i64>,
+    },
+    Number {
+        min: f64,
+        max: f64,
+        step: f64,
+    },
+    Bool,
+    Trigger,
+    Steps {
+        min_items: usize,
+        max_items: usize,
+        min: i64,
+        max: i64,
+    },
+    Prompts,
+}
+
+/// One control.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    pub key: String,
+    pub title: String,
+    pub description: String,
+    pub kind: FieldKind,
+    pub default: Value,
+    pub live: bool,
+}
+
+/// The fields of an object schema, in declaration order.
+pub fn fields(schema: &Value) -> Vec<Field> {
+    let Some(props) = schema["properties"].as_object() else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .filter_map(|(key, p)| {
+            let kind = match p["type"].as_str()? {
+                "integer" => FieldKind::Int {
+                    min: p["minimum"].as_i64().unwrap_or(i64::MIN),
+                    max: p["maximum"].as_i64().unwrap_or(i64::MAX),
+                    multiple_of: p["multipleOf"].as_i64(),
+                },
+                "number" => FieldKind::Number {
+                    min: p["minimum"].as_f64().unwrap_or(0.0),
+                    max: p["maximum"].as_f64().unwrap_or(1.0),
+                    step: p["x-step"].as_f64().unwrap_or(0.01),
+                },
+                "boolean" if p["x-trigger"] == true => FieldKind::Trigger,
+                "boolean" => FieldKind::Bool,
+                "array" if p["x-strictly-descending"] == true => FieldKind::Steps {
+                    min_items: p["minItems"].as_u64().unwrap_or(1) as usize,
+                    max_items: p["maxItems"].as_u64().unwrap_or(10) as usize,
+                    min: p["items"]["minimum"].as_i64().unwrap_or(0),
+                    max: p["items"]["maximum"].as_i64().unwrap_or(1000),
+                },
+                "array" => FieldKind::Prompts,
+                _ => return None,
+            };
+            Some(Field {
+                key: key.clone(),
+                title: p["title"].as_str().unwrap_or(key).to_owned(),
+                description: p["description"].as_str().unwrap_or_default().to_owned(),
+                kind,
+                default: p["default"].clone(),
+                live: p["x-live"] == true,
+            })
+        })
+        .collect()
+}
+
+/// The inline message for an integer field's value, `None` when it is valid.
+pub fn int_error(kind: &FieldKind, value: i64) -> Option<String> {
+    let FieldKind::Int {
+        min,
+        max,
+        multiple_of,
+    } = kind
+    else {
+        return None;
+    };
+    if value < *min {
+        Some(format!("Must be at least {min}"))
+    } else if value > *max {
+        Some(format!("Must be at most {max}"))
+    } else {
+        multiple_of
+            .filter(|m| value % m != 0)
+            .map(|m| format!("Must be a multiple of {m}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {
+            "height": {"type": "integer", "minimum": 16, "maximum": 2048, "multipleOf": 16,
+                       "default": 512, "title": "Height", "description": "d", "x-live": false},
+            "paused": {"type": "boolean", "default": false, "title": "Paused", "x-live": true},
+            "reset_cache": {"type": "boolean", "x-trigger": true, "title": "Reset Cache", "x-live": true},
+            "noise_scale": {"type": "number", "minimum": 0, "maximum": 1, "x-step": 0.01, "title": "Noise"},
+            "denoising_step_list": {"type": "array", "x-strictly-descending": true, "minItems": 1,
+                       "maxItems": 10, "items": {"type": "integer", "minimum": 0, "maximum": 1000}},
+        }})
+    }
+
+    #[test]
+    fn schema_properties_become_fields() {
+        let f = fields(&schema());
+        let kinds: Vec<_> = f.iter().map(|f| (f.key.as_str(), f.kind.clone())).collect();
+        assert!(kinds.contains(&(
+            "height",
+            FieldKind::Int {
+                min: 16,
+                max: 2048,
+                multiple_of: Some(16)
+            }
+        )));
+        assert!(kinds.contains(&("paused", FieldKind::Bool)));
+        assert!(kinds.contains(&("reset_cache", FieldKind::Trigger)));
+        assert!(kinds.contains(&(
+            "noise_scale",
+            FieldKind::Number {
+                min: 0.0,
+                max: 1.0,
+                step: 0.01
+            }
+        )));
+        assert!(kinds.contains(&(
+            "denoising_step_list",
+            FieldKind::Steps {
+                min_items: 1,
+                max_items: 10,
+                min: 0,
+                max: 1000
+            }
+        )));
+        let h = f.iter().find(|f| f.key == "height").unwrap();
+        assert_eq!(h.default, json!(512));
+        assert!(!h.live);
+    }
+
+    #[test]
+    fn integer_messages_match_the_original() {
+        let k = FieldKind::Int {
+            min: 16,
+            max: 2048,
+            multiple_of: Some(16),
+        };
+        assert_eq!(int_error(&k, 8).as_deref(), Some("Must be at least 16"));
+        assert_eq!(int_error(&k, 4096).as_deref(), Some("Must be at most 2048"));
+        assert_eq!(
+            int_error(&k, 100).as_deref(),
+            Some("Must be a multiple of 16")
+        );
+        assert_eq!(int_error(&k, 512), None);
+    }
+}
