@@ -7,6 +7,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod ice;
 pub mod media;
 pub mod metrics;
 pub mod pipelines;
@@ -90,6 +91,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         info,
         pipelines: Default::default(),
         streams: Default::default(),
+        ice: Arc::new(ice::IceServers::new(ice::Provider::from_env())),
         metrics: metrics::SystemMetrics::start(),
         started_at: now_rfc3339().into(),
     })
@@ -120,6 +122,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         database = %s.database_path().display(),
         require_login = s.require_login,
         cpu = s.cpu,
+        ice = state.ice.provider().name(),
         "hanzo-live {}", config::VERSION
     );
     let bundle = bundle_path(&state.leptos_options);

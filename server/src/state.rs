@@ -21,6 +21,8 @@ pub struct AppState {
     pub pipelines: Arc<crate::pipelines::PipelineManager>,
     /// Running streams.
     pub streams: Arc<crate::stream::Streams>,
+    /// STUN/TURN servers (credentials cached).
+    pub ice: Arc<crate::ice::IceServers>,
     /// CPU/RAM/GPU figures.
     pub metrics: Arc<crate::metrics::SystemMetrics>,
     /// When this process started serving (RFC 3339), reported by `/health`.
@@ -35,7 +37,7 @@ impl FromRef<AppState> for LeptosOptions {
 
 impl AppState {
     /// ICE servers for both peers (the browser gets them from `/api/v1/webrtc/ice-servers`).
-    pub async fn ice_servers(&self) -> Vec<webrtc::peer_connection::RTCIceServer> {
-        crate::stream::default_ice_servers()
+    pub async fn ice_servers(&self) -> Vec<crate::ice::IceServer> {
+        self.ice.get().await
     }
 }

@@ -359,3 +359,103 @@ async fn a_hundred_sessions_come_and_go_without_leaks(pool: SqlitePool) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A pipeline that produces a few frames, then fails for good.
+struct Failing(
+    engine::pipeline::PipelineSpec,
+    engine::pipeline::params::Params,
+);
+
+struct FailingStream(u32);
+
+impl engine::pipeline::LoadedPipeline for Failing {
+    fn spec(&self) -> &engine::pipeline::PipelineSpec {
+        &self.0
+    }
+    fn load_params(&self) -> &engine::pipeline::params::Params {
+        &self.1
+    }
+    fn new_stream(&self) -> Box<dyn engine::pipeline::Pipeline> {
+        Box::new(FailingStream(0))
+    }
+}
+
+impl engine::pipeline::Pipeline for FailingStream {
+    fn prepare(
+        &mut self,
+        _: &engine::pipeline::params::Params,
+        _: bool,
+    ) -> Result<engine::pipeline::Requirements, engine::pipeline::PipelineError> {
+        Ok(engine::pipeline::Requirements { input_frames: 0 })
+    }
+    fn process(
+        &mut self,
+        _: Vec<Frame>,
+        _: &engine::pipeline::params::Params,
+    ) -> Result<Vec<Frame>, engine::pipeline::PipelineError> {
+        self.0 += 1;
+        std::thread::sleep(Duration::from_millis(30));
+        if self.0 > 20 {
+            return Err(engine::pipeline::PipelineError::Fatal(
+                "CUDA out of memory (simulated)".into(),
+            ));
+        }
+        Ok(vec![Frame::filled(64, 64, [200, 100, 0])])
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_pipeline_ends_only_its_own_session() {
+    use server::stream::session::{self, StartContext};
+    use std::sync::Arc;
+
+    async fn start(
+        loaded: Arc<dyn engine::pipeline::LoadedPipeline>,
+    ) -> (Client, Arc<server::stream::session::SessionHandle>) {
+        let (mut client, sdp) = Client::offer(false).await;
+        let ctx = StartContext {
+            id: uuid::Uuid::new_v4().to_string(),
+            loaded,
+            initial: Default::default(),
+            ice_servers: vec![],
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            on_finished: Box::new(|_| {}),
+            system_metrics: Arc::new(|| json!({})),
+        };
+        let offer = webrtc::peer_connection::RTCSessionDescription::offer(sdp).unwrap();
+        let (handle, answer) = session::start(ctx, offer).await.unwrap();
+        client.accept(answer).await;
+        client
+            .wait_state(RTCPeerConnectionState::Connected, T)
+            .await;
+        (client, handle)
+    }
+
+    let mut spec = engine::pipeline::vod::spec();
+    spec.output_fps = None;
+    let failing: Arc<dyn engine::pipeline::LoadedPipeline> =
+        Arc::new(Failing(spec, Default::default()));
+    let clip = server::media::clip::decode_vod_clip().unwrap();
+    let healthy: Arc<dyn engine::pipeline::LoadedPipeline> =
+        Arc::new(engine::pipeline::vod::Vod::new(clip).unwrap());
+
+    let (mut good, good_handle) = start(healthy).await;
+    let (mut bad, bad_handle) = start(failing).await;
+    bad.next_frame(T).await;
+    let stopped = bad.next_message("stream_stopped", T).await;
+    assert_eq!(stopped["error_message"], "CUDA out of memory (simulated)");
+    tokio::time::timeout(T, bad_handle.wait_finished())
+        .await
+        .unwrap();
+
+    // The other stream keeps going.
+    while good.frames.try_recv().is_ok() {}
+    good.next_frame(T).await;
+    good.next_frame(T).await;
+    good_handle.request_stop();
+    tokio::time::timeout(T, good_handle.wait_finished())
+        .await
+        .unwrap();
+    good.close().await;
+    bad.close().await;
+}

@@ -25,14 +25,14 @@ use axum::{
     routing::{get, post},
 };
 use engine::pipeline::params;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use session::{SessionHandle, StartContext, StartError};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
-use webrtc::peer_connection::{RTCIceCandidateInit, RTCIceServer, RTCSessionDescription};
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
 /// Every running session by id.
 #[derive(Default)]
@@ -101,35 +101,8 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// The ICE servers the browser should use (the server uses the same list).
-pub fn default_ice_servers() -> Vec<RTCIceServer> {
-    vec![RTCIceServer {
-        urls: vec!["stun:stun.l.google.com:19302".into()],
-        ..Default::default()
-    }]
-}
-
-#[derive(Serialize)]
-struct IceServerJson {
-    urls: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    credential: Option<String>,
-}
-
 async fn ice_servers(State(state): State<AppState>) -> Json<Value> {
-    let list: Vec<IceServerJson> = state
-        .ice_servers()
-        .await
-        .into_iter()
-        .map(|s| IceServerJson {
-            urls: s.urls,
-            username: (!s.username.is_empty()).then_some(s.username),
-            credential: (!s.credential.is_empty()).then_some(s.credential),
-        })
-        .collect();
-    Json(json!({ "iceServers": list }))
+    Json(json!({ "iceServers": state.ice_servers().await }))
 }
 
 /// `POST /api/v1/webrtc/offer` body.
@@ -170,7 +143,12 @@ async fn offer(
         id: id.clone(),
         loaded,
         initial,
-        ice_servers: state.ice_servers().await,
+        ice_servers: state
+            .ice_servers()
+            .await
+            .iter()
+            .map(|s| s.to_rtc())
+            .collect(),
         udp_addrs: state.settings.rtc_udp_addrs.clone(),
         on_finished: Box::new(move |id| streams.remove(id)),
         system_metrics: Arc::new(move || metrics.snapshot_json()),

@@ -35,6 +35,7 @@ pub fn state(pool: SqlitePool, dir: &Path) -> AppState {
         settings: Arc::new(settings),
         pipelines: Default::default(),
         streams: Default::default(),
+        ice: Arc::new(server::ice::IceServers::new(server::ice::Provider::Stun)),
         metrics: server::metrics::SystemMetrics::fixed(Default::default()),
         started_at: server::now_rfc3339().into(),
     }
