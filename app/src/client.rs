@@ -146,6 +146,8 @@ pub struct Live {
     pub session_id: String,
     pc: RtcPeerConnection,
     dc: RtcDataChannel,
+    /// The sender of the input video, for switching sources without renegotiating.
+    sender: Option<web_sys::RtcRtpSender>,
     _closures: Vec<Box<dyn std::any::Any>>,
 }
 
@@ -202,11 +204,12 @@ impl Live {
         });
         pc.set_onconnectionstatechange(Some(onstate.as_ref().unchecked_ref()));
 
+        let mut sender = None;
         match input {
             Some(stream) => {
                 for track in stream.get_video_tracks().iter() {
                     let track: web_sys::MediaStreamTrack = track.dyn_into().map_err(js_err)?;
-                    pc.add_track_0(&track, stream);
+                    sender = Some(pc.add_track_0(&track, stream));
                 }
             }
             None => {
@@ -251,6 +254,7 @@ impl Live {
                 session_id,
                 pc,
                 dc,
+                sender,
                 _closures: vec![Box::new(ontrack), Box::new(onmessage), Box::new(onstate)],
             }),
             Err(e) => {
@@ -263,6 +267,12 @@ impl Live {
     /// Sends a parameters message (dropped silently until the channel is open).
     pub fn send(&self, msg: &Value) {
         let _ = self.dc.send_with_str(&msg.to_string());
+    }
+
+    /// Switches the input to `stream`'s video (`RTCRtpSender.replaceTrack`).
+    pub fn replace_input(&self, stream: &MediaStream) -> Option<js_sys::Promise> {
+        let track: web_sys::MediaStreamTrack = stream.get_video_tracks().get(0).dyn_into().ok()?;
+        Some(self.sender.as_ref()?.replace_track(Some(&track)))
     }
 
     /// The peer connection (a cheap handle clone), for [`stats`].

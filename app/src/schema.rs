@@ -131,6 +131,50 @@ pub fn int_error(kind: &FieldKind, value: i64) -> Option<String> {
     }
 }
 
+/// The inline message for a denoising step list, `None` when it is valid: every step in
+/// range and each lower than the one before (the original's wording).
+pub fn steps_error(kind: &FieldKind, steps: &[i64]) -> Option<String> {
+    let FieldKind::Steps {
+        min_items,
+        max_items,
+        min,
+        max,
+    } = kind
+    else {
+        return None;
+    };
+    if steps.len() < *min_items || steps.len() > *max_items {
+        return Some(format!("Use {min_items} to {max_items} steps"));
+    }
+    for (i, s) in steps.iter().enumerate() {
+        if s < min || s > max {
+            return Some(format!("Step {} must be between {min} and {max}", i + 1));
+        }
+        if i > 0 && *s >= steps[i - 1] {
+            return Some(format!("Step {} must be lower than Step {}", i + 1, i));
+        }
+    }
+    None
+}
+
+/// The step appended by "+": 100 below the last one (not below the minimum).
+pub fn next_step(kind: &FieldKind, steps: &[i64]) -> Option<i64> {
+    let FieldKind::Steps {
+        max_items,
+        min,
+        max,
+        ..
+    } = kind
+    else {
+        return None;
+    };
+    if steps.len() >= *max_items {
+        return None;
+    }
+    let next = steps.last().map_or(*max, |l| l - 100).max(*min);
+    (steps.last().is_none_or(|l| next < *l)).then_some(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +226,35 @@ mod tests {
         let h = f.iter().find(|f| f.key == "height").unwrap();
         assert_eq!(h.default, json!(512));
         assert!(!h.live);
+    }
+
+    #[test]
+    fn step_lists_must_descend_strictly() {
+        let k = FieldKind::Steps {
+            min_items: 1,
+            max_items: 3,
+            min: 0,
+            max: 1000,
+        };
+        assert_eq!(steps_error(&k, &[700, 500]), None);
+        assert_eq!(
+            steps_error(&k, &[500, 700]).as_deref(),
+            Some("Step 2 must be lower than Step 1")
+        );
+        assert_eq!(
+            steps_error(&k, &[700, 700]).as_deref(),
+            Some("Step 2 must be lower than Step 1")
+        );
+        assert_eq!(
+            steps_error(&k, &[1200]).as_deref(),
+            Some("Step 1 must be between 0 and 1000")
+        );
+        assert_eq!(steps_error(&k, &[]).as_deref(), Some("Use 1 to 3 steps"));
+        assert_eq!(next_step(&k, &[700, 500]), Some(400));
+        assert_eq!(next_step(&k, &[700, 500, 300]), None);
+        assert_eq!(next_step(&k, &[50]), Some(0));
+        assert_eq!(next_step(&k, &[0]), None);
+        assert_eq!(next_step(&k, &[]), Some(1000));
     }
 
     #[test]

@@ -91,6 +91,22 @@ test("video file mode streams the bundled clip", async ({ page, request }) => {
   await stop(page, request);
 });
 
+test("switching the source while streaming keeps the stream going", async ({ page, request }) => {
+  await openStudio(page);
+  await page.getByTestId("start-button").click();
+  await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "streaming", { timeout: 30_000 });
+  await expectFramesRising(page);
+  const before = (await streams(request))[0];
+  // Camera → bundled clip: the sent track is replaced, the session stays.
+  await page.getByTestId("input-mode").selectOption("video");
+  await expect(page.getByTestId("input-status")).toHaveText("Video Preview");
+  await expectFramesRising(page);
+  const after = (await streams(request))[0];
+  expect(after.session_id).toBe(before.session_id);
+  expect(after.frames_in).toBeGreaterThan(before.frames_in);
+  await stop(page, request);
+});
+
 test("vod streams in text mode with no input", async ({ page, request }) => {
   await openStudio(page);
   await page.getByTestId("pipeline-select").selectOption("vod");

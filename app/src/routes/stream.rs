@@ -65,6 +65,8 @@ pub struct Studio {
     pub pipeline_id: RwSignal<String>,
     pub mode: RwSignal<InputMode>,
     pub load_values: RwSignal<BTreeMap<String, i64>>,
+    /// Runtime parameters other than `paused` and prompts, as the controls show them.
+    pub runtime_values: RwSignal<BTreeMap<String, Value>>,
     pub phase: RwSignal<Phase>,
     pub paused: RwSignal<bool>,
     pub pause_flash: RwSignal<u32>,
@@ -92,6 +94,7 @@ impl Studio {
             pipeline_id: RwSignal::new(String::new()),
             mode: RwSignal::new(InputMode::Camera),
             load_values: RwSignal::new(BTreeMap::new()),
+            runtime_values: RwSignal::new(BTreeMap::new()),
             phase: RwSignal::new(Phase::Idle),
             paused: RwSignal::new(false),
             pause_flash: RwSignal::new(0),
@@ -137,6 +140,15 @@ impl Studio {
             .filter_map(|f| f.default.as_i64().map(|v| (f.key, v)))
             .collect();
         self.load_values.set(values);
+        let runtime = p
+            .runtime_fields()
+            .into_iter()
+            .filter(|f| {
+                f.key != "paused" && !matches!(f.kind, FieldKind::Prompts | FieldKind::Trigger)
+            })
+            .map(|f| (f.key, f.default))
+            .collect();
+        self.runtime_values.set(runtime);
         let mode = self.mode.get_untracked();
         if !p.modes.iter().any(|m| m == mode.as_str()) {
             let first = p
@@ -224,6 +236,7 @@ impl Studio {
                         Ok(stream) => {
                             video.set_src_object(Some(&stream));
                             let _ = video.play();
+                            self.replace_if_streaming(&stream);
                             self.camera.set_value(Some(stream));
                             self.input_status.set("Camera Preview".into());
                         }
@@ -235,10 +248,45 @@ impl Studio {
                 video.set_src(&self.clip_url.get_untracked());
                 video.set_loop(true);
                 video.set_muted(true);
-                let _ = video.play();
-                self.input_status.set("Video Preview".into());
+                self.input_status.set("Initializing video...".into());
+                let playing = video.play();
+                leptos::task::spawn_local(async move {
+                    // A captured element has a video track only once it plays.
+                    let played = match playing {
+                        Ok(p) => wasm_bindgen_futures::JsFuture::from(p).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    };
+                    match played {
+                        Ok(()) => {
+                            self.input_status.set("Video Preview".into());
+                            if self.phase.get_untracked() == Phase::Streaming
+                                && let Ok(stream) = crate::client::capture(&video)
+                            {
+                                self.replace_if_streaming(&stream);
+                            }
+                        }
+                        Err(e) => self.input_status.set(format!("Video error: {e:?}")),
+                    }
+                });
             }
             InputMode::Text => self.input_status.set(String::new()),
+        }
+    }
+
+    /// Switching the source while streaming swaps the sent track; no renegotiation.
+    fn replace_if_streaming(self, stream: &web_sys::MediaStream) {
+        if self.phase.get_untracked() != Phase::Streaming {
+            return;
+        }
+        let promise = self
+            .live
+            .with_value(|l| l.as_ref().and_then(|l| l.replace_input(stream)));
+        if let Some(p) = promise {
+            leptos::task::spawn_local(async move {
+                if let Err(e) = wasm_bindgen_futures::JsFuture::from(p).await {
+                    self.toast("Input switch failed", &format!("{e:?}"));
+                }
+            });
         }
     }
 
@@ -328,7 +376,7 @@ impl Studio {
                 }
             }),
         };
-        let mut initial = json!({});
+        let mut initial = json!(self.runtime_values.get_untracked());
         if let Some(prompt) = self.next_prompt.get_untracked()
             && p.runtime_fields()
                 .iter()
@@ -557,7 +605,12 @@ fn InputPanel() -> impl IntoView {
                     class="select"
                     data-testid="input-mode"
                     prop:value=move || s.mode.get().as_str()
-                    disabled=move || s.busy()
+                    disabled=move || match s.phase.get() {
+                        Phase::Idle => false,
+                        // A video pipeline may switch between camera and file while live.
+                        Phase::Streaming => !takes_video(),
+                        Phase::Loading | Phase::Connecting => true,
+                    }
                     on:change=move |ev| {
                         if let Some(m) = InputMode::parse(&event_target_value(&ev)) {
                             s.mode.set(m);
@@ -791,6 +844,18 @@ fn SettingsPanel() -> impl IntoView {
                         })
                 }}
             </div>
+            <div class="fields" data-testid="runtime-params">
+                {move || {
+                    s.current()
+                        .map(|p| {
+                            p.runtime_fields()
+                                .into_iter()
+                                .filter(|f| f.key != "paused" && f.kind != FieldKind::Prompts)
+                                .map(|f| view! { <RuntimeField field=f /> })
+                                .collect_view()
+                        })
+                }}
+            </div>
             <section class="settings-section">
                 <h3 class="section-title">"Server"</h3>
                 <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -876,6 +941,188 @@ fn IntField(field: crate::schema::Field) -> impl IntoView {
                 <button type="button" class="step" aria-label="Increase" disabled=move || s.busy() on:click=move |_| inc(v3() + step)>"+"</button>
             </div>
             {move || error().map(|e| view! { <p class="error field-error">{e}</p> })}
+        </div>
+    }
+}
+
+/// A runtime parameter: toggle, slider, action button or step-list editor. Live ones are
+/// sent as soon as they change (sliders when released); the others lock while streaming.
+#[component]
+fn RuntimeField(field: crate::schema::Field) -> impl IntoView {
+    let s = expect_context::<Studio>();
+    let key = field.key.clone();
+    let live = field.live;
+    let locked = move || s.busy() && !live;
+    let value = {
+        let key = key.clone();
+        move || {
+            s.runtime_values
+                .with(|v| v.get(&key).cloned().unwrap_or(Value::Null))
+        }
+    };
+    let commit = {
+        let key = key.clone();
+        move |v: Value, send: bool| {
+            s.runtime_values.update(|m| {
+                m.insert(key.clone(), v.clone());
+            });
+            if send && s.phase.get_untracked() == Phase::Streaming {
+                s.send_live(&key, v);
+            }
+        }
+    };
+    let testid = format!("param-{key}");
+    let title = field.title.clone();
+    let control = match field.kind.clone() {
+        FieldKind::Bool => {
+            let (value, v2) = (value.clone(), value.clone());
+            view! {
+                <label class="toggle">
+                    <input
+                        type="checkbox"
+                        prop:checked=move || v2().as_bool().unwrap_or(false)
+                        disabled=locked
+                        on:change=move |ev| commit(json!(event_target_checked(&ev)), true)
+                    />
+                    <span>{move || if value().as_bool().unwrap_or(false) { "ON" } else { "OFF" }}</span>
+                </label>
+            }
+            .into_any()
+        }
+        FieldKind::Number { min, max, step } => {
+            let (v1, v2) = (value.clone(), value.clone());
+            let c2 = commit.clone();
+            view! {
+                <div class="slider">
+                    <input
+                        type="range"
+                        min=min
+                        max=max
+                        step=step
+                        prop:value=move || v1().as_f64().unwrap_or(min).to_string()
+                        disabled=locked
+                        on:input=move |ev| {
+                            if let Ok(x) = event_target_value(&ev).parse::<f64>() {
+                                c2(json!(x), false);
+                            }
+                        }
+                        on:change=move |ev| {
+                            if let Ok(x) = event_target_value(&ev).parse::<f64>() {
+                                commit(json!(x), true);
+                            }
+                        }
+                    />
+                    <span class="slider-value">{move || format!("{:.2}", v2().as_f64().unwrap_or(min))}</span>
+                </div>
+            }
+            .into_any()
+        }
+        FieldKind::Trigger => {
+            let key = key.clone();
+            view! {
+                <button
+                    type="button"
+                    class="secondary"
+                    disabled=move || s.phase.get() != Phase::Streaming
+                    on:click=move |_| s.send_live(&key, json!(true))
+                >
+                    {title.clone()}
+                </button>
+            }
+            .into_any()
+        }
+        FieldKind::Steps { .. } => {
+            let kind = field.kind.clone();
+            let default = field.default.clone();
+            let steps = {
+                let value = value.clone();
+                move || -> Vec<i64> {
+                    value()
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                        .unwrap_or_default()
+                }
+            };
+            let set = {
+                let kind = kind.clone();
+                move |new: Vec<i64>| {
+                    let valid = crate::schema::steps_error(&kind, &new).is_none();
+                    commit(json!(new), valid);
+                }
+            };
+            let error = {
+                let (kind, steps) = (kind.clone(), steps.clone());
+                move || crate::schema::steps_error(&kind, &steps())
+            };
+            let (st_rows, st_add, st_del) = (steps.clone(), steps.clone(), steps.clone());
+            let (set_rows, set_add, set_del, set_reset) =
+                (set.clone(), set.clone(), set.clone(), set);
+            let kind_add = kind.clone();
+            view! {
+                <div class="steps">
+                    {move || {
+                        let current = st_rows();
+                        current
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| {
+                                let set = set_rows.clone();
+                                let all = current.clone();
+                                view! {
+                                    <label class="step-row">
+                                        <span>{format!("Step {}:", i + 1)}</span>
+                                        <input
+                                            type="number"
+                                            class="number"
+                                            prop:value=v.to_string()
+                                            disabled=locked
+                                            on:change=move |ev| {
+                                                if let Ok(n) = event_target_value(&ev).trim().parse::<i64>() {
+                                                    let mut next = all.clone();
+                                                    next[i] = n;
+                                                    set(next);
+                                                }
+                                            }
+                                        />
+                                    </label>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                    <div class="step-buttons">
+                        <button type="button" class="step" aria-label="Add a step" disabled=locked
+                            on:click=move |_| {
+                                let mut cur = st_add();
+                                if let Some(n) = crate::schema::next_step(&kind_add, &cur) {
+                                    cur.push(n);
+                                    set_add(cur);
+                                }
+                            }>"+"</button>
+                        <button type="button" class="step" aria-label="Remove the last step" disabled=locked
+                            on:click=move |_| {
+                                let mut cur = st_del();
+                                if cur.len() > 1 {
+                                    cur.pop();
+                                    set_del(cur);
+                                }
+                            }>"−"</button>
+                        <button type="button" class="secondary" disabled=locked
+                            on:click=move |_| {
+                                let d = default.as_array().map(|a| a.iter().filter_map(Value::as_i64).collect()).unwrap_or_default();
+                                set_reset(d);
+                            }>"Reset"</button>
+                    </div>
+                    {move || error().map(|e| view! { <p class="error field-error">{e}</p> })}
+                </div>
+            }
+            .into_any()
+        }
+        FieldKind::Int { .. } | FieldKind::Prompts => ().into_any(),
+    };
+    view! {
+        <div class="field" data-testid=testid>
+            <span class="field-label" title=field.description.clone()>{field.title.clone()}</span>
+            {control}
         </div>
     }
 }

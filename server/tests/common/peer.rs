@@ -189,13 +189,23 @@ impl Client {
 
     /// Sends `frames` at about `fps` from a background task.
     pub fn stream(&self, frames: Vec<Frame>, fps: f64) -> tokio::task::JoinHandle<()> {
+        self.stream_timed(frames, fps, |_, _| {})
+    }
+
+    /// As [`Client::stream`], calling `sent(index, when)` after each frame is written.
+    pub fn stream_timed(
+        &self,
+        frames: Vec<Frame>,
+        fps: f64,
+        sent: impl Fn(usize, Instant) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         let (track, sender) = self.track.clone().expect("a sending client");
         tokio::spawn(async move {
             let mut encoder = H264Encoder::new(EncoderSettings::default()).unwrap();
             let period = Duration::from_secs_f64(1.0 / fps);
             let mut tick = tokio::time::interval(period);
             let mut pt = None;
-            for frame in frames.iter().cycle() {
+            for (i, frame) in frames.iter().enumerate().cycle() {
                 tick.tick().await;
                 if pt.is_none() {
                     pt = sender
@@ -218,9 +228,9 @@ impl Client {
                     .sample_writer(0x1234_5678, pt.unwrap())
                     .write_sample(&sample)
                     .await
-                    .is_err()
+                    .is_ok()
                 {
-                    // not bound yet, or closed
+                    sent(i, Instant::now());
                 }
             }
         })
