@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 log "setup"
-ensure_apt pkg-config
+ensure_apt pkg-config nasm
 ensure_rust
 ensure_wasm_bindgen
 ensure_cargo_leptos

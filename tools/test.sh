@@ -8,7 +8,7 @@ cd "$ROOT"
 start=$SECONDS
 
 log "setup"
-ensure_apt chromium pkg-config
+ensure_apt chromium pkg-config nasm
 ensure_rust
 ensure_wasm_bindgen
 ensure_npm end2end
