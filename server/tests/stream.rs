@@ -292,6 +292,34 @@ async fn bad_offers_get_clear_errors_and_other_sessions_keep_running(pool: Sqlit
     good.close().await;
 }
 
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn shutdown_closes_every_stream_at_once(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = common::state(pool, dir.path());
+    let streams = state.streams.clone();
+    let app = server::app(state);
+    load(&app, "vod", Value::Null).await;
+    let (mut a, _) = connect(&app, false, json!({})).await;
+    let (mut b, _) = connect(&app, false, json!({})).await;
+    assert_eq!(streams.len(), 2);
+    // Both data channels are open once metrics flow.
+    a.next_message("metrics", T).await;
+    b.next_message("metrics", T).await;
+    let started = Instant::now();
+    tokio::time::timeout(T, streams.close_all()).await.unwrap();
+    assert!(streams.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closing took {:?}",
+        started.elapsed()
+    );
+    // Both viewers were told.
+    a.next_message("stream_stopped", T).await;
+    b.next_message("stream_stopped", T).await;
+    a.close().await;
+    b.close().await;
+}
+
 fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()

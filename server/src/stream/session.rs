@@ -471,7 +471,16 @@ impl Control {
             if let Some(e) = &error {
                 msg["error_message"] = json!(e);
             }
-            let _ = dc.send_text(&msg.to_string()).await;
+            if dc.send_text(&msg.to_string()).await.is_ok() {
+                // Let it leave before the connection closes (at most half a second).
+                for _ in 0..50 {
+                    if dc.outstanding_bytes().await.map_or(true, |n| n == 0) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         match &error {
             Some(e) => tracing::warn!(session = %self.id, error = %e, "stream ended with an error"),
