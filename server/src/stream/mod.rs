@@ -9,6 +9,7 @@
 //! browser ←RTP(H.264)──┘          data channel "parameters" ⇄ control task
 //! ```
 
+pub mod assembler;
 pub mod buffer;
 pub mod processor;
 pub mod rtc;

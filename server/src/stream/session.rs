@@ -17,10 +17,9 @@ use engine::pipeline::{
     params::{self, ParamSpec, ParamValue, Params},
 };
 use rtc::{
-    media::{Sample, io::sample_builder::SampleBuilder},
+    media::Sample,
     peer_connection::configuration::media_engine::MIME_TYPE_H264,
     rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication,
-    rtp::codec::h264::H264Packet,
     rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind},
 };
 use serde_json::{Value, json};
@@ -599,24 +598,23 @@ fn spawn_receiver(
         }
     })?;
     tokio::spawn(async move {
-        let mut builder = SampleBuilder::new(256, H264Packet::default(), 90_000)
-            .with_max_time_delay(Duration::from_millis(500));
+        let mut assembler = super::assembler::FrameAssembler::new();
         let mut last_pli: Option<Instant> = None;
         while let Some(event) = remote.poll().await {
             let TrackRemoteEvent::OnRtpPacket(packet) = event else {
                 continue;
             };
             let media_ssrc = packet.header.ssrc;
-            builder.push(Instant::now(), packet);
-            while let Some(sample) = builder.pop(Instant::now()) {
-                if sample.prev_dropped_packets > 0 {
-                    need_keyframe.store(true, Ordering::Relaxed);
-                }
-                match au_tx.try_send(sample.data.to_vec()) {
+            match assembler.push(packet) {
+                Some(super::assembler::Assembled::Frame(au)) => match au_tx.try_send(au) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => need_keyframe.store(true, Ordering::Relaxed),
                     Err(TrySendError::Disconnected(_)) => return,
+                },
+                Some(super::assembler::Assembled::Lost) => {
+                    need_keyframe.store(true, Ordering::Relaxed)
                 }
+                None => {}
             }
             if need_keyframe.load(Ordering::Relaxed)
                 && last_pli.is_none_or(|t| t.elapsed() >= PLI_MIN_INTERVAL)

@@ -4,8 +4,7 @@
 use bytes::Bytes;
 use engine::frame::Frame;
 use rtc::{
-    media::{Sample, io::sample_builder::SampleBuilder},
-    rtp::codec::h264::H264Packet,
+    media::Sample,
     rtp_transceiver::{
         RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
         rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind},
@@ -13,7 +12,10 @@ use rtc::{
 };
 use server::{
     media::h264::{EncoderSettings, H264Decoder, H264Encoder},
-    stream::rtc::{h264_codec, media_engine_and_interceptors},
+    stream::{
+        assembler::{Assembled, FrameAssembler},
+        rtc::{h264_codec, media_engine_and_interceptors},
+    },
 };
 use std::{
     sync::Arc,
@@ -53,15 +55,14 @@ impl PeerConnectionEventHandler for ClientHandler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let frames = self.frames.clone();
         tokio::spawn(async move {
-            let mut builder = SampleBuilder::new(256, H264Packet::default(), 90_000);
+            let mut assembler = FrameAssembler::new();
             let mut decoder = H264Decoder::new().unwrap();
             while let Some(ev) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(p) = ev {
-                    builder.push(Instant::now(), p);
-                    while let Some(sample) = builder.pop(Instant::now()) {
-                        for f in decoder.decode(&sample.data).unwrap_or_default() {
-                            let _ = frames.send(f);
-                        }
+                if let TrackRemoteEvent::OnRtpPacket(p) = ev
+                    && let Some(Assembled::Frame(au)) = assembler.push(p)
+                {
+                    for f in decoder.decode(&au).unwrap_or_default() {
+                        let _ = frames.send(f);
                     }
                 }
             }
