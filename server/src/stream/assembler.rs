@@ -95,7 +95,7 @@ mod tests {
 
     /// FU-A fragments of one NAL (type 5).
     fn fu(seq: u16, ts: u32, start: bool, end: bool) -> Packet {
-        let header = 0x80 * start as u8 | 0x40 * end as u8 | 5;
+        let header = (0x80 * start as u8) | (0x40 * end as u8) | 5;
         pkt(seq, ts, end, &[0x7c, header, 0xab, seq as u8])
     }
 
