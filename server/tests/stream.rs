@@ -284,6 +284,38 @@ async fn bad_offers_get_clear_errors_and_other_sessions_keep_running(pool: Sqlit
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // Trickled candidates reach a running session; junk is refused.
+    let candidate = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("a=candidate:"))
+        .map(|c| format!("candidate:{c}"))
+        .expect("the offer has a candidate");
+    let patch = |body: Value| {
+        Request::patch(format!("/api/v1/webrtc/offer/{good_id}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, _) = call(
+        &app,
+        patch(json!({"candidates": [{"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = call(
+        &app,
+        patch(json!({"candidates": [{"candidate": "candidate:nonsense", "sdpMid": "0"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid ICE candidate"),
+        "{body}"
+    );
+
     // The good session never noticed.
     assert_eq!(streams.len(), 1);
     good.next_frame(T).await;
