@@ -43,6 +43,26 @@ fn delete(uri: &str) -> Request<Body> {
     Request::delete(uri).body(Body::empty()).unwrap()
 }
 
+/// A router over a fresh state; the temp dir must outlive the test.
+fn setup(
+    pool: SqlitePool,
+) -> (
+    tempfile::TempDir,
+    Router,
+    std::sync::Arc<server::stream::Streams>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = common::state(pool, dir.path());
+    let streams = state.streams.clone();
+    (dir, server::app(state), streams)
+}
+
+/// DELETE a session and expect it gone.
+async fn hang_up(app: &Router, id: &str) {
+    let (status, body) = call(app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
+
 async fn load(app: &Router, pipeline: &str, params: Value) {
     let (status, body) = call(
         app,
@@ -109,10 +129,7 @@ fn close_to(p: [u8; 3], want: [u8; 3]) -> bool {
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn passthrough_returns_the_viewers_frames_resized(pool: SqlitePool) {
-    let dir = tempfile::tempdir().unwrap();
-    let state = common::state(pool, dir.path());
-    let streams = state.streams.clone();
-    let app = server::app(state);
+    let (_dir, app, streams) = setup(pool);
     load(&app, "passthrough", json!({"height": 96, "width": 128})).await;
 
     let (mut client, id) = connect(&app, true, json!({})).await;
@@ -174,8 +191,7 @@ async fn passthrough_returns_the_viewers_frames_resized(pool: SqlitePool) {
     client.next_frame(T).await;
 
     // DELETE ends the session and releases it.
-    let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    hang_up(&app, &id).await;
     assert!(streams.is_empty());
     let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -185,8 +201,7 @@ async fn passthrough_returns_the_viewers_frames_resized(pool: SqlitePool) {
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn vod_plays_the_bundled_clip_without_input(pool: SqlitePool) {
-    let dir = tempfile::tempdir().unwrap();
-    let app = server::app(common::state(pool, dir.path()));
+    let (_dir, app, _) = setup(pool);
     load(&app, "vod", Value::Null).await;
     let clip = server::media::clip::decode_vod_clip().unwrap();
     let (mut client, id) = connect(&app, false, json!({})).await;
@@ -210,17 +225,13 @@ async fn vod_plays_the_bundled_clip_without_input(pool: SqlitePool) {
             "received frame is not from the clip (mean abs diff {best})"
         );
     }
-    let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    hang_up(&app, &id).await;
     client.close().await;
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn bad_offers_get_clear_errors_and_other_sessions_keep_running(pool: SqlitePool) {
-    let dir = tempfile::tempdir().unwrap();
-    let state = common::state(pool, dir.path());
-    let streams = state.streams.clone();
-    let app = server::app(state);
+    let (_dir, app, streams) = setup(pool);
 
     let (_, sdp) = Client::offer(false).await;
     let (status, body) = call(
@@ -319,17 +330,13 @@ async fn bad_offers_get_clear_errors_and_other_sessions_keep_running(pool: Sqlit
     // The good session never noticed.
     assert_eq!(streams.len(), 1);
     good.next_frame(T).await;
-    let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{good_id}"))).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    hang_up(&app, &good_id).await;
     good.close().await;
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn shutdown_closes_every_stream_at_once(pool: SqlitePool) {
-    let dir = tempfile::tempdir().unwrap();
-    let state = common::state(pool, dir.path());
-    let streams = state.streams.clone();
-    let app = server::app(state);
+    let (_dir, app, streams) = setup(pool);
     load(&app, "vod", Value::Null).await;
     let (mut a, _) = connect(&app, false, json!({})).await;
     let (mut b, _) = connect(&app, false, json!({})).await;
@@ -365,10 +372,7 @@ fn thread_count() -> usize {
 
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn a_hundred_sessions_come_and_go_without_leaks(pool: SqlitePool) {
-    let dir = tempfile::tempdir().unwrap();
-    let state = common::state(pool, dir.path());
-    let streams = state.streams.clone();
-    let app = server::app(state);
+    let (_dir, app, streams) = setup(pool);
     load(&app, "vod", Value::Null).await;
     // Warm up once so lazily created runtime threads exist before the baseline.
     let (c, id) = connect(&app, false, json!({})).await;
