@@ -9,7 +9,8 @@
 //! | none | `stun:stun.l.google.com:19302` |
 //!
 //! Credentials are cached for half their lifetime. A fetch that fails or takes longer than
-//! [`FETCH_TIMEOUT`] logs a warning and falls back to STUN, so a stream never waits on it.
+//! [`FETCH_TIMEOUT`] logs a warning and falls back to STUN for [`RETRY_AFTER`], so a stream
+//! start waits on a broken provider at most once in that time.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -23,6 +24,8 @@ use webrtc::peer_connection::RTCIceServer;
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lifetime asked for (seconds).
 pub const CREDENTIAL_TTL_SECS: u64 = 600;
+/// How long a failed fetch is remembered before the provider is asked again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The public STUN server used without a provider.
 pub const PUBLIC_STUN: &str = "stun:stun.l.google.com:19302";
 
@@ -120,6 +123,7 @@ impl IceServer {
 pub struct IceServers {
     provider: Provider,
     client: reqwest::Client,
+    /// The last list and until when it is good.
     cache: Mutex<Option<(Instant, Vec<IceServer>)>>,
     timeout: Duration,
 }
@@ -155,45 +159,37 @@ impl IceServers {
     }
 
     /// The current list: cached credentials, freshly fetched ones, or STUN on failure.
+    /// A failure is remembered for [`RETRY_AFTER`], so a provider that is down slows down
+    /// one stream start, not every one.
     pub async fn get(&self) -> Vec<IceServer> {
         if self.provider == Provider::Stun {
             return Self::stun();
         }
-        let max_age = Duration::from_secs(CREDENTIAL_TTL_SECS / 2);
-        if let Some((at, list)) = self
+        if let Some((until, list)) = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            && at.elapsed() < max_age
+            && Instant::now() < *until
         {
             return list.clone();
         }
-        match tokio::time::timeout(self.timeout, self.fetch()).await {
-            Ok(Ok(list)) if !list.is_empty() => {
-                *self.cache.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((Instant::now(), list.clone()));
-                list
-            }
-            Ok(Ok(_)) => {
-                tracing::warn!(
-                    provider = self.provider.name(),
-                    "TURN provider returned no servers; using STUN"
-                );
-                Self::stun()
-            }
-            Ok(Err(e)) => {
+        let fetched = match tokio::time::timeout(self.timeout, self.fetch()).await {
+            Ok(Ok(list)) if !list.is_empty() => Ok(list),
+            Ok(Ok(_)) => Err("the provider returned no servers".to_owned()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        };
+        let (list, keep) = match fetched {
+            Ok(list) => (list, Duration::from_secs(CREDENTIAL_TTL_SECS / 2)),
+            Err(e) => {
                 tracing::warn!(provider = self.provider.name(), error = %e, "TURN credentials unavailable; using STUN");
-                Self::stun()
+                (Self::stun(), RETRY_AFTER)
             }
-            Err(_) => {
-                tracing::warn!(
-                    provider = self.provider.name(),
-                    "TURN credentials timed out; using STUN"
-                );
-                Self::stun()
-            }
-        }
+        };
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now() + keep, list.clone()));
+        list
     }
 
     async fn fetch(&self) -> Result<Vec<IceServer>, String> {

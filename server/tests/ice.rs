@@ -178,6 +178,10 @@ async fn failures_and_slow_providers_fall_back_to_stun() {
     let started = std::time::Instant::now();
     assert_eq!(ice.get().await, stun_only());
     assert!(started.elapsed() < Duration::from_secs(3));
+    // The failure is remembered: the next stream does not wait again.
+    let again = std::time::Instant::now();
+    assert_eq!(ice.get().await, stun_only());
+    assert!(again.elapsed() < Duration::from_millis(100));
     // Nothing listening at all.
     let ice = IceServers::new(Provider::Twilio {
         api: "http://127.0.0.1:9".into(),
