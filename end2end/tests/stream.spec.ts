@@ -26,6 +26,12 @@ async function streams(request: APIRequestContext) {
   return (await (await request.get("/api/v1/metrics")).json()).streams as any[];
 }
 
+/** Presses Start and waits until the stream is live. */
+async function start(page: Page) {
+  await page.getByTestId("start-button").click();
+  await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "streaming", { timeout: 30_000 });
+}
+
 async function stop(page: Page, request: APIRequestContext) {
   await page.getByTestId("start-button").click();
   await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "idle");
@@ -42,8 +48,7 @@ test("camera → passthrough: the output plays, pauses, resumes, and shows metri
   await expect(page.getByTestId("input-mode")).toHaveValue("camera");
   await expect(page.getByTestId("input-status")).toHaveText("Camera Preview");
 
-  await page.getByTestId("start-button").click();
-  await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "streaming", { timeout: 30_000 });
+  await start(page);
   await expect(page.getByTestId("start-button")).toHaveText("Stop");
   await expectFramesRising(page);
 
@@ -82,8 +87,7 @@ test("video file mode streams the bundled clip", async ({ page, request }) => {
   await expect
     .poll(() => page.evaluate(() => document.querySelector<HTMLVideoElement>(".preview-video")!.currentTime))
     .toBeGreaterThan(0);
-  await page.getByTestId("start-button").click();
-  await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "streaming", { timeout: 30_000 });
+  await start(page);
   await expectFramesRising(page);
   const s = await streams(request);
   expect(s[0].pipeline_id).toBe("passthrough");
@@ -93,8 +97,7 @@ test("video file mode streams the bundled clip", async ({ page, request }) => {
 
 test("switching the source while streaming keeps the stream going", async ({ page, request }) => {
   await openStudio(page);
-  await page.getByTestId("start-button").click();
-  await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "streaming", { timeout: 30_000 });
+  await start(page);
   await expectFramesRising(page);
   const before = (await streams(request))[0];
   // Camera → bundled clip: the sent track is replaced, the session stays.
@@ -112,8 +115,7 @@ test("vod streams in text mode with no input", async ({ page, request }) => {
   await page.getByTestId("pipeline-select").selectOption("vod");
   await expect(page.getByTestId("input-mode")).toHaveValue("text");
   await expect(page.getByTestId("text-mode-note")).toBeVisible();
-  await page.getByTestId("start-button").click();
-  await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "streaming", { timeout: 30_000 });
+  await start(page);
   await expectFramesRising(page);
   const s = await streams(request);
   expect(s[0].pipeline_id).toBe("vod");
@@ -137,8 +139,7 @@ test("load settings validate inline and lock while streaming", async ({ page, re
   await height.getByRole("button", { name: "Increase" }).click();
   await expect(height.locator("input")).toHaveValue("272");
 
-  await page.getByTestId("start-button").click();
-  await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "streaming", { timeout: 30_000 });
+  await start(page);
   await expect(height.locator("input")).toBeDisabled();
   await expect(page.getByTestId("pipeline-select")).toBeDisabled();
   const status = await (await request.get("/api/v1/pipeline/status")).json();

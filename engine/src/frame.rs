@@ -87,6 +87,19 @@ impl Frame {
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
 
+    /// Mean absolute difference per byte from another frame of the same size (a quick
+    /// measure of how far a lossy round trip moved the picture).
+    pub fn mean_abs_diff(&self, other: &Frame) -> f64 {
+        debug_assert_eq!((self.width, self.height), (other.width, other.height));
+        let sum: u64 = self
+            .data
+            .iter()
+            .zip(&other.data)
+            .map(|(a, b)| a.abs_diff(*b) as u64)
+            .sum();
+        sum as f64 / self.data.len().max(1) as f64
+    }
+
     /// Bilinear resize with half-pixel centres and edge clamping (the behaviour of
     /// `torch.nn.functional.interpolate(mode="bilinear", align_corners=False)` without
     /// antialiasing). Returns a clone when the size already matches.
@@ -167,6 +180,14 @@ mod tests {
         let r = g.resized(4, 1);
         let reds: Vec<u8> = r.data().chunks(3).map(|p| p[0]).collect();
         assert_eq!(reds, vec![0, 64, 191, 255]);
+    }
+
+    #[test]
+    fn mean_abs_diff_averages_over_bytes() {
+        let a = Frame::filled(2, 2, [10, 20, 30]);
+        assert_eq!(a.mean_abs_diff(&a), 0.0);
+        let b = Frame::filled(2, 2, [13, 20, 24]);
+        assert_eq!(a.mean_abs_diff(&b), 3.0);
     }
 
     #[test]

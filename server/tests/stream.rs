@@ -211,14 +211,7 @@ async fn vod_plays_the_bundled_clip_without_input(pool: SqlitePool) {
         // It is one of the clip's frames (after a lossy round trip).
         let best = clip
             .iter()
-            .map(|c| {
-                c.data()
-                    .iter()
-                    .zip(f.data())
-                    .map(|(a, b)| (*a as f64 - *b as f64).abs())
-                    .sum::<f64>()
-                    / c.data().len() as f64
-            })
+            .map(|c| c.mean_abs_diff(&f))
             .fold(f64::INFINITY, f64::min);
         assert!(
             best < 8.0,
@@ -382,7 +375,7 @@ async fn a_hundred_sessions_come_and_go_without_leaks(pool: SqlitePool) {
     let baseline = thread_count();
 
     for i in 0..100 {
-        let (client, sdp) = Client::offer(false).await;
+        let (mut client, sdp) = Client::offer(false).await;
         let (status, answer) = call(
             &app,
             post("/api/v1/webrtc/offer", json!({"sdp": sdp, "type": "offer"})),
@@ -392,21 +385,15 @@ async fn a_hundred_sessions_come_and_go_without_leaks(pool: SqlitePool) {
         let id = answer["sessionId"].as_str().unwrap();
         if i % 10 == 0 {
             // Every tenth cycle connects fully before hanging up.
-            let mut client = client;
             client
                 .accept(answer["sdp"].as_str().unwrap().to_owned())
                 .await;
             client
                 .wait_state(RTCPeerConnectionState::Connected, T)
                 .await;
-            let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
-            assert_eq!(status, StatusCode::NO_CONTENT);
-            client.close().await;
-        } else {
-            let (status, _) = call(&app, delete(&format!("/api/v1/webrtc/offer/{id}"))).await;
-            assert_eq!(status, StatusCode::NO_CONTENT);
-            client.close().await;
         }
+        hang_up(&app, id).await;
+        client.close().await;
     }
     assert_eq!(streams.len(), 0);
     // Threads of finished sessions are joined; the blocking pool's idle threads expire (10 s).

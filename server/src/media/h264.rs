@@ -180,15 +180,6 @@ mod tests {
         Frame::new(w, h, data).unwrap()
     }
 
-    fn mean_abs_diff(a: &Frame, b: &Frame) -> f64 {
-        a.data()
-            .iter()
-            .zip(b.data())
-            .map(|(x, y)| (*x as f64 - *y as f64).abs())
-            .sum::<f64>()
-            / a.data().len() as f64
-    }
-
     #[test]
     fn round_trip_keeps_the_picture() {
         let mut enc = H264Encoder::new(EncoderSettings::default()).unwrap();
@@ -204,7 +195,7 @@ mod tests {
         assert_eq!(decoded.len(), originals.len());
         for (o, d) in originals.iter().zip(&decoded) {
             assert_eq!((d.width(), d.height()), (128, 96));
-            let err = mean_abs_diff(o, d);
+            let err = o.mean_abs_diff(d);
             assert!(err < 6.0, "mean abs error {err}");
         }
         // The moving square is where it should be in the last frame.

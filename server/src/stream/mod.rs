@@ -76,17 +76,10 @@ impl Streams {
         for s in &all {
             s.request_stop();
         }
-        futures_join_all(all.iter().map(|s| s.wait_finished())).await;
-    }
-}
-
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(f);
-    }
-    for f in set {
-        f.await; // each is already running independently; this only waits
+        // Each session tears itself down on its own task; this only waits for them.
+        for s in &all {
+            s.wait_finished().await;
+        }
     }
 }
 

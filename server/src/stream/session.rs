@@ -51,6 +51,9 @@ use webrtc::{
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Parameter updates waiting for the processor.
 const UPDATE_QUEUE: usize = 8;
+/// The largest chunk (input frames per call) a pipeline asks for; the output queue holds
+/// [`OUTPUT_QUEUE_CHUNKS`] of them.
+const MAX_CHUNK_FRAMES: usize = 4;
 /// Encoded frames waiting for the network.
 const ENCODED_QUEUE: usize = 4;
 /// Access units waiting for the decoder.
@@ -288,8 +291,7 @@ fn launch(
     let input = Arc::new(InputBuffer::default());
     let keyframe = Arc::new(AtomicBool::new(false));
     let (updates_tx, updates_rx) = sync_channel(UPDATE_QUEUE);
-    let chunk = 4; // the largest chunk a pipeline here asks for
-    let (frames_tx, frames_rx) = sync_channel::<TimedFrame>((OUTPUT_QUEUE_CHUNKS * chunk).max(4));
+    let (frames_tx, frames_rx) = sync_channel::<TimedFrame>(OUTPUT_QUEUE_CHUNKS * MAX_CHUNK_FRAMES);
     let (encoded_tx, encoded_rx) = mpsc::channel::<EncodedFrame>(ENCODED_QUEUE);
     let (fail_tx, fail_rx) = mpsc::unbounded_channel::<String>();
     let short = ctx.id.chars().take(8).collect::<String>();
@@ -678,7 +680,9 @@ pub fn handle_parameter_message(
     }
     let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
     for (k, v) in &update {
-        if !matches!(v, ParamValue::Bool(true)) || k != "reset_cache" {
+        // A reset is an action, not a setting: it is not kept as current state.
+        let is_reset = k == "reset_cache" && *v == ParamValue::Bool(true);
+        if !is_reset {
             cur.insert(k.clone(), v.clone());
         }
     }
