@@ -11,6 +11,8 @@ pub mod components;
 pub mod models;
 pub mod routes;
 pub mod schema;
+#[cfg(feature = "ssr")]
+pub mod service;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

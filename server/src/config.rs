@@ -30,6 +30,8 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 3000;
 /// Default site bundle directory (what `cargo leptos build` and `tools/build-site.sh` write).
 pub const DEFAULT_SITE_ROOT: &str = "target/site";
+/// Default largest recording upload: 2 GiB.
+pub const DEFAULT_MAX_RECORDING_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// The configuration file looked up in the working directory when none is named.
 pub const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
 
@@ -60,6 +62,10 @@ pub struct Cli {
     /// Refuse to stream for visitors who are not signed in
     #[arg(long, env = "HANZO_LIVE_REQUIRE_LOGIN")]
     pub require_login: bool,
+
+    /// Largest recording upload, in MiB [default: 2048]
+    #[arg(long, env = "HANZO_LIVE_MAX_RECORDING_MB")]
+    pub max_recording_mb: Option<u64>,
 
     /// Runtime configuration file [default: ./Leptos.toml when present]
     #[arg(long, env = "HANZO_LIVE_CONFIG")]
@@ -93,6 +99,8 @@ pub struct ServerSection {
     pub require_login: Option<bool>,
     /// UDP addresses WebRTC binds (`ip:port`, port 0 = any).
     pub rtc_udp_addrs: Option<Vec<String>>,
+    /// Largest recording upload, in MiB.
+    pub max_recording_mb: Option<u64>,
 }
 
 /// Why the configuration could not be resolved.
@@ -149,6 +157,8 @@ pub struct Settings {
     pub require_login: bool,
     /// UDP addresses WebRTC binds: every interface plus loopback by default.
     pub rtc_udp_addrs: Vec<String>,
+    /// Largest recording upload, in bytes (2 GiB by default).
+    pub max_recording_bytes: u64,
     /// The file the settings came from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -222,6 +232,12 @@ impl Settings {
             cpu: cli.cpu || fc.cpu.unwrap_or(false),
             require_login: cli.require_login || fc.require_login.unwrap_or(false),
             rtc_udp_addrs: fc.rtc_udp_addrs.unwrap_or_else(default_rtc_udp_addrs),
+            max_recording_bytes: cli
+                .max_recording_mb
+                .or(fc.max_recording_mb)
+                .map_or(DEFAULT_MAX_RECORDING_BYTES, |mb| {
+                    mb.saturating_mul(1024 * 1024)
+                }),
             config_file,
         })
     }
@@ -233,6 +249,11 @@ impl Settings {
         } else {
             format!("{}:{}", self.host, self.port)
         }
+    }
+
+    /// Where recordings are stored: `<data-dir>/recordings`.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
     }
 
     /// The SQLite database file: `<data-dir>/hanzo-live.db`.

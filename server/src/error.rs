@@ -4,9 +4,10 @@
 //! is always `{"error": "<message>"}` (see `docs/api.md`). Internal causes are logged, never
 //! sent to the client.
 
+use app::service::ServiceError;
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -33,6 +34,9 @@ pub enum ApiError {
     /// 500 Internal Server Error: a database failure. The cause is logged, not returned.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// From the service layer: 401, 404, 409, 413, 415, 422, 429 (with `Retry-After`) or 500.
+    #[error("{0}")]
+    Service(#[from] app::service::ServiceError),
 }
 
 impl ApiError {
@@ -44,6 +48,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) | ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Service(e) => e.status(),
         }
     }
 }
@@ -54,9 +59,18 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Database(e) => tracing::error!(error = %e, "database error"),
             ApiError::Internal(e) => tracing::error!(error = %e, "internal error"),
+            ApiError::Service(ServiceError::Internal(e)) => {
+                tracing::error!(error = %e, "internal error")
+            }
             _ => {}
         }
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
+        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if let ApiError::Service(ServiceError::TooManyRequests { retry_after_s, .. }) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        }
+        response
     }
 }
 
@@ -72,6 +86,10 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
         // Valid JSON of the wrong shape is 422 (as axum answers it); anything else 400.
         if r.status() == StatusCode::UNPROCESSABLE_ENTITY {
             ApiError::Unprocessable(r.body_text())
+        } else if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::Service(ServiceError::TooLarge(
+                "the request body is too large".into(),
+            ))
         } else {
             ApiError::BadRequest(r.body_text())
         }
@@ -108,4 +126,6 @@ pub enum StartupError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("cannot check the data directory at start-up: {0:?}")]
+    Recover(app::service::ServiceError),
 }

@@ -4,6 +4,8 @@
 //! [`run`] is what the binary does: resolve settings, open the database, bind, serve until
 //! Ctrl-C or SIGTERM.
 
+pub mod api;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -12,6 +14,7 @@ pub mod media;
 pub mod metrics;
 pub mod pipelines;
 pub mod routes;
+pub mod service;
 pub mod state;
 pub mod stream;
 pub mod telemetry;
@@ -38,10 +41,15 @@ pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let info = state.info.clone();
-        move || provide_context(info.clone())
+        let services: app::service::SharedServices = state.service.clone();
+        move || {
+            provide_context(info.clone());
+            provide_context(services.clone());
+        }
     };
     let leptos_options = state.leptos_options.clone();
     routes::router()
+        .merge(api::router())
         .merge(stream::router())
         .leptos_routes_with_context(&state, routes, context, move || {
             shell(leptos_options.clone())
@@ -78,6 +86,12 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         })?;
     }
     let db = db::open(&settings.database_path()).await?;
+    let service = service::Service::new(
+        db.clone(),
+        settings.recordings_dir(),
+        settings.max_recording_bytes,
+    );
+    service.recover().await.map_err(StartupError::Recover)?;
     let leptos_options = leptos_options(&settings)?;
     let info = ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -87,6 +101,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     Ok(AppState {
         leptos_options,
         db,
+        service: Arc::new(service),
         settings: Arc::new(settings),
         info,
         pipelines: Default::default(),
@@ -145,7 +160,9 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         let _ = stop_tx.send(true);
     });
     tracing::info!("listening on http://{addr}");
-    let serve = axum::serve(listener, app(state)).with_graceful_shutdown(stopped(stop_rx.clone()));
+    // Connect info gives the login limiter the client's address.
+    let make = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let serve = axum::serve(listener, make).with_graceful_shutdown(stopped(stop_rx.clone()));
     tokio::select! {
         result = serve => result.map_err(StartupError::Serve)?,
         _ = async { stopped(stop_rx).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {

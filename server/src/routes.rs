@@ -70,8 +70,12 @@ pub struct LoadRequest {
 /// Starts loading; returns at once.
 async fn load_pipeline(
     State(state): State<AppState>,
+    crate::api::MaybeUser(user): crate::api::MaybeUser,
     ApiJson(req): ApiJson<LoadRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    if user.is_none() && state.settings.require_login {
+        return Err(app::service::ServiceError::Unauthorized("sign in to stream".into()).into());
+    }
     state.pipelines.load(&req.pipeline_id, &req.load_params)?;
     Ok(Json(
         json!({ "message": "Pipeline loading initiated successfully" }),

@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: SqlitePool,
+    /// Accounts, presets, history and recordings (also the server functions' services).
+    pub service: Arc<crate::service::Service>,
     pub settings: Arc<Settings>,
     pub info: ServerInfo,
     /// The loaded pipeline (one per server; each stream gets its own instance of it).

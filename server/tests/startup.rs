@@ -252,3 +252,183 @@ fn a_busy_port_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A minimal HTTP/1.1 request: (status, raw head, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+fn multipart_head(boundary: &str) -> Vec<u8> {
+    format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.webm\"\r\n\
+         Content-Type: video/webm\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_server_during_an_upload_leaves_no_partial_recording() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data_arg = data.to_str().unwrap().to_owned();
+    let site_arg = tmp.path().join("no-site").to_str().unwrap().to_owned();
+    let args = ["--data-dir", &data_arg, "--site-root", &site_arg];
+    let mut first = start(tmp.path(), &args);
+    let addr = first.addr.clone();
+
+    let json = [("Content-Type", "application/json")];
+    let (status, head, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/auth/register",
+        &json,
+        br#"{"username":"nina","password":"a long password"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // One finished recording.
+    let boundary = "crash-test-boundary";
+    let mut done = multipart_head(boundary);
+    done.extend([0x1A, 0x45, 0xDF, 0xA3]);
+    done.extend([1u8; 1000]);
+    done.extend(format!("\r\n--{boundary}--\r\n").bytes());
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    let (status, _, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/recordings",
+        &[("Content-Type", &ct), ("Cookie", &cookie)],
+        &done,
+    );
+    assert_eq!(status, 201, "{body}");
+    let kept: serde_json::Value = serde_json::from_str(&body).unwrap();
+
+    // A stream the kill will interrupt (its history row is still open).
+    let db = data.join("hanzo-live.db");
+    let pool = sqlx::SqlitePool::connect_with(server::db::connect_options(&db))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, pipeline_id, frames_out)
+         SELECT 'running', id, 'passthrough', 77 FROM users WHERE username = 'nina'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    // A large upload, killed halfway: 64 MiB announced, bytes trickling in.
+    let incoming = data.join("recordings").join(".incoming");
+    let (upload_addr, upload_cookie, upload_ct) = (addr.clone(), cookie.clone(), ct.clone());
+    let uploader = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(&upload_addr).unwrap();
+        let total = 64 * 1024 * 1024;
+        let _ = write!(
+            s,
+            "POST /api/v1/recordings HTTP/1.1\r\nHost: {upload_addr}\r\nCookie: {upload_cookie}\r\n\
+             Content-Type: {upload_ct}\r\nContent-Length: {total}\r\n\r\n"
+        );
+        let _ = s.write_all(&multipart_head("crash-test-boundary"));
+        let _ = s.write_all(&[0x1A, 0x45, 0xDF, 0xA3]);
+        let chunk = vec![9u8; 256 * 1024];
+        while s.write_all(&chunk).is_ok() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let staged: u64 = std::fs::read_dir(&incoming)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.metadata().unwrap().len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if staged > 2 * 1024 * 1024 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.child.kill().unwrap(); // SIGKILL: no shutdown code runs
+    first.child.wait().unwrap();
+    uploader.join().unwrap();
+    assert!(
+        std::fs::read_dir(&incoming).unwrap().count() > 0,
+        "the kill should have left the staged file behind"
+    );
+
+    let mut second = start(tmp.path(), &args);
+    second.wait_for_line("cleaned up recordings", Duration::from_secs(5));
+    second.wait_for_line("closed history rows left open", Duration::from_secs(5));
+    let (status, _, body) = http(
+        &second.addr,
+        "GET",
+        "/api/v1/recordings",
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["items"][0], kept);
+    let (status, _, file) = http(
+        &second.addr,
+        "GET",
+        &format!("/api/v1/recordings/{}/file", kept["id"]),
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(file.len(), 1004);
+    assert_eq!(std::fs::read_dir(&incoming).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(data.join("recordings"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_file())
+            .count(),
+        1
+    );
+    let (_, _, session) = http(
+        &second.addr,
+        "GET",
+        "/api/v1/sessions/running",
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    let session: serde_json::Value = serde_json::from_str(&session).unwrap();
+    assert!(session["ended_at"].is_string(), "{session}");
+    assert_eq!(session["frames_out"], 77);
+    assert_eq!(session["error"], server::service::history::INTERRUPTED);
+    second.terminate();
+}

@@ -472,6 +472,7 @@ async fn a_failing_pipeline_ends_only_its_own_session() {
             udp_addrs: vec!["127.0.0.1:0".into()],
             on_finished: Box::new(|_| {}),
             system_metrics: Arc::new(|| json!({})),
+            history: None,
         };
         let offer = webrtc::peer_connection::RTCSessionDescription::offer(sdp).unwrap();
         let (handle, answer) = session::start(ctx, offer).await.unwrap();

@@ -11,14 +11,17 @@
 
 pub mod assembler;
 pub mod buffer;
+pub mod history;
 pub mod processor;
 pub mod rtc;
 pub mod session;
 
 use crate::{
+    api::MaybeUser,
     error::{ApiError, ApiJson},
     state::AppState,
 };
+use app::service::ServiceError;
 use axum::{
     Json, Router,
     extract::{Path, State},
@@ -26,6 +29,7 @@ use axum::{
     routing::{get, post},
 };
 use engine::pipeline::params;
+use history::HistoryLog;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use session::{SessionHandle, StartContext, StartError};
@@ -111,8 +115,12 @@ pub struct OfferRequest {
 
 async fn offer(
     State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
     ApiJson(req): ApiJson<OfferRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    if user.is_none() && state.settings.require_login {
+        return Err(ServiceError::Unauthorized("sign in to stream".into()).into());
+    }
     if req.kind != "offer" {
         return Err(ApiError::BadRequest(format!(
             "type must be \"offer\", got {:?}",
@@ -131,6 +139,23 @@ async fn offer(
             .map_err(|e| ApiError::Unprocessable(format!("initialParameters: {e}")))?,
     );
     let id = uuid::Uuid::new_v4().to_string();
+    let history = match &user {
+        Some(u) => {
+            let as_map = |v: Value| v.as_object().cloned().unwrap_or_default();
+            Some(
+                HistoryLog::open(
+                    state.db.clone(),
+                    &id,
+                    u.id,
+                    &spec.id,
+                    &as_map(params::to_json(loaded.load_params())),
+                    &as_map(params::to_json(&initial)),
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
     let streams = Arc::clone(&state.streams);
     let metrics = Arc::clone(&state.metrics);
     let ctx = StartContext {
@@ -146,11 +171,23 @@ async fn offer(
         udp_addrs: state.settings.rtc_udp_addrs.clone(),
         on_finished: Box::new(move |id| streams.remove(id)),
         system_metrics: Arc::new(move || metrics.snapshot_json()),
+        history,
     };
-    let (handle, answer) = session::start(ctx, offer).await.map_err(|e| match e {
-        StartError::BadOffer(m) => ApiError::BadRequest(m),
-        StartError::Internal(m) => ApiError::Internal(m),
-    })?;
+    let started = session::start(ctx, offer).await;
+    let (handle, answer) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            if user.is_some() {
+                let figures = crate::service::history::Figures::default();
+                let msg = e.to_string();
+                let _ = crate::service::history::close(&state.db, &id, figures, Some(&msg)).await;
+            }
+            return Err(match e {
+                StartError::BadOffer(m) => ApiError::BadRequest(m),
+                StartError::Internal(m) => ApiError::Internal(m),
+            });
+        }
+    };
     tracing::info!(session = %id, pipeline = %handle.pipeline_id, "stream started");
     state.streams.insert(handle);
     Ok(Json(

@@ -11,6 +11,7 @@ use super::{
     rtc::{Handler, PeerEvent, h264_codec, media_engine_and_interceptors},
 };
 use crate::media::h264::{EncoderSettings, H264Decoder};
+use crate::service::history::Figures;
 use bytes::Bytes;
 use engine::pipeline::{
     InputKind, LoadedPipeline,
@@ -126,6 +127,8 @@ pub struct StartContext {
     pub on_finished: Box<dyn FnOnce(&str) + Send>,
     /// System figures merged into the metrics messages.
     pub system_metrics: Arc<dyn Fn() -> Value + Send + Sync>,
+    /// The history row of a signed-in user's stream.
+    pub history: Option<super::history::HistoryLog>,
 }
 
 /// Answers an offer and starts the stream. Returns the handle and the answer SDP.
@@ -347,6 +350,9 @@ fn launch(
         track,
         ssrc,
         payload_type,
+        history: ctx.history,
+        started: Instant::now(),
+        latency: (0.0, 0),
     };
     tokio::spawn(control.run(
         workers,
@@ -373,12 +379,19 @@ struct Control {
     track: Arc<TrackLocalStaticSample>,
     ssrc: u32,
     payload_type: u8,
+    history: Option<super::history::HistoryLog>,
+    started: Instant,
+    /// Sum and count of the latency samples taken each metrics tick.
+    latency: (f64, u64),
 }
+
+/// Running figures go to the history every this many metrics ticks.
+const HISTORY_EVERY_TICKS: u64 = 5;
 
 impl Control {
     #[allow(clippy::too_many_arguments)]
     async fn run(
-        self,
+        mut self,
         mut workers: Workers,
         mut events: mpsc::UnboundedReceiver<PeerEvent>,
         mut early: VecDeque<PeerEvent>,
@@ -404,6 +417,7 @@ impl Control {
         ));
         let mut channel: Option<Arc<dyn DataChannel>> = None;
         let mut ticker = tokio::time::interval(METRICS_INTERVAL);
+        let mut ticks = 0u64;
         let mut error: Option<String> = start_error;
         if error.is_none() {
             loop {
@@ -420,6 +434,8 @@ impl Control {
                         }
                         _ = async { stop.wait_for(|s| *s).await.is_ok() } => break,
                         _ = ticker.tick() => {
+                            ticks += 1;
+                            self.sample_figures(ticks);
                             if let Some(dc) = &channel {
                                 let _ = dc.send_text(&self.metrics_message().to_string()).await;
                             }
@@ -458,6 +474,7 @@ impl Control {
                             self.spec_runtime.clone(),
                             workers.updates.clone(),
                             Arc::clone(&self.params),
+                            self.history.as_ref().map(|h| h.sender()),
                         ));
                         channel = Some(dc);
                     }
@@ -498,8 +515,37 @@ impl Control {
             }
         })
         .await;
+        if let Some(h) = self.history.take() {
+            h.close(self.figures(), error.as_deref()).await;
+        }
         on_finished(&self.id);
         let _ = finished.send(true);
+    }
+
+    /// Frames out, mean output FPS since the start, mean of the latency samples.
+    fn figures(&self) -> Figures {
+        let frames_out = self.stats.frames_out.load(Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64();
+        let (sum, n) = self.latency;
+        Figures {
+            frames_out: i64::try_from(frames_out).unwrap_or(i64::MAX),
+            mean_fps: (secs > 0.0 && frames_out > 0).then(|| round1(frames_out as f64 / secs)),
+            mean_latency_ms: (n > 0).then(|| round1(sum / n as f64)),
+        }
+    }
+
+    /// One metrics tick: a latency sample, and every few ticks the figures to the history.
+    fn sample_figures(&mut self, ticks: u64) {
+        if let Some(l) = self.stats.latency_ms() {
+            self.latency.0 += l;
+            self.latency.1 += 1;
+        }
+        if ticks % HISTORY_EVERY_TICKS == 0
+            && let Some(h) = &self.history
+        {
+            h.sender()
+                .send(super::history::Event::Figures(self.figures()));
+        }
     }
 
     fn metrics_message(&self) -> Value {
@@ -641,11 +687,17 @@ async fn parameter_channel(
     specs: Vec<ParamSpec>,
     updates: SyncSender<Params>,
     current: Arc<Mutex<Params>>,
+    history: Option<super::history::HistorySender>,
 ) {
     while let Some(event) = dc.poll().await {
         match event {
             DataChannelEvent::OnMessage(msg) => {
                 let reply = handle_parameter_message(&msg.data, &specs, &updates, &current);
+                if let (Some(h), Some(applied)) = (&history, reply["parameters"].as_object())
+                    && reply["type"] == "parameters_updated"
+                {
+                    h.send(super::history::Event::Changed(applied.clone()));
+                }
                 let _ = dc.send_text(&reply.to_string()).await;
             }
             DataChannelEvent::OnClose => break,

@@ -26,6 +26,11 @@ pub fn state(pool: SqlitePool, dir: &Path) -> AppState {
     let settings = settings(dir);
     AppState {
         leptos_options: server::leptos_options(&settings).unwrap(),
+        service: Arc::new(server::service::Service::new(
+            pool.clone(),
+            settings.recordings_dir(),
+            settings.max_recording_bytes,
+        )),
         db: pool,
         info: ServerInfo {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -58,4 +63,5 @@ pub async fn text(resp: Response) -> String {
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
+pub mod api;
 pub mod peer;
