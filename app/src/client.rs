@@ -290,3 +290,186 @@ impl Live {
         });
     }
 }
+
+/// Records a `MediaStream` to WebM in the browser (`MediaRecorder`, one chunk a second).
+pub struct Recorder {
+    rec: web_sys::MediaRecorder,
+    chunks: std::rc::Rc<std::cell::RefCell<Vec<web_sys::Blob>>>,
+    size: std::rc::Rc<std::cell::Cell<f64>>,
+    mime: String,
+    _ondata: Closure<dyn Fn(web_sys::BlobEvent)>,
+}
+
+impl Recorder {
+    /// Starts recording `stream` (the first WebM codec the browser supports).
+    pub fn start(stream: &MediaStream) -> Result<Recorder, String> {
+        let mime = [
+            "video/webm;codecs=vp9",
+            "video/webm;codecs=vp8",
+            "video/webm",
+        ]
+        .into_iter()
+        .find(|m| web_sys::MediaRecorder::is_type_supported(m))
+        .ok_or("this browser cannot record WebM")?
+        .to_owned();
+        let options = web_sys::MediaRecorderOptions::new();
+        options.set_mime_type(&mime);
+        let rec = web_sys::MediaRecorder::new_with_media_stream_and_media_recorder_options(
+            stream, &options,
+        )
+        .map_err(js_err)?;
+        let chunks = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let size = std::rc::Rc::new(std::cell::Cell::new(0.0));
+        let (c, s) = (chunks.clone(), size.clone());
+        let ondata = Closure::<dyn Fn(web_sys::BlobEvent)>::new(move |ev: web_sys::BlobEvent| {
+            if let Some(b) = ev.data()
+                && b.size() > 0.0
+            {
+                s.set(s.get() + b.size());
+                c.borrow_mut().push(b);
+            }
+        });
+        rec.set_ondataavailable(Some(ondata.as_ref().unchecked_ref()));
+        rec.start_with_time_slice(1000).map_err(js_err)?;
+        Ok(Recorder {
+            rec,
+            chunks,
+            size,
+            mime,
+            _ondata: ondata,
+        })
+    }
+
+    /// Bytes recorded so far.
+    pub fn size(&self) -> f64 {
+        self.size.get()
+    }
+
+    /// Stops and returns the whole recording as one `video/webm` blob.
+    pub async fn stop(self) -> Result<web_sys::Blob, String> {
+        let rec = self.rec.clone();
+        let stopped = js_sys::Promise::new(&mut |resolve, _| {
+            rec.set_onstop(Some(&resolve));
+        });
+        if self.rec.state() != web_sys::RecordingState::Inactive {
+            self.rec.stop().map_err(js_err)?;
+            JsFuture::from(stopped).await.map_err(js_err)?;
+        }
+        let parts = js_sys::Array::new();
+        for b in self.chunks.borrow().iter() {
+            parts.push(b);
+        }
+        let bag = web_sys::BlobPropertyBag::new();
+        bag.set_type(self.mime.split(';').next().unwrap_or("video/webm"));
+        web_sys::Blob::new_with_blob_sequence_and_options(&parts, &bag).map_err(js_err)
+    }
+}
+
+/// The frame a `<video>` shows now, as a JPEG data URL at most 320 px wide (a recording's
+/// thumbnail). Synchronous, so it can run before the video is torn down.
+pub fn snapshot_data_url(video: &HtmlVideoElement) -> Option<String> {
+    let (w, h) = (video.video_width(), video.video_height());
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let scale = (320.0 / w as f64).min(1.0);
+    let (tw, th) = ((w as f64 * scale) as u32, (h as f64 * scale) as u32);
+    let canvas: web_sys::HtmlCanvasElement = window()
+        .document()?
+        .create_element("canvas")
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    canvas.set_width(tw);
+    canvas.set_height(th);
+    let ctx: web_sys::CanvasRenderingContext2d = canvas.get_context("2d").ok()??.dyn_into().ok()?;
+    ctx.draw_image_with_html_video_element_and_dw_and_dh(video, 0.0, 0.0, tw as f64, th as f64)
+        .ok()?;
+    canvas
+        .to_data_url_with_type_and_encoder_options("image/jpeg", &JsValue::from_f64(0.8))
+        .ok()
+}
+
+/// A data URL's bytes as a blob.
+pub async fn data_url_blob(url: &str) -> Option<web_sys::Blob> {
+    let resp: Response = JsFuture::from(window().fetch_with_str(url))
+        .await
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    JsFuture::from(resp.blob().ok()?)
+        .await
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
+/// `POST` a multipart form; the JSON answer, or its `error` message.
+pub async fn post_form(url: &str, form: &web_sys::FormData) -> Result<Value, String> {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(form);
+    let resp: Response = JsFuture::from(window().fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|e| format!("network error: {}", js_err(e)))?
+        .dyn_into()
+        .map_err(js_err)?;
+    let text = JsFuture::from(resp.text().map_err(js_err)?)
+        .await
+        .map_err(js_err)?
+        .as_string()
+        .unwrap_or_default();
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if resp.ok() {
+        Ok(value)
+    } else {
+        Err(value["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("HTTP {}", resp.status())))
+    }
+}
+
+/// Saves a blob as a file download.
+pub fn download_blob(blob: &web_sys::Blob, file_name: &str) -> Result<(), String> {
+    let url = web_sys::Url::create_object_url_with_blob(blob).map_err(js_err)?;
+    let a: web_sys::HtmlAnchorElement = window()
+        .document()
+        .ok_or("no document")?
+        .create_element("a")
+        .map_err(js_err)?
+        .dyn_into()
+        .map_err(|_| "not an anchor".to_owned())?;
+    a.set_href(&url);
+    a.set_download(file_name);
+    a.click();
+    let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(
+        &Closure::once_into_js(move || {
+            let _ = web_sys::Url::revoke_object_url(&url);
+        })
+        .unchecked_into(),
+        10_000,
+    );
+    Ok(())
+}
+
+/// A text blob (for exports).
+pub fn text_blob(text: &str, mime: &str) -> Result<web_sys::Blob, String> {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let bag = web_sys::BlobPropertyBag::new();
+    bag.set_type(mime);
+    web_sys::Blob::new_with_str_sequence_and_options(&parts, &bag).map_err(js_err)
+}
+
+/// The text of a file the user picked.
+pub async fn read_text(file: &web_sys::File) -> Result<String, String> {
+    JsFuture::from(file.text())
+        .await
+        .map_err(js_err)
+        .map(|v| v.as_string().unwrap_or_default())
+}
+
+/// Asks the user to confirm (the browser's dialog).
+pub fn confirm(message: &str) -> bool {
+    window().confirm_with_message(message).unwrap_or(false)
+}

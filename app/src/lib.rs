@@ -4,10 +4,12 @@
 //! The crate never names the `server` or `engine` crates: server functions reach what the
 //! server owns through values the server puts into the Leptos context (see [`models`]).
 
+pub mod account;
 pub mod api;
 #[cfg(feature = "hydrate")]
 pub mod client;
 pub mod components;
+pub mod format;
 pub mod models;
 pub mod routes;
 pub mod schema;
@@ -48,6 +50,7 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     // One fetch of the server's identity per page, shared by the header, settings and status bar.
     provide_context(models::ServerInfoResource::new());
+    provide_context(account::Account::new());
 
     view! {
         <Stylesheet id="leptos" href="/pkg/hanzo-live.css" />
@@ -55,6 +58,8 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=routes::NotFound>
                 <Route path=StaticSegment("") view=routes::StreamPage />
+                <Route path=StaticSegment("history") view=routes::HistoryPage />
+                <Route path=StaticSegment("library") view=routes::LibraryPage />
             </Routes>
         </Router>
     }

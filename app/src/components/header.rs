@@ -1,9 +1,10 @@
+use crate::account::UserMenu;
 use leptos::prelude::*;
 
 /// Upstream project page, the source the fork's links point at.
 const GITHUB_URL: &str = "https://github.com/hanzoai/live";
 
-/// The top bar: logo, title and links.
+/// The top bar: logo, title, links and the account menu.
 #[component]
 pub fn Header() -> impl IntoView {
     view! {
@@ -13,12 +14,15 @@ pub fn Header() -> impl IntoView {
                 <h1 class="brand-title">"Hanzo Live"</h1>
             </a>
             <nav class="header-links" aria-label="Links">
-                <a href="/" class="header-link">"Stream"</a>
+                <a href="/" class="header-link" data-testid="nav-stream">"Stream"</a>
+                <a href="/history" class="header-link" data-testid="nav-history">"History"</a>
+                <a href="/library" class="header-link" data-testid="nav-library">"Library"</a>
                 <a href=GITHUB_URL class="header-link" target="_blank" rel="noopener noreferrer">
                     "GitHub"
                 </a>
-                <a href="/health" class="header-link">"Health"</a>
+                <a href="/health" class="header-link" rel="external">"Health"</a>
             </nav>
+            <UserMenu />
         </header>
     }
 }

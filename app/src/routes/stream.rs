@@ -13,7 +13,7 @@
 
 use crate::{
     components::{Header, StatusBar},
-    models::{InputMode, ServerInfoResource},
+    models::{InputMode, ParamMap, Preset, PresetInput, PromptItem, ServerInfoResource},
     schema::{FieldKind, PipelineInfo, int_error},
 };
 use leptos::{ev::SubmitEvent, prelude::*};
@@ -77,12 +77,28 @@ pub struct Studio {
     pub figures: RwSignal<Figures>,
     pub toasts: RwSignal<Vec<Toast>>,
     pub next_prompt: RwSignal<Option<String>>,
+    /// What the prompt field holds (presets fill it in).
+    pub prompt_draft: RwSignal<String>,
+    /// The running recording, if any.
+    pub recording: RwSignal<Option<RecordingFigures>>,
+    /// Whether the running stream was started by a signed-in user (so it has a history row).
+    pub stream_signed_in: RwSignal<bool>,
+    pub account: crate::account::Account,
     pub preview: NodeRef<leptos::html::Video>,
     pub output: NodeRef<leptos::html::Video>,
     #[cfg(feature = "hydrate")]
     live: StoredValue<Option<crate::client::Live>, LocalStorage>,
     #[cfg(feature = "hydrate")]
     camera: StoredValue<Option<web_sys::MediaStream>, LocalStorage>,
+    #[cfg(feature = "hydrate")]
+    recorder: StoredValue<Option<crate::client::Recorder>, LocalStorage>,
+}
+
+/// Elapsed time and size of the running recording.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RecordingFigures {
+    pub elapsed_ms: f64,
+    pub bytes: f64,
 }
 
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -105,12 +121,18 @@ impl Studio {
             figures: RwSignal::new(Figures::default()),
             toasts: RwSignal::new(Vec::new()),
             next_prompt: RwSignal::new(None),
+            prompt_draft: RwSignal::new(String::new()),
+            recording: RwSignal::new(None),
+            stream_signed_in: RwSignal::new(false),
+            account: expect_context(),
             preview: NodeRef::new(),
             output: NodeRef::new(),
             #[cfg(feature = "hydrate")]
             live: StoredValue::new_local(None),
             #[cfg(feature = "hydrate")]
             camera: StoredValue::new_local(None),
+            #[cfg(feature = "hydrate")]
+            recorder: StoredValue::new_local(None),
         }
     }
 
@@ -170,6 +192,107 @@ impl Studio {
                 .and_then(|v| int_error(&f.kind, *v))
                 .map(|e| format!("{}: {e}", f.title))
         })
+    }
+
+    /// The current pipeline, prompt and parameters as a preset named `name`.
+    pub fn preset_input(&self, name: &str) -> PresetInput {
+        let mut params: ParamMap = self
+            .load_values
+            .get_untracked()
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        params.extend(self.runtime_values.get_untracked());
+        let prompt = self.prompt_draft.get_untracked();
+        let prompt = prompt.trim();
+        let prompts = if prompt.is_empty() {
+            self.next_prompt.get_untracked()
+        } else {
+            Some(prompt.to_owned())
+        };
+        PresetInput {
+            name: name.to_owned(),
+            pipeline_id: self.pipeline_id.get_untracked(),
+            prompts: prompts
+                .into_iter()
+                .map(|text| PromptItem { text, weight: 1.0 })
+                .collect(),
+            params,
+        }
+    }
+
+    /// Fills the settings and the prompt from a preset. Load parameters wait while a stream
+    /// runs; the prompt and live parameters go to the running stream at once.
+    pub fn apply_preset(&self, preset: &Preset) {
+        let known = self
+            .pipelines
+            .with_untracked(|ps| ps.iter().any(|p| p.id == preset.pipeline_id));
+        if !known {
+            self.toast(
+                "Preset not applied",
+                &format!(
+                    "the pipeline {:?} is not available on this server",
+                    preset.pipeline_id
+                ),
+            );
+            return;
+        }
+        let streaming = self.phase.get_untracked() == Phase::Streaming;
+        let busy = self.phase.get_untracked() != Phase::Idle;
+        if busy && preset.pipeline_id != self.pipeline_id.get_untracked() {
+            self.toast(
+                "Preset not applied",
+                "stop the stream to switch to another pipeline",
+            );
+            return;
+        }
+        if !busy {
+            self.select(&preset.pipeline_id);
+            self.load_values.update(|values| {
+                for (k, v) in values.iter_mut() {
+                    if let Some(n) = preset.params.get(k).and_then(Value::as_i64) {
+                        *v = n;
+                    }
+                }
+            });
+        }
+        let live_keys: Vec<String> = self.current().map_or_else(Vec::new, |p| {
+            p.runtime_fields()
+                .into_iter()
+                .filter(|f| f.live)
+                .map(|f| f.key)
+                .collect()
+        });
+        let mut changed = Vec::new();
+        self.runtime_values.update(|values| {
+            for (k, v) in values.iter_mut() {
+                if let Some(new) = preset.params.get(k)
+                    && new != v
+                {
+                    *v = new.clone();
+                    changed.push((k.clone(), new.clone()));
+                }
+            }
+        });
+        let prompt = preset.prompts.first().map(|p| p.text.clone());
+        if let Some(text) = &prompt {
+            self.prompt_draft.set(text.clone());
+            self.next_prompt.set(Some(text.clone()));
+        }
+        if streaming {
+            for (k, v) in changed.into_iter().filter(|(k, _)| live_keys.contains(k)) {
+                self.send_live(&k, v);
+            }
+            let takes_prompts = self.current().is_some_and(|p| {
+                p.runtime_fields()
+                    .iter()
+                    .any(|f| f.kind == FieldKind::Prompts)
+            });
+            if takes_prompts && !preset.prompts.is_empty() {
+                self.send_live("prompts", json!(preset.prompts));
+            }
+        }
+        self.toast("Preset applied", &preset.name);
     }
 
     pub fn toast(&self, title: &str, message: &str) {
@@ -390,6 +513,8 @@ impl Studio {
             return Ok(());
         }
         self.live.set_value(Some(live));
+        self.stream_signed_in
+            .set(self.account.current_untracked().is_some());
         self.phase.set(Phase::Streaming);
         self.poll_stats();
         Ok(())
@@ -441,6 +566,9 @@ impl Studio {
     }
 
     fn stop(self) {
+        if self.recording.get_untracked().is_some() {
+            self.stop_recording();
+        }
         self.live.update_value(|l| {
             if let Some(l) = l.take() {
                 l.close();
@@ -452,6 +580,117 @@ impl Studio {
         self.phase.set(Phase::Idle);
         self.paused.set(false);
         self.figures.set(Figures::default());
+    }
+
+    fn start_recording(self) {
+        use wasm_bindgen::JsCast;
+        let stream = self
+            .output
+            .get_untracked()
+            .and_then(|v| v.src_object())
+            .and_then(|s| s.dyn_into::<web_sys::MediaStream>().ok());
+        let Some(stream) = stream else {
+            self.toast("Cannot record", "no output video yet");
+            return;
+        };
+        match crate::client::Recorder::start(&stream) {
+            Ok(r) => self.recorder.set_value(Some(r)),
+            Err(e) => {
+                self.toast("Cannot record", &e);
+                return;
+            }
+        }
+        let started = js_sys::Date::now();
+        self.recording.set(Some(RecordingFigures::default()));
+        leptos::task::spawn_local(async move {
+            while self.recording.get_untracked().is_some() {
+                let bytes = self.recorder.with_value(|r| r.as_ref().map(|r| r.size()));
+                let Some(bytes) = bytes else { break };
+                self.recording.set(Some(RecordingFigures {
+                    elapsed_ms: js_sys::Date::now() - started,
+                    bytes,
+                }));
+                crate::client::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        });
+    }
+
+    /// Stops the recorder; a signed-in user's recording is uploaded to the Library, a
+    /// guest's is downloaded.
+    fn stop_recording(self) {
+        let mut taken = None;
+        self.recorder.update_value(|r| taken = r.take());
+        let Some(rec) = taken else { return };
+        let figures = self.recording.get_untracked().unwrap_or_default();
+        self.recording.set(None);
+        let video = self.output.get_untracked();
+        let thumbnail = video.as_ref().and_then(crate::client::snapshot_data_url);
+        let (w, h) = video
+            .as_ref()
+            .map_or((0, 0), |v| (v.video_width(), v.video_height()));
+        let preset = self.preset_input("");
+        let session_id = self
+            .stream_signed_in
+            .get_untracked()
+            .then(|| {
+                self.live
+                    .with_value(|l| l.as_ref().map(|l| l.session_id.clone()))
+            })
+            .flatten();
+        let mut meta = json!({
+            "duration_ms": figures.elapsed_ms.round() as i64,
+            "pipeline_id": preset.pipeline_id,
+            "prompts": preset.prompts,
+            "params": preset.params,
+            "session_id": session_id,
+        });
+        if w > 0 && h > 0 {
+            meta["width"] = json!(w);
+            meta["height"] = json!(h);
+        }
+        let signed_in = self.account.current_untracked().is_some();
+        leptos::task::spawn_local(async move {
+            let blob = match rec.stop().await {
+                Ok(b) => b,
+                Err(e) => return self.toast("Recording failed", &e),
+            };
+            if !signed_in {
+                let name = format!("hanzo-live-{}.webm", js_sys::Date::now() as u64);
+                match crate::client::download_blob(&blob, &name) {
+                    Ok(()) => self.toast(
+                        "Recording downloaded",
+                        "Sign in to keep recordings in your Library.",
+                    ),
+                    Err(e) => self.toast("Recording failed", &e),
+                }
+                return;
+            }
+            let result: Result<Value, String> = async {
+                let form = web_sys::FormData::new().map_err(|e| format!("{e:?}"))?;
+                form.append_with_str("metadata", &meta.to_string())
+                    .map_err(|e| format!("{e:?}"))?;
+                form.append_with_blob_and_filename("file", &blob, "recording.webm")
+                    .map_err(|e| format!("{e:?}"))?;
+                if let Some(url) = thumbnail
+                    && let Some(t) = crate::client::data_url_blob(&url).await
+                {
+                    form.append_with_blob_and_filename("thumbnail", &t, "thumbnail.jpg")
+                        .map_err(|e| format!("{e:?}"))?;
+                }
+                crate::client::post_form("/api/v1/recordings", &form).await
+            }
+            .await;
+            match result {
+                Ok(r) => self.toast(
+                    "Recording saved",
+                    &format!(
+                        "“{}” is in your Library.",
+                        r["title"].as_str().unwrap_or("")
+                    ),
+                ),
+                Err(e) => self.toast("Upload failed", &e),
+            }
+        });
     }
 
     /// Sends runtime parameters to the running stream.
@@ -473,6 +712,17 @@ impl Studio {
                 self.stop()
             } else {
                 self.start()
+            }
+        }
+    }
+
+    pub fn toggle_recording(self) {
+        #[cfg(feature = "hydrate")]
+        {
+            if self.recording.get_untracked().is_some() {
+                self.stop_recording()
+            } else if self.phase.get_untracked() == Phase::Streaming {
+                self.start_recording()
             }
         }
     }
@@ -726,6 +976,28 @@ fn VideoArea() -> impl IntoView {
                     </div>
                 }.into_any()),
             }}
+            <Show when=move || s.phase.get() == Phase::Streaming || s.recording.get().is_some()>
+                <div class="record-bar" on:click=move |ev| ev.stop_propagation()>
+                    <button
+                        type="button"
+                        class="record-button"
+                        class:recording=move || s.recording.get().is_some()
+                        data-testid="record-button"
+                        on:click=move |_| s.toggle_recording()
+                    >
+                        {move || if s.recording.get().is_some() { "■ Stop recording" } else { "● Record" }}
+                    </button>
+                    {move || s.recording.get().map(|f| view! {
+                        <span class="record-status" data-testid="record-status">
+                            {format!(
+                                "{} · {}",
+                                crate::format::duration(f.elapsed_ms / 1000.0),
+                                crate::format::bytes(f.bytes),
+                            )}
+                        </span>
+                    })}
+                </div>
+            </Show>
             {move || (s.pause_flash.get() > 0).then(|| view! {
                 <div class="pause-overlay" data-testid="pause-overlay" aria-hidden="true">
                     {if s.paused.get() { "❚❚" } else { "▶" }}
@@ -739,7 +1011,7 @@ fn VideoArea() -> impl IntoView {
 #[component]
 fn PromptDock() -> impl IntoView {
     let s = expect_context::<Studio>();
-    let draft = RwSignal::new(String::new());
+    let draft = s.prompt_draft;
     let takes_prompts = move || {
         s.current().is_some_and(|p| {
             p.runtime_fields()
@@ -856,6 +1128,7 @@ fn SettingsPanel() -> impl IntoView {
                         })
                 }}
             </div>
+            <super::presets::PresetsSection />
             <section class="settings-section">
                 <h3 class="section-title">"Server"</h3>
                 <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>

@@ -147,7 +147,7 @@ async fn offer(
                     state.db.clone(),
                     &id,
                     u.id,
-                    &spec.id,
+                    spec.id,
                     &as_map(params::to_json(loaded.load_params())),
                     &as_map(params::to_json(&initial)),
                 )

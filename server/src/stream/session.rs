@@ -540,7 +540,7 @@ impl Control {
             self.latency.0 += l;
             self.latency.1 += 1;
         }
-        if ticks % HISTORY_EVERY_TICKS == 0
+        if ticks.is_multiple_of(HISTORY_EVERY_TICKS)
             && let Some(h) = &self.history
         {
             h.sender()
