@@ -371,6 +371,25 @@ mod tests {
     }
 
     #[test]
+    fn the_recording_limit_defaults_to_2_gib_and_follows_the_precedence() {
+        let s = Settings::resolve(&Cli::default(), None, &env()).unwrap();
+        assert_eq!(s.max_recording_bytes, 2 << 30);
+        assert_eq!(
+            s.recordings_dir(),
+            PathBuf::from("/home/u/.hanzo-live/recordings")
+        );
+        let f = || file("[server]\nmax_recording_mb = 10\n");
+        let s = Settings::resolve(&Cli::default(), f(), &env()).unwrap();
+        assert_eq!(s.max_recording_bytes, 10 << 20);
+        let cli = Cli {
+            max_recording_mb: Some(3),
+            ..Cli::default()
+        };
+        let s = Settings::resolve(&cli, f(), &env()).unwrap();
+        assert_eq!(s.max_recording_bytes, 3 << 20);
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_errors() {
         let err = toml::from_str::<FileConfig>("[server]\nprot = 1\n").unwrap_err();
         assert!(err.to_string().contains("prot"), "{err}");
