@@ -38,7 +38,12 @@ pub async fn fetch_json(method: &str, url: &str, body: Option<&Value>) -> Result
         init.set_headers(&headers);
         init.set_body(&JsValue::from_str(&b.to_string()));
     }
-    let resp: Response = JsFuture::from(window().fetch_with_str_and_init(url, &init))
+    send(url, &init).await
+}
+
+/// Sends a request; the answer parsed as JSON (`null` when empty), or its `error` message.
+async fn send(url: &str, init: &RequestInit) -> Result<Value, String> {
+    let resp: Response = JsFuture::from(window().fetch_with_str_and_init(url, init))
         .await
         .map_err(|e| format!("network error: {}", js_err(e)))?
         .dyn_into()
@@ -409,25 +414,7 @@ pub async fn post_form(url: &str, form: &web_sys::FormData) -> Result<Value, Str
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_body(form);
-    let resp: Response = JsFuture::from(window().fetch_with_str_and_init(url, &init))
-        .await
-        .map_err(|e| format!("network error: {}", js_err(e)))?
-        .dyn_into()
-        .map_err(js_err)?;
-    let text = JsFuture::from(resp.text().map_err(js_err)?)
-        .await
-        .map_err(js_err)?
-        .as_string()
-        .unwrap_or_default();
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if resp.ok() {
-        Ok(value)
-    } else {
-        Err(value["error"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("HTTP {}", resp.status())))
-    }
+    send(url, &init).await
 }
 
 /// Saves a blob as a file download.

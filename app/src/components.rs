@@ -2,8 +2,10 @@
 
 mod header;
 mod pager;
+mod rename_form;
 mod status_bar;
 
 pub use header::Header;
 pub use pager::Pager;
+pub use rename_form::RenameForm;
 pub use status_bar::StatusBar;

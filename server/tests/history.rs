@@ -203,6 +203,13 @@ async fn pages_are_newest_first_and_scoped_to_their_owner(pool: SqlitePool) {
     }
 }
 
+/// Ends a stream through the API.
+async fn hang_up(api: &Api, id: &str) {
+    let uri = format!("/api/v1/webrtc/offer/{id}");
+    let r = api.call(axum::http::Method::DELETE, &uri, None, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}
+
 /// Loads passthrough and connects a peer as the holder of `cookie`.
 async fn stream(api: &Api, cookie: Option<&str>) -> Result<(Client, String), common::api::Reply> {
     let r = api
@@ -272,15 +279,7 @@ async fn a_signed_in_users_stream_is_written_to_the_history(pool: SqlitePool) {
     client.next_message("parameters_updated", T).await;
     client.next_frame(T).await;
 
-    let r = api
-        .call(
-            axum::http::Method::DELETE,
-            &format!("/api/v1/webrtc/offer/{id}"),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    hang_up(&api, &id).await;
     sender.abort();
     client.close().await;
 
@@ -308,15 +307,7 @@ async fn guests_stream_without_history_unless_login_is_required(pool: SqlitePool
     let dir = tempfile::tempdir().unwrap();
     let api = Api::new(server::app(common::state(pool.clone(), dir.path())));
     let (client, id) = stream(&api, None).await.unwrap();
-    let r = api
-        .call(
-            axum::http::Method::DELETE,
-            &format!("/api/v1/webrtc/offer/{id}"),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    hang_up(&api, &id).await;
     client.close().await;
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
         .fetch_one(&pool)
@@ -347,14 +338,6 @@ async fn guests_stream_without_history_unless_login_is_required(pool: SqlitePool
     client.close().await;
     let me = api.sign_up("gus").await;
     let (client, id) = stream(&api, Some(&me)).await.unwrap();
-    let r = api
-        .call(
-            axum::http::Method::DELETE,
-            &format!("/api/v1/webrtc/offer/{id}"),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    hang_up(&api, &id).await;
     client.close().await;
 }

@@ -5,7 +5,7 @@ use super::history::{SignInPrompt, page_param};
 use crate::{
     account::Account,
     api,
-    components::{Header, Pager},
+    components::{Header, Pager, RenameForm},
     format,
     models::{DEFAULT_PER_PAGE, Recording},
 };
@@ -68,8 +68,7 @@ fn RecordingCard(r: Recording, reload: RwSignal<u32>) -> impl IntoView {
     let draft = RwSignal::new(r.title.clone());
     let error = RwSignal::new(None::<String>);
     let id = r.id;
-    let save = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let save = Callback::new(move |()| {
         let t = draft.get_untracked();
         leptos::task::spawn_local(async move {
             match api::rename_recording(id, t).await {
@@ -81,7 +80,7 @@ fn RecordingCard(r: Recording, reload: RwSignal<u32>) -> impl IntoView {
                 Err(e) => error.set(Some(api::error_message(&e))),
             }
         });
-    };
+    });
     let remove = move |_| {
         #[cfg(feature = "hydrate")]
         if !crate::client::confirm(&format!(
@@ -135,13 +134,7 @@ fn RecordingCard(r: Recording, reload: RwSignal<u32>) -> impl IntoView {
             </div>
             <div class="recording-info">
                 {move || if editing.get() {
-                    view! {
-                        <form class="inline-form" on:submit=save>
-                            <input class="text-input" data-testid="recording-title-input" maxlength="200" prop:value=move || draft.get() on:input=move |ev| draft.set(event_target_value(&ev)) />
-                            <button type="submit" class="primary small">"Save"</button>
-                            <button type="button" class="secondary small" on:click=move |_| editing.set(false)>"Cancel"</button>
-                        </form>
-                    }.into_any()
+                    view! { <RenameForm draft editing max=200 testid="recording-title-input" on_save=save /> }.into_any()
                 } else {
                     view! { <h3 class="recording-title" data-testid="recording-title">{move || title.get()}</h3> }.into_any()
                 }}

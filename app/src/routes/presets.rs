@@ -5,6 +5,7 @@ use super::stream::Studio;
 use crate::{
     account::{Account, AuthMode},
     api,
+    components::RenameForm,
     models::{Preset, PresetInput},
 };
 use leptos::prelude::*;
@@ -158,8 +159,7 @@ fn PresetRow(p: Preset, reload: RwSignal<u32>, error: RwSignal<Option<String>>) 
         }
         Err(e) => error.set(Some(api::error_message(&e))),
     };
-    let rename = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let rename = Callback::new(move |()| {
         let patch = crate::models::PresetPatch {
             name: Some(draft.get_untracked()),
             ..Default::default()
@@ -171,7 +171,7 @@ fn PresetRow(p: Preset, reload: RwSignal<u32>, error: RwSignal<Option<String>>) 
             }
             after(r);
         });
-    };
+    });
     let duplicate = move |_| {
         leptos::task::spawn_local(
             async move { after(api::duplicate_preset(id).await.map(|_| ())) },
@@ -191,13 +191,7 @@ fn PresetRow(p: Preset, reload: RwSignal<u32>, error: RwSignal<Option<String>>) 
     view! {
         <li class="preset-item" data-testid="preset-item" data-name=data_name>
             {move || if editing.get() {
-                view! {
-                    <form class="inline-form" on:submit=rename>
-                        <input class="text-input" data-testid="preset-rename-input" maxlength="100" prop:value=move || draft.get() on:input=move |ev| draft.set(event_target_value(&ev)) />
-                        <button type="submit" class="primary small">"Save"</button>
-                        <button type="button" class="secondary small" on:click=move |_| editing.set(false)>"Cancel"</button>
-                    </form>
-                }.into_any()
+                view! { <RenameForm draft editing max=100 testid="preset-rename-input" on_save=rename /> }.into_any()
             } else {
                 let name = name.clone();
                 view! {

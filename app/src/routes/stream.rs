@@ -425,6 +425,12 @@ impl Studio {
         leptos::task::spawn_local(async move {
             if let Err(e) = self.run(p).await {
                 self.phase.set(Phase::Idle);
+                if e == "sign in to stream" {
+                    // The server runs with --require-login.
+                    self.account
+                        .dialog
+                        .set(Some(crate::account::AuthMode::SignIn));
+                }
                 self.stream_error.set(Some(e.clone()));
                 self.toast("Stream Error", &e);
             }

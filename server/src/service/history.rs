@@ -1,6 +1,6 @@
 //! Stream history (`sessions`): written by the media loop, read by the History page.
 
-use super::{db_error, json_text, now, page_bounds, parse_json};
+use super::{db_error, json_text, now, page_of, parse_json};
 use app::{
     models::{Page, ParamMap, PromptLogEntry, SessionDetail, SessionSummary},
     service::{PageQuery, ServiceError},
@@ -145,33 +145,11 @@ pub async fn list(
     user_id: i64,
     q: PageQuery,
 ) -> Result<Page<SessionSummary>, ServiceError> {
-    let (page, per_page, offset) = page_bounds(q);
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE user_id = ?")
-        .bind(user_id)
-        .fetch_one(db)
-        .await
-        .map_err(db_error)?;
-    let rows = sqlx::query(&format!(
-        "SELECT {SUMMARY} FROM sessions WHERE user_id = ?
-         ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?"
-    ))
-    .bind(user_id)
-    .bind(i64::from(per_page))
-    .bind(offset)
-    .fetch_all(db)
-    .await
-    .map_err(db_error)?;
-    let items = rows
-        .iter()
-        .map(summary)
-        .collect::<Result<_, _>>()
-        .map_err(db_error)?;
-    Ok(Page {
-        items,
-        total,
-        page,
-        per_page,
+    let order = "started_at DESC, rowid DESC";
+    page_of(db, "sessions", SUMMARY, order, user_id, q, |r| {
+        summary(r).map_err(db_error)
     })
+    .await
 }
 
 /// One of the user's streams with its load parameters and prompt log.

@@ -45,6 +45,57 @@ pub fn parse_json<T: DeserializeOwned>(text: &str, column: &str) -> Result<T, Se
         .map_err(|e| ServiceError::Internal(format!("malformed JSON in {column}: {e}")))
 }
 
+/// A trimmed label (preset name, recording title): non-empty, at most `max` characters, no
+/// control characters. `what` names it in the messages.
+pub fn check_label(what: &str, value: &str, max: usize) -> Result<String, ServiceError> {
+    let v = value.trim();
+    let invalid = |m: String| Err(ServiceError::Invalid(m));
+    if v.is_empty() {
+        return invalid(format!("{what} must not be empty"));
+    }
+    if v.chars().count() > max {
+        return invalid(format!("{what} must be at most {max} characters long"));
+    }
+    if v.chars().any(char::is_control) {
+        return invalid(format!("{what} must not contain control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+/// One page of a user's rows: `SELECT {columns} FROM {table} WHERE user_id = ? ORDER BY
+/// {order}`, each row mapped by `map`, with the total count.
+pub async fn page_of<T>(
+    db: &SqlitePool,
+    table: &str,
+    columns: &str,
+    order: &str,
+    user_id: i64,
+    q: PageQuery,
+    map: impl Fn(&sqlx::sqlite::SqliteRow) -> Result<T, ServiceError>,
+) -> Result<Page<T>, ServiceError> {
+    let (page, per_page, offset) = page_bounds(q);
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE user_id = ?"))
+        .bind(user_id)
+        .fetch_one(db)
+        .await
+        .map_err(db_error)?;
+    let rows = sqlx::query(&format!(
+        "SELECT {columns} FROM {table} WHERE user_id = ? ORDER BY {order} LIMIT ? OFFSET ?"
+    ))
+    .bind(user_id)
+    .bind(i64::from(per_page))
+    .bind(offset)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)?;
+    Ok(Page {
+        items: rows.iter().map(map).collect::<Result<_, _>>()?,
+        total,
+        page,
+        per_page,
+    })
+}
+
 /// Page number (≥ 1), page size (1–[`MAX_PER_PAGE`], 0 → default) and row offset.
 pub fn page_bounds(q: PageQuery) -> (u32, u32, i64) {
     let page = q.page.max(1);

@@ -26,17 +26,7 @@ fn invalid<T>(m: impl Into<String>) -> Result<T, ServiceError> {
 
 /// A trimmed, non-empty name of at most [`MAX_NAME`] characters without control characters.
 pub fn check_name(name: &str) -> Result<String, ServiceError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return invalid("name must not be empty");
-    }
-    if name.chars().count() > MAX_NAME {
-        return invalid(format!("name must be at most {MAX_NAME} characters long"));
-    }
-    if name.chars().any(char::is_control) {
-        return invalid("name must not contain control characters");
-    }
-    Ok(name.to_owned())
+    super::check_label("name", name, MAX_NAME)
 }
 
 /// A pipeline id: 1–64 of `a–z 0–9 - _`.

@@ -5,7 +5,7 @@
 //! row always has its file; a crash at any point leaves at worst a staged or unreferenced
 //! file, which [`recover`] removes at the next start.
 
-use super::{db_error, json_text, now, page_bounds, parse_json, presets};
+use super::{db_error, json_text, now, page_of, parse_json, presets};
 use app::{
     models::{Page, Recording, RecordingMeta},
     service::{PageQuery, ServiceError},
@@ -67,17 +67,7 @@ fn invalid<T>(m: impl Into<String>) -> Result<T, ServiceError> {
 
 /// A trimmed title of 1–[`MAX_TITLE`] characters without control characters.
 pub fn check_title(title: &str) -> Result<String, ServiceError> {
-    let t = title.trim();
-    if t.is_empty() {
-        return invalid("title must not be empty");
-    }
-    if t.chars().count() > MAX_TITLE {
-        return invalid(format!("title must be at most {MAX_TITLE} characters long"));
-    }
-    if t.chars().any(char::is_control) {
-        return invalid("title must not contain control characters");
-    }
-    Ok(t.to_owned())
+    super::check_label("title", title, MAX_TITLE)
 }
 
 /// Checks the metadata; returns the title to store.
@@ -135,7 +125,6 @@ fn recording(row: &SqliteRow) -> Result<Recording, ServiceError> {
 pub struct Files {
     pub video: PathBuf,
     pub thumbnail: Option<PathBuf>,
-    pub content_type: String,
     pub title: String,
 }
 
@@ -235,28 +224,8 @@ pub async fn list(
     user_id: i64,
     q: PageQuery,
 ) -> Result<Page<Recording>, ServiceError> {
-    let (page, per_page, offset) = page_bounds(q);
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings WHERE user_id = ?")
-        .bind(user_id)
-        .fetch_one(db)
-        .await
-        .map_err(db_error)?;
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM recordings WHERE user_id = ?
-         ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-    ))
-    .bind(user_id)
-    .bind(i64::from(per_page))
-    .bind(offset)
-    .fetch_all(db)
-    .await
-    .map_err(db_error)?;
-    Ok(Page {
-        items: rows.iter().map(recording).collect::<Result<_, _>>()?,
-        total,
-        page,
-        per_page,
-    })
+    let order = "created_at DESC, id DESC";
+    page_of(db, "recordings", COLUMNS, order, user_id, q, recording).await
 }
 
 fn not_found(id: i64) -> ServiceError {
@@ -285,7 +254,7 @@ pub async fn files(
     id: i64,
 ) -> Result<Files, ServiceError> {
     let row = sqlx::query(
-        "SELECT file_name, thumbnail_file, content_type, title FROM recordings
+        "SELECT file_name, thumbnail_file, title FROM recordings
          WHERE id = ? AND user_id = ?",
     )
     .bind(id)
@@ -299,7 +268,6 @@ pub async fn files(
     Ok(Files {
         video: dir.join(file),
         thumbnail: thumb.map(|t| dir.join(t)),
-        content_type: row.try_get("content_type").map_err(db_error)?,
         title: row.try_get("title").map_err(db_error)?,
     })
 }
