@@ -9,7 +9,12 @@
 //! | [`frame`] | RGB24 frames and resizing |
 //! | [`pipeline`] | the pipeline traits, parameter schemas and validation, `passthrough`, `vod` |
 //! | [`scheduler`] | the flow-matching noise schedule shared by the Wan streaming methods |
+//! | [`wan`] | the Wan2.1 diffusion transformer on burn: config, weights, forward, caches |
+//! | [`backend`] | the compiled burn backends and how one is chosen |
 
+pub mod backend;
 pub mod frame;
 pub mod pipeline;
 pub mod scheduler;
+pub mod tensor_file;
+pub mod wan;

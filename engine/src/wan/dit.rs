@@ -1,0 +1,581 @@
+//! The Wan2.1 diffusion transformer (`WanModel` upstream), bidirectional and causal.
+//!
+//! Upstream: `Wan-Video/Wan2.1@9737cba wan/modules/model.py` (`WanModel`,
+//! `WanAttentionBlock`, `Head`, `sinusoidal_embedding_1d`, `rope_params`, `rope_apply`) and, for
+//! the causal form, `guandeh17/Self-Forcing@33593df wan/modules/causal_model.py`.
+//! `algorithms.md` §1 and §4 describe both; this file follows them line by line.
+
+use super::{
+    cache::WanCache,
+    config::WanConfig,
+    nn::{
+        AttentionKernel, Linear, attention, gelu_tanh, layer_norm, layer_norm_f32, rms_norm, tensor,
+    },
+    rope::Rope,
+    weights::{Checkpoint, LoadError},
+};
+use burn::tensor::{Bool, DType, Tensor, TensorData, activation::silu, backend::Backend};
+
+/// Timesteps of a call: one per batch row (bidirectional) or one per latent frame (causal).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timesteps {
+    /// `[B][F]`.
+    pub per_frame: Vec<Vec<f64>>,
+}
+
+impl Timesteps {
+    /// The same `t` for every frame of each row.
+    pub fn per_row(t: &[f64], frames: usize) -> Self {
+        Self {
+            per_frame: t.iter().map(|t| vec![*t; frames]).collect(),
+        }
+    }
+}
+
+/// The sinusoidal timestep embedding in f64: `[cos(t·ω_j)…, sin(t·ω_j)…]`,
+/// `ω_j = 10000^(−j/half)` (`sinusoidal_embedding_1d`).
+pub fn timestep_sinusoid(freq_dim: usize, t: f64) -> Vec<f64> {
+    let half = freq_dim / 2;
+    let omega = |j: usize| 10_000f64.powf(-(j as f64) / half as f64);
+    (0..half)
+        .map(|j| (t * omega(j)).cos())
+        .chain((0..half).map(|j| (t * omega(j)).sin()))
+        .collect()
+}
+
+/// Self- or cross-attention weights (`WanSelfAttention` / `WanCrossAttention`).
+#[derive(Clone, Debug)]
+struct AttentionWeights<B: Backend> {
+    q: Linear<B>,
+    k: Linear<B>,
+    v: Linear<B>,
+    o: Linear<B>,
+    /// RMSNorm weights over the full width, f32.
+    norm_q: Tensor<B, 1>,
+    norm_k: Tensor<B, 1>,
+}
+
+impl<B: Backend> AttentionWeights<B> {
+    fn load(
+        ck: &mut Checkpoint,
+        prefix: &str,
+        dim: usize,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Result<Self, LoadError> {
+        let lin = |ck: &mut Checkpoint, n: &str| {
+            Linear::load(ck, &format!("{prefix}.{n}"), dim, dim, true, device, dtype)
+        };
+        let norm = |ck: &mut Checkpoint, n: &str| -> Result<Tensor<B, 1>, LoadError> {
+            Ok(tensor(
+                ck.take(&format!("{prefix}.{n}.weight"), &[dim])?,
+                device,
+                DType::F32,
+            ))
+        };
+        Ok(Self {
+            q: lin(ck, "q")?,
+            k: lin(ck, "k")?,
+            v: lin(ck, "v")?,
+            o: lin(ck, "o")?,
+            norm_q: norm(ck, "norm_q")?,
+            norm_k: norm(ck, "norm_k")?,
+        })
+    }
+}
+
+/// One `WanAttentionBlock`.
+#[derive(Clone, Debug)]
+struct Block<B: Backend> {
+    /// `[1, 6, D]` f32: shift/scale/gate of the self-attention, then of the FFN.
+    modulation: Tensor<B, 3>,
+    self_attn: AttentionWeights<B>,
+    /// The affine LayerNorm before the cross-attention (`norm3` upstream), f32.
+    norm3: (Tensor<B, 1>, Tensor<B, 1>),
+    cross_attn: AttentionWeights<B>,
+    ffn_in: Linear<B>,
+    ffn_out: Linear<B>,
+}
+
+/// How a block's self-attention sees keys.
+pub enum SelfAttention<'a, B: Backend> {
+    /// Over the call's own tokens, optionally masked (`true` = hidden), `[1, 1, L, L]`.
+    Full(Option<Tensor<B, 4, Bool>>),
+    /// Through the layer's KV cache, the call's tokens starting at absolute token `start`.
+    Cached {
+        cache: &'a mut super::cache::LayerKv<B>,
+        config: super::cache::CacheConfig,
+        start: usize,
+    },
+}
+
+/// The Wan2.1 DiT with its weights, in one compute dtype (norms, modulation and the time
+/// embedding stay f32, as upstream keeps them).
+#[derive(Clone, Debug)]
+pub struct WanModel<B: Backend> {
+    pub config: WanConfig,
+    pub dtype: DType,
+    pub kernel: AttentionKernel,
+    device: B::Device,
+    /// Conv3d patch embedding as a matmul: `[C·pt·ph·pw, D]` and `[D]`.
+    patch_weight_t: Tensor<B, 2>,
+    patch_bias: Tensor<B, 1>,
+    text_0: Linear<B>,
+    text_2: Linear<B>,
+    /// f32.
+    time_0: Linear<B>,
+    time_2: Linear<B>,
+    time_projection: Linear<B>,
+    blocks: Vec<Block<B>>,
+    /// `[1, 2, D]` f32.
+    head_modulation: Tensor<B, 3>,
+    head: Linear<B>,
+}
+
+impl<B: Backend> WanModel<B> {
+    /// Builds the model from a checkpoint (original keys; [`Checkpoint::read`] renames the
+    /// diffusers layout). Every tensor must be present with its shape and none may be left.
+    pub fn load(
+        config: WanConfig,
+        mut ck: Checkpoint,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Result<Self, LoadError> {
+        let c = &config;
+        let (d, ck) = (c.dim, &mut ck);
+        let [pt, ph, pw] = c.patch_size;
+        let patch_in = c.in_dim * pt * ph * pw;
+        let patch: Tensor<B, 5> = tensor(
+            ck.take("patch_embedding.weight", &[d, c.in_dim, pt, ph, pw])?,
+            device,
+            dtype,
+        );
+        let patch_bias = tensor(ck.take("patch_embedding.bias", &[d])?, device, dtype);
+        let text_0 = Linear::load(ck, "text_embedding.0", c.text_dim, d, true, device, dtype)?;
+        let text_2 = Linear::load(ck, "text_embedding.2", d, d, true, device, dtype)?;
+        let f32 = DType::F32;
+        let time_0 = Linear::load(ck, "time_embedding.0", c.freq_dim, d, true, device, f32)?;
+        let time_2 = Linear::load(ck, "time_embedding.2", d, d, true, device, f32)?;
+        let time_projection = Linear::load(ck, "time_projection.1", d, 6 * d, true, device, f32)?;
+        let mut blocks = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let p = format!("blocks.{i}");
+            blocks.push(Block {
+                modulation: tensor(
+                    ck.take(&format!("{p}.modulation"), &[1, 6, d])?,
+                    device,
+                    f32,
+                ),
+                self_attn: AttentionWeights::load(ck, &format!("{p}.self_attn"), d, device, dtype)?,
+                norm3: (
+                    tensor(ck.take(&format!("{p}.norm3.weight"), &[d])?, device, f32),
+                    tensor(ck.take(&format!("{p}.norm3.bias"), &[d])?, device, f32),
+                ),
+                cross_attn: AttentionWeights::load(
+                    ck,
+                    &format!("{p}.cross_attn"),
+                    d,
+                    device,
+                    dtype,
+                )?,
+                ffn_in: Linear::load(ck, &format!("{p}.ffn.0"), d, c.ffn_dim, true, device, dtype)?,
+                ffn_out: Linear::load(
+                    ck,
+                    &format!("{p}.ffn.2"),
+                    c.ffn_dim,
+                    d,
+                    true,
+                    device,
+                    dtype,
+                )?,
+            });
+        }
+        let head_modulation = tensor(ck.take("head.modulation", &[1, 2, d])?, device, f32);
+        let head_out = c.out_dim * pt * ph * pw;
+        let head = Linear::load(ck, "head.head", d, head_out, true, device, dtype)?;
+        ck.finish_ref()?;
+        Ok(Self {
+            config,
+            dtype,
+            kernel: AttentionKernel::default(),
+            device: device.clone(),
+            patch_weight_t: patch.reshape([d, patch_in]).transpose(),
+            patch_bias,
+            text_0,
+            text_2,
+            time_0,
+            time_2,
+            time_projection,
+            blocks,
+            head_modulation,
+            head,
+        })
+    }
+
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// Embeds the context once (`text_embedding`), zero-padding it to `text_len` rows.
+    ///
+    /// # Shapes
+    /// - context: `[B, L ≤ text_len, text_dim]` → `[B, text_len, D]`
+    pub fn embed_context(&self, context: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, l, td] = context.dims();
+        let context = context.cast(self.dtype);
+        let context = if l < self.config.text_len {
+            let pad = Tensor::zeros(
+                [b, self.config.text_len - l, td],
+                (&self.device, self.dtype),
+            );
+            Tensor::cat(vec![context, pad], 1)
+        } else {
+            context
+        };
+        self.text_2.forward(gelu_tanh(self.text_0.forward(context)))
+    }
+
+    /// `e` `[B, F, D]` and `e0` `[B, F, 6, D]` (f32) for per-frame timesteps.
+    fn time_embeddings(&self, t: &Timesteps) -> (Tensor<B, 3>, Tensor<B, 4>) {
+        let b = t.per_frame.len();
+        let f = t.per_frame.first().map_or(0, Vec::len);
+        let fd = self.config.freq_dim;
+        let values: Vec<f32> = t
+            .per_frame
+            .iter()
+            .flatten()
+            .flat_map(|t| timestep_sinusoid(fd, *t))
+            .map(|x| x as f32)
+            .collect();
+        let s: Tensor<B, 3> = Tensor::from_data(
+            TensorData::new(values, [b, f, fd]),
+            (&self.device, DType::F32),
+        );
+        let e = self.time_2.forward(silu(self.time_0.forward(s)));
+        let e0 = self.time_projection.forward(silu(e.clone()));
+        let d = self.config.dim;
+        (e, e0.reshape([b, f, 6, d]))
+    }
+
+    /// Latents to tokens (`patch_embedding`, a Conv3d with kernel = stride = patch).
+    ///
+    /// # Shapes
+    /// - x: `[B, C, F, H, W]` → `[B, F·(H/ph)·(W/pw), D]`
+    fn patchify(&self, x: Tensor<B, 5>) -> Tensor<B, 3> {
+        let [b, c, f, hh, ww] = x.dims();
+        let [_, ph, pw] = self.config.patch_size;
+        let (h, w) = (hh / ph, ww / pw);
+        let x: Tensor<B, 7> = x.cast(self.dtype).reshape([b, c, f, h, ph, w, pw]);
+        let x = x
+            .permute([0, 2, 3, 5, 1, 4, 6])
+            .reshape([b, f * h * w, c * ph * pw]);
+        let [_, d] = self.patch_weight_t.dims();
+        let y = x
+            .reshape([b * f * h * w, c * ph * pw])
+            .matmul(self.patch_weight_t.clone())
+            + self.patch_bias.clone().unsqueeze_dim(0);
+        y.reshape([b, f * h * w, d])
+    }
+
+    /// Tokens to latents (§1.2.6: channel `((q·pw)+r)·C + c` of patch (h, w) is pixel
+    /// (2h+q, 2w+r)).
+    ///
+    /// # Shapes
+    /// - x: `[B, F·h·w, C·ph·pw]` → `[B, C, F, h·ph, w·pw]`
+    fn unpatchify(&self, x: Tensor<B, 3>, f: usize, h: usize, w: usize) -> Tensor<B, 5> {
+        let b = x.dims()[0];
+        let [_, ph, pw] = self.config.patch_size;
+        let c = self.config.out_dim;
+        let x: Tensor<B, 7> = x.reshape([b, f, h, w, ph, pw, c]);
+        x.permute([0, 6, 1, 2, 4, 3, 5])
+            .reshape([b, c, f, h * ph, w * pw])
+    }
+
+    /// The bidirectional forward (`WanModel.forward`), optionally with an attention mask
+    /// over tokens (for the block-causal reference of the causal form).
+    ///
+    /// # Shapes
+    /// - x: `[B, C_in, F, H, W]`, context: `[B, L ≤ text_len, text_dim]`,
+    ///   t: `[B][F]`, mask: `[1, 1, L, L]` → `[B, C_out, F, H, W]` (f32)
+    pub fn forward(
+        &self,
+        x: Tensor<B, 5>,
+        t: &Timesteps,
+        context: Tensor<B, 3>,
+        mask: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 5> {
+        let ctx = self.embed_context(context);
+        let [_, _, f, hh, ww] = x.dims();
+        let [_, ph, pw] = self.config.patch_size;
+        let rope = Rope::new(&self.config, 0, f, hh / ph, ww / pw, &self.device);
+        let mut cross: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>> = vec![None; self.blocks.len()];
+        self.run(x, t, &ctx, &rope, &mut cross, |_| {
+            SelfAttention::Full(mask.clone())
+        })
+    }
+
+    /// The causal forward over one chunk whose first token is absolute token `start`
+    /// (`CausalWanModel._forward_inference`): K/V go through `cache`, the context's K/V are
+    /// taken from (or stored in) `cache.cross`.
+    ///
+    /// # Shapes
+    /// - x: `[B, C_in, F_chunk, H, W]`, context: `[B, L, text_dim]` (only read when the
+    ///   cross cache is empty), t: `[B][F_chunk]` → `[B, C_out, F_chunk, H, W]` (f32)
+    pub fn forward_causal(
+        &self,
+        x: Tensor<B, 5>,
+        t: &Timesteps,
+        context: Tensor<B, 3>,
+        start: usize,
+        cache: &mut WanCache<B>,
+    ) -> Tensor<B, 5> {
+        let [_, _, f, hh, ww] = x.dims();
+        let [_, ph, pw] = self.config.patch_size;
+        let frame_tokens = (hh / ph) * (ww / pw);
+        let rope = Rope::new(
+            &self.config,
+            start / frame_tokens,
+            f,
+            hh / ph,
+            ww / pw,
+            &self.device,
+        );
+        let ctx = if cache.cross.iter().all(Option::is_some) {
+            None
+        } else {
+            Some(self.embed_context(context))
+        };
+        let config = cache.config;
+        let WanCache { layers, cross, .. } = cache;
+        let mut layers = layers.iter_mut();
+        let ctx = ctx.unwrap_or_else(|| Tensor::zeros([1, 1, 1], (&self.device, self.dtype)));
+        self.run(x, t, &ctx, &rope, cross, move |_| SelfAttention::Cached {
+            cache: layers.next().expect("one cache per layer"),
+            config,
+            start,
+        })
+    }
+
+    fn run<'a>(
+        &self,
+        x: Tensor<B, 5>,
+        t: &Timesteps,
+        ctx: &Tensor<B, 3>,
+        rope: &Rope<B>,
+        cross: &mut [Option<(Tensor<B, 4>, Tensor<B, 4>)>],
+        mut mode: impl FnMut(usize) -> SelfAttention<'a, B>,
+    ) -> Tensor<B, 5>
+    where
+        B: 'a,
+    {
+        let [_, _, f, hh, ww] = x.dims();
+        let [_, ph, pw] = self.config.patch_size;
+        let (h, w) = (hh / ph, ww / pw);
+        let (e, e0) = self.time_embeddings(t);
+        let mut tokens = self.patchify(x);
+        for (i, block) in self.blocks.iter().enumerate() {
+            tokens = self.block(block, tokens, &e0, f, ctx, &mut cross[i], rope, mode(i));
+        }
+        let out = self.head_forward(tokens, &e, f);
+        self.unpatchify(out, f, h, w).cast(DType::F32)
+    }
+
+    /// `x · (1 + scale) + shift` per frame, in f32, back to the compute dtype.
+    ///
+    /// # Shapes
+    /// - x: `[B, L, D]` (f32), shift/scale: `[B, F, D]` → `[B, L, D]`
+    fn modulate(
+        &self,
+        x: Tensor<B, 3>,
+        shift: Tensor<B, 3>,
+        scale: Tensor<B, 3>,
+        f: usize,
+    ) -> Tensor<B, 3> {
+        let [b, l, d] = x.dims();
+        let x: Tensor<B, 4> = x.reshape([b, f, l / f, d]);
+        let y = x * (scale.unsqueeze_dim::<4>(2) + 1.0) + shift.unsqueeze_dim(2);
+        y.reshape([b, l, d]).cast(self.dtype)
+    }
+
+    /// `x + y·gate` per frame, computed in f32 (`(x.float() + y·gate).type_as(x)`).
+    fn gated_add(
+        &self,
+        x: Tensor<B, 3>,
+        y: Tensor<B, 3>,
+        gate: Tensor<B, 3>,
+        f: usize,
+    ) -> Tensor<B, 3> {
+        let [b, l, d] = x.dims();
+        let y: Tensor<B, 4> = y.cast(DType::F32).reshape([b, f, l / f, d]);
+        let y = (y * gate.unsqueeze_dim(2)).reshape([b, l, d]);
+        (x.cast(DType::F32) + y).cast(self.dtype)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &self,
+        blk: &Block<B>,
+        x: Tensor<B, 3>,
+        e0: &Tensor<B, 4>,
+        f: usize,
+        ctx: &Tensor<B, 3>,
+        cross: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+        rope: &Rope<B>,
+        mode: SelfAttention<'_, B>,
+    ) -> Tensor<B, 3> {
+        let eps = self.config.eps;
+        // m = modulation + e0: [B, F, 6, D] → six [B, F, D].
+        let m = blk.modulation.clone().unsqueeze_dim::<4>(0) + e0.clone();
+        let [b, fr, _, d] = m.dims();
+        let part = |i: usize| -> Tensor<B, 3> { m.clone().narrow(2, i, 1).reshape([b, fr, d]) };
+
+        // Self-attention on LN(x)·(1+scale1)+shift1, gated by gate1.
+        let normed = layer_norm_f32(x.clone().cast(DType::F32), eps);
+        let y = self.self_attention(
+            &blk.self_attn,
+            self.modulate(normed, part(0), part(1), f),
+            rope,
+            mode,
+        );
+        let x = self.gated_add(x, y, part(2), f);
+
+        // Cross-attention on LN_affine(x), no modulation.
+        let y = self.cross_attention(
+            &blk.cross_attn,
+            layer_norm(x.clone(), eps, Some(&blk.norm3)),
+            ctx,
+            cross,
+        );
+        let x = x + y;
+
+        // FFN on LN(x)·(1+scale2)+shift2, gated by gate2.
+        let normed = layer_norm_f32(x.clone().cast(DType::F32), eps);
+        let h = self.modulate(normed, part(3), part(4), f);
+        let y = blk.ffn_out.forward(gelu_tanh(blk.ffn_in.forward(h)));
+        self.gated_add(x, y, part(5), f)
+    }
+
+    /// `[B, L, D]` → `[B, L, H, d]`.
+    fn heads(&self, x: Tensor<B, 3>) -> Tensor<B, 4> {
+        let [b, l, _] = x.dims();
+        x.reshape([b, l, self.config.num_heads, self.config.head_dim()])
+    }
+
+    /// # Shapes
+    /// - x: `[B, L, D]` → `[B, L, D]`
+    fn self_attention(
+        &self,
+        a: &AttentionWeights<B>,
+        x: Tensor<B, 3>,
+        rope: &Rope<B>,
+        mode: SelfAttention<'_, B>,
+    ) -> Tensor<B, 3> {
+        let eps = self.config.eps;
+        let [b, l, d] = x.dims();
+        let q = rope.apply(self.heads(rms_norm(a.q.forward(x.clone()), &a.norm_q, eps)));
+        let k = rope.apply(self.heads(rms_norm(a.k.forward(x.clone()), &a.norm_k, eps)));
+        let v = self.heads(a.v.forward(x));
+        let (k, v, mask) = match mode {
+            SelfAttention::Full(mask) => (k, v, mask),
+            SelfAttention::Cached {
+                cache,
+                config,
+                start,
+            } => {
+                let (k, v) = cache.update(&config, start, k, v);
+                (k, v, None)
+            }
+        };
+        let out = attention(
+            q.swap_dims(1, 2),
+            k.swap_dims(1, 2),
+            v.swap_dims(1, 2),
+            mask,
+            self.kernel,
+        );
+        a.o.forward(out.swap_dims(1, 2).reshape([b, l, d]))
+    }
+
+    /// Queries from `x`, keys and values from the embedded context (cached per prompt).
+    ///
+    /// # Shapes
+    /// - x: `[B, L, D]`, ctx: `[B, text_len, D]` → `[B, L, D]`
+    fn cross_attention(
+        &self,
+        a: &AttentionWeights<B>,
+        x: Tensor<B, 3>,
+        ctx: &Tensor<B, 3>,
+        cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+    ) -> Tensor<B, 3> {
+        let eps = self.config.eps;
+        let [b, l, d] = x.dims();
+        let (k, v) = cache
+            .get_or_insert_with(|| {
+                let k = self.heads(rms_norm(a.k.forward(ctx.clone()), &a.norm_k, eps));
+                let v = self.heads(a.v.forward(ctx.clone()));
+                (k.swap_dims(1, 2), v.swap_dims(1, 2))
+            })
+            .clone();
+        let q = self
+            .heads(rms_norm(a.q.forward(x), &a.norm_q, eps))
+            .swap_dims(1, 2);
+        let out = attention(q, k, v, None, self.kernel);
+        a.o.forward(out.swap_dims(1, 2).reshape([b, l, d]))
+    }
+
+    /// The head: `Linear(LN(x)·(1+scale)+shift)` with `(shift, scale) = head.modulation + e`.
+    ///
+    /// # Shapes
+    /// - x: `[B, L, D]`, e: `[B, F, D]` → `[B, L, C_out·ph·pw]`
+    fn head_forward(&self, x: Tensor<B, 3>, e: &Tensor<B, 3>, f: usize) -> Tensor<B, 3> {
+        let m = self.head_modulation.clone().unsqueeze_dim::<4>(0) + e.clone().unsqueeze_dim(2);
+        let [b, fr, _, d] = m.dims();
+        let shift = m.clone().narrow(2, 0, 1).reshape([b, fr, d]);
+        let scale = m.narrow(2, 1, 1).reshape([b, fr, d]);
+        let normed = layer_norm_f32(x.cast(DType::F32), self.config.eps);
+        self.head.forward(self.modulate(normed, shift, scale, f))
+    }
+
+    /// An empty cache for this model.
+    pub fn new_cache(&self, batch: usize, config: super::cache::CacheConfig) -> WanCache<B> {
+        WanCache::new(
+            config,
+            batch,
+            self.config.num_layers,
+            self.config.num_heads,
+            self.config.head_dim(),
+            &self.device,
+            self.dtype,
+        )
+    }
+}
+
+/// The block-causal mask of `frames` latent frames in chunks of `chunk` frames, each frame
+/// `frame_tokens` tokens: a token sees every token of its own and earlier chunks; with a
+/// window of `window` frames (and `sink` frames always visible), only those. `true` = hidden.
+///
+/// # Shapes
+/// → `[1, 1, L, L]`
+pub fn block_causal_mask<B: Backend>(
+    frames: usize,
+    chunk: usize,
+    frame_tokens: usize,
+    window: Option<(usize, usize)>,
+    device: &B::Device,
+) -> Tensor<B, 4, Bool> {
+    let l = frames * frame_tokens;
+    let mut hidden = Vec::with_capacity(l * l);
+    for qi in 0..l {
+        let qf = qi / frame_tokens;
+        let visible_end = (qf / chunk + 1) * chunk; // frames < this are visible
+        for ki in 0..l {
+            let kf = ki / frame_tokens;
+            let mut visible = kf < visible_end;
+            if let Some((window, sink)) = window {
+                visible &= kf < sink || kf + (window - sink) >= visible_end;
+            }
+            hidden.push(!visible);
+        }
+    }
+    Tensor::from_data(TensorData::new(hidden, [1, 1, l, l]), device)
+}

@@ -1,0 +1,171 @@
+//! The DiT's building blocks as plain functions over burn tensors: linear layers, the three
+//! norms, attention, GELU(tanh). Weights are loaded, never trained, so these hold tensors
+//! directly instead of burn `Module`s.
+
+use super::weights::{Checkpoint, LoadError};
+use burn::tensor::{
+    DType, Tensor, TensorData, activation::softmax, backend::Backend,
+    module::attention as fused_attention, ops::AttentionModuleOptions,
+};
+
+/// Builds a tensor from checkpoint data in `dtype` on `device`.
+pub fn tensor<B: Backend, const D: usize>(
+    data: TensorData,
+    device: &B::Device,
+    dtype: DType,
+) -> Tensor<B, D> {
+    Tensor::from_data(data.convert_dtype(dtype), (device, dtype))
+}
+
+/// `y = x·Wᵀ + b` (PyTorch `nn.Linear`), weight stored transposed.
+#[derive(Clone, Debug)]
+pub struct Linear<B: Backend> {
+    /// `[in, out]`.
+    pub weight_t: Tensor<B, 2>,
+    /// `[out]`.
+    pub bias: Option<Tensor<B, 1>>,
+}
+
+impl<B: Backend> Linear<B> {
+    /// Loads `{prefix}.weight` `[out, in]` and, if `bias`, `{prefix}.bias` `[out]`.
+    pub fn load(
+        ck: &mut Checkpoint,
+        prefix: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Result<Self, LoadError> {
+        let w: Tensor<B, 2> = tensor(
+            ck.take(&format!("{prefix}.weight"), &[d_out, d_in])?,
+            device,
+            dtype,
+        );
+        let bias = if bias {
+            Some(tensor(
+                ck.take(&format!("{prefix}.bias"), &[d_out])?,
+                device,
+                dtype,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            weight_t: w.transpose(),
+            bias,
+        })
+    }
+
+    /// # Shapes
+    /// - x: `[..., in]` (rank `D`) → `[..., out]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows: usize = dims[..D - 1].iter().product();
+        let [_, d_out] = self.weight_t.dims();
+        let y = x.reshape([rows, d_in]).matmul(self.weight_t.clone());
+        let y = match &self.bias {
+            Some(b) => y + b.clone().unsqueeze_dim(0),
+            None => y,
+        };
+        let mut out = dims;
+        out[D - 1] = d_out;
+        y.reshape(out)
+    }
+}
+
+/// LayerNorm over the last dimension, computed in f32 (`WanLayerNorm` / `FP32LayerNorm`),
+/// with an optional affine `(weight, bias)` kept in f32. The result has `x`'s dtype.
+///
+/// # Shapes
+/// - x: `[B, L, D]`
+pub fn layer_norm<B: Backend>(
+    x: Tensor<B, 3>,
+    eps: f64,
+    affine: Option<&(Tensor<B, 1>, Tensor<B, 1>)>,
+) -> Tensor<B, 3> {
+    let dtype = x.dtype();
+    let y = layer_norm_f32(x.cast(DType::F32), eps);
+    let y = match affine {
+        Some((w, b)) => {
+            y * w.clone().unsqueeze_dim::<2>(0).unsqueeze_dim(0)
+                + b.clone().unsqueeze_dim::<2>(0).unsqueeze_dim(0)
+        }
+        None => y,
+    };
+    y.cast(dtype)
+}
+
+/// LayerNorm without affine, input and output f32.
+pub fn layer_norm_f32<B: Backend>(x: Tensor<B, 3>, eps: f64) -> Tensor<B, 3> {
+    let mean = x.clone().mean_dim(2);
+    let centered = x - mean;
+    let var = centered.clone().powi_scalar(2).mean_dim(2);
+    centered / (var + eps).sqrt()
+}
+
+/// RMSNorm over the last dimension in f32, times `weight` (f32): `x·rsqrt(mean(x²)+eps)·w`.
+///
+/// # Shapes
+/// - x: `[B, L, D]`, weight `[D]`
+pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: &Tensor<B, 1>, eps: f64) -> Tensor<B, 3> {
+    let dtype = x.dtype();
+    let x = x.cast(DType::F32);
+    let ms = x.clone().powi_scalar(2).mean_dim(2);
+    let y = x / (ms + eps).sqrt();
+    (y * weight.clone().unsqueeze_dim::<2>(0).unsqueeze_dim(0)).cast(dtype)
+}
+
+/// GELU with the tanh approximation (`nn.GELU(approximate='tanh')`).
+pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let c = (2.0f64 / std::f64::consts::PI).sqrt();
+    let inner = (x.clone() + x.clone().powi_scalar(3) * 0.044715) * c;
+    x.clone() * 0.5 * (inner.tanh() + 1.0)
+}
+
+/// How attention is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AttentionKernel {
+    /// The backend's fused attention (`burn::tensor::module::attention`): tiled online
+    /// softmax on flex; on cubecl backends an autotuned kernel.
+    #[default]
+    Fused,
+    /// `softmax(q·kᵀ/√d)·v` with matmuls (materialises the scores). On burn-cuda 0.21 this
+    /// is faster than the autotuned fused kernel for Wan's shapes (see `burn.md`).
+    Naive,
+}
+
+/// Scaled dot-product attention, `1/√d` scale; `mask` is `true` where a key is hidden.
+///
+/// # Shapes
+/// - q: `[B, H, Lq, d]`, k, v: `[B, H, Lk, d]`, mask: `[B|1, H|1, Lq, Lk]` → `[B, H, Lq, d]`
+pub fn attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: Option<Tensor<B, 4, burn::tensor::Bool>>,
+    kernel: AttentionKernel,
+) -> Tensor<B, 4> {
+    match kernel {
+        AttentionKernel::Fused => {
+            let [b, h, lq, _] = q.dims();
+            let lk = k.dims()[2];
+            let mask = mask.map(|m| m.expand([b, h, lq, lk]));
+            fused_attention(q, k, v, mask, None, AttentionModuleOptions::default())
+        }
+        AttentionKernel::Naive => {
+            let d = q.dims()[3];
+            let dtype = q.dtype();
+            let scores = q.matmul(k.swap_dims(2, 3)).cast(DType::F32) / (d as f64).sqrt();
+            let scores = match mask {
+                Some(m) => {
+                    let dims = scores.dims();
+                    scores.mask_fill(m.expand(dims), f32::NEG_INFINITY)
+                }
+                None => scores,
+            };
+            softmax(scores, 3).cast(dtype).matmul(v)
+        }
+    }
+}

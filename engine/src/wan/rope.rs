@@ -1,0 +1,93 @@
+//! Wan's 3-D rotary position embedding.
+//!
+//! The head is split into (t, h, w) parts of `d − 4·(d/6)`, `2·(d/6)`, `2·(d/6)` real dims
+//! (44/42/42 at d = 128); within a part of `n` dims, pair `j` turns by `pos·θ^(−2j/n)` with
+//! θ = 10000. Pairs are interleaved (`x[2j]`, `x[2j+1]`). Angles are computed in f64 (the
+//! original multiplies in complex f64), then rounded once.
+
+use super::config::{ROPE_MAX_POSITIONS, ROPE_THETA, WanConfig};
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+
+/// cos and sin of every token's angles.
+#[derive(Clone, Debug)]
+pub struct Rope<B: Backend> {
+    /// `[1, L, 1, d/2]`, f32.
+    pub cos: Tensor<B, 4>,
+    /// `[1, L, 1, d/2]`, f32.
+    pub sin: Tensor<B, 4>,
+}
+
+/// The angle of every pair for a token at (f, h, w), in f64: `[d/2]`.
+pub fn angles(cfg: &WanConfig, f: usize, h: usize, w: usize) -> Vec<f64> {
+    let [nt, nh, nw] = cfg.rope_split();
+    let mut out = Vec::with_capacity(cfg.head_dim() / 2);
+    for (pos, n) in [(f, nt), (h, nh), (w, nw)] {
+        for j in 0..n / 2 {
+            let inv = ROPE_THETA.powf(-((2 * j) as f64) / n as f64);
+            out.push(pos as f64 * inv);
+        }
+    }
+    out
+}
+
+impl<B: Backend> Rope<B> {
+    /// Tables for `frames × h × w` tokens (frame-major), frames starting at `first_frame`.
+    ///
+    /// Panics if a position passes the 1024-entry table upstream has (callers check).
+    pub fn new(
+        cfg: &WanConfig,
+        first_frame: usize,
+        frames: usize,
+        h: usize,
+        w: usize,
+        device: &B::Device,
+    ) -> Self {
+        assert!(
+            first_frame + frames <= ROPE_MAX_POSITIONS
+                && h <= ROPE_MAX_POSITIONS
+                && w <= ROPE_MAX_POSITIONS,
+            "RoPE positions past {ROPE_MAX_POSITIONS}"
+        );
+        let half = cfg.head_dim() / 2;
+        let tokens = frames * h * w;
+        let mut cos = Vec::with_capacity(tokens * half);
+        let mut sin = Vec::with_capacity(tokens * half);
+        for f in first_frame..first_frame + frames {
+            for y in 0..h {
+                for x in 0..w {
+                    for a in angles(cfg, f, y, x) {
+                        cos.push(a.cos() as f32);
+                        sin.push(a.sin() as f32);
+                    }
+                }
+            }
+        }
+        let make = |v: Vec<f32>| {
+            Tensor::from_data(
+                TensorData::new(v, [1, tokens, 1, half]),
+                (device, DType::F32),
+            )
+        };
+        Self {
+            cos: make(cos),
+            sin: make(sin),
+        }
+    }
+
+    /// Rotates q or k.
+    ///
+    /// # Shapes
+    /// - x: `[B, L, H, d]` → `[B, L, H, d]` (same dtype)
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, l, h, d] = x.dims();
+        let dtype = x.dtype();
+        let pairs = x.cast(DType::F32).reshape([b, l, h, d / 2, 2]);
+        let re: Tensor<B, 4> = pairs.clone().narrow(4, 0, 1).reshape([b, l, h, d / 2]);
+        let im: Tensor<B, 4> = pairs.narrow(4, 1, 1).reshape([b, l, h, d / 2]);
+        let out_re = re.clone() * self.cos.clone() - im.clone() * self.sin.clone();
+        let out_im = re * self.sin.clone() + im * self.cos.clone();
+        Tensor::stack::<5>(vec![out_re, out_im], 4)
+            .reshape([b, l, h, d])
+            .cast(dtype)
+    }
+}

@@ -1,0 +1,451 @@
+//! Reading Wan DiT checkpoints: both key layouts, safetensors (single or sharded) and
+//! PyTorch pickles, f32 / bf16 / f16.
+//!
+//! Every tensor ends up under its **original Wan key** (`Wan-Video/Wan2.1 wan/modules/model.py`).
+//! The diffusers layout (`WanTransformer3DModel`) is renamed on read, by this table (applied
+//! to the key after `blocks.N.` for block keys; first match wins):
+//!
+//! | diffusers | original |
+//! |---|---|
+//! | `condition_embedder.time_embedder.linear_1.*` / `linear_2.*` | `time_embedding.0.*` / `.2.*` |
+//! | `condition_embedder.time_proj.*` | `time_projection.1.*` |
+//! | `condition_embedder.text_embedder.linear_1.*` / `linear_2.*` | `text_embedding.0.*` / `.2.*` |
+//! | `scale_shift_table` (top level) | `head.modulation` |
+//! | `proj_out.*` | `head.head.*` |
+//! | `blocks.N.scale_shift_table` | `blocks.N.modulation` |
+//! | `blocks.N.attn1.to_{q,k,v}.*` / `to_out.0.*` / `norm_{q,k}.*` | `blocks.N.self_attn.{q,k,v}.*` / `o.*` / `norm_{q,k}.*` |
+//! | `blocks.N.attn2.…` (same pattern) | `blocks.N.cross_attn.…` |
+//! | `blocks.N.norm2.*` (affine, before cross-attention) | `blocks.N.norm3.*` (the names are swapped) |
+//! | `blocks.N.ffn.net.0.proj.*` / `ffn.net.2.*` | `blocks.N.ffn.0.*` / `ffn.2.*` |
+//!
+//! Streaming checkpoints (CausVid, Self-Forcing, LongLive, StreamDiffusionV2) are pickles whose
+//! tensors sit in a `generator`, `generator_ema` or `state_dict` dict, with or without a
+//! `model.` prefix (and FSDP's `_fsdp_wrapped_module.`): all of that is peeled off here.
+
+use burn::tensor::{DType, TensorData};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+/// Why a checkpoint cannot be loaded. Each names the file or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{path} is not a readable checkpoint: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("{path}: tensor {key} has dtype {dtype}; only f32, bf16 and f16 are supported")]
+    Dtype {
+        path: PathBuf,
+        key: String,
+        dtype: String,
+    },
+    #[error(
+        "{path}: cannot tell the key layout (neither original Wan nor diffusers); first keys: {sample:?}"
+    )]
+    UnknownLayout { path: PathBuf, sample: Vec<String> },
+    #[error("missing tensor {key} (expected shape {expected:?})")]
+    Missing { key: String, expected: Vec<usize> },
+    #[error("tensor {key} has shape {found:?}, expected {expected:?}")]
+    Shape {
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{count} unexpected tensors in the checkpoint, e.g. {first:?}")]
+    Unexpected { count: usize, first: Vec<String> },
+}
+
+/// The key layout a checkpoint was written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `Wan-Video/Wan2.1` (`blocks.N.self_attn.q.weight`, …).
+    Original,
+    /// diffusers `WanTransformer3DModel` (`blocks.N.attn1.to_q.weight`, …).
+    Diffusers,
+}
+
+/// Which weights of a training checkpoint to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Variant {
+    /// `generator` (or the only set present).
+    #[default]
+    Generator,
+    /// `generator_ema` (Self-Forcing's `--use_ema`).
+    Ema,
+}
+
+/// A checkpoint's tensors under their original Wan keys.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub tensors: BTreeMap<String, TensorData>,
+    pub layout: Layout,
+    /// The file (or index) read.
+    pub path: PathBuf,
+}
+
+impl Checkpoint {
+    /// Reads `path`: a `.safetensors` file, a sharded `*.safetensors.index.json`, a directory
+    /// holding either (`diffusion_pytorch_model.safetensors[.index.json]`), or a `.pt`/`.pth`
+    /// pickle.
+    pub fn read(path: &Path, variant: Variant) -> Result<Self, LoadError> {
+        let raw = read_raw(path, variant)?;
+        let layout = detect_layout(&raw).ok_or_else(|| LoadError::UnknownLayout {
+            path: path.to_owned(),
+            sample: raw.keys().take(5).cloned().collect(),
+        })?;
+        let tensors = match layout {
+            Layout::Original => raw,
+            Layout::Diffusers => raw
+                .into_iter()
+                .map(|(k, v)| (diffusers_to_original(&k), v))
+                .collect(),
+        };
+        Ok(Self {
+            tensors,
+            layout,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Takes the tensor `key`, checking its shape.
+    pub fn take(&mut self, key: &str, expected: &[usize]) -> Result<TensorData, LoadError> {
+        let data = self.tensors.remove(key).ok_or_else(|| LoadError::Missing {
+            key: key.to_owned(),
+            expected: expected.to_vec(),
+        })?;
+        if data.shape.as_slice() != expected {
+            return Err(LoadError::Shape {
+                key: key.to_owned(),
+                expected: expected.to_vec(),
+                found: data.shape.to_vec(),
+            });
+        }
+        Ok(data)
+    }
+
+    /// Fails if any tensor was not taken.
+    pub fn finish_ref(&self) -> Result<(), LoadError> {
+        if self.tensors.is_empty() {
+            return Ok(());
+        }
+        Err(LoadError::Unexpected {
+            count: self.tensors.len(),
+            first: self.tensors.keys().take(5).cloned().collect(),
+        })
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LoadError + '_ {
+    move |e| LoadError::Io {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn format_err(path: &Path, message: impl std::fmt::Display) -> LoadError {
+    LoadError::Format {
+        path: path.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+/// All tensors of the file(s), container prefixes removed, keys as written.
+fn read_raw(path: &Path, variant: Variant) -> Result<BTreeMap<String, TensorData>, LoadError> {
+    if path.is_dir() {
+        for name in [
+            "diffusion_pytorch_model.safetensors.index.json",
+            "diffusion_pytorch_model.safetensors",
+            "model.safetensors.index.json",
+            "model.safetensors",
+        ] {
+            if path.join(name).is_file() {
+                return read_raw(&path.join(name), variant);
+            }
+        }
+        return Err(format_err(
+            path,
+            "no *.safetensors[.index.json] in this directory",
+        ));
+    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let raw = if name.ends_with(".safetensors.index.json") {
+        read_sharded(path)?
+    } else if name.ends_with(".safetensors") {
+        read_safetensors(path)?
+    } else if name.ends_with(".pt") || name.ends_with(".pth") || name.ends_with(".bin") {
+        read_pickle(path)?
+    } else {
+        return Err(format_err(
+            path,
+            "expected .safetensors, .safetensors.index.json, .pt or .pth",
+        ));
+    };
+    Ok(strip_containers(raw, variant))
+}
+
+fn read_safetensors(path: &Path) -> Result<BTreeMap<String, TensorData>, LoadError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format_err(path, e))?;
+    let mut out = BTreeMap::new();
+    for (key, view) in st.iter() {
+        let dtype = match view.dtype() {
+            safetensors::Dtype::F32 => DType::F32,
+            safetensors::Dtype::BF16 => DType::BF16,
+            safetensors::Dtype::F16 => DType::F16,
+            other => {
+                return Err(LoadError::Dtype {
+                    path: path.to_owned(),
+                    key: key.to_owned(),
+                    dtype: format!("{other:?}"),
+                });
+            }
+        };
+        let data = TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), dtype);
+        out.insert(key.to_owned(), data);
+    }
+    Ok(out)
+}
+
+fn read_sharded(index: &Path) -> Result<BTreeMap<String, TensorData>, LoadError> {
+    let text = std::fs::read_to_string(index).map_err(io(index))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format_err(index, e))?;
+    let map = json["weight_map"]
+        .as_object()
+        .ok_or_else(|| format_err(index, "no weight_map"))?;
+    let mut shards: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut out = BTreeMap::new();
+    for shard in shards {
+        if shard.contains('/') || shard.contains("..") {
+            return Err(format_err(
+                index,
+                format!("shard name {shard:?} leaves the directory"),
+            ));
+        }
+        out.extend(read_safetensors(&dir.join(shard))?);
+    }
+    for key in map.keys() {
+        if !out.contains_key(key) {
+            return Err(format_err(
+                index,
+                format!("{key} is in weight_map but in no shard"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn read_pickle(path: &Path) -> Result<BTreeMap<String, TensorData>, LoadError> {
+    let reader = burn_store::pytorch::PytorchReader::new(path).map_err(|e| format_err(path, e))?;
+    let mut out = BTreeMap::new();
+    for (key, snapshot) in reader.into_tensors() {
+        let data = snapshot
+            .to_data()
+            .map_err(|e| format_err(path, format!("{key}: {e:?}")))?;
+        if !matches!(data.dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(LoadError::Dtype {
+                path: path.to_owned(),
+                key,
+                dtype: format!("{:?}", data.dtype),
+            });
+        }
+        out.insert(key, data);
+    }
+    Ok(out)
+}
+
+/// Peels `generator.` / `generator_ema.` / `state_dict.`, then `model.` and
+/// `_fsdp_wrapped_module.`, off every key.
+fn strip_containers(
+    raw: BTreeMap<String, TensorData>,
+    variant: Variant,
+) -> BTreeMap<String, TensorData> {
+    let has = |p: &str| raw.keys().any(|k| k.starts_with(p));
+    let container = match variant {
+        Variant::Ema if has("generator_ema.") => Some("generator_ema."),
+        _ if has("generator.") => Some("generator."),
+        _ if has("generator_ema.") => Some("generator_ema."),
+        _ if has("state_dict.") => Some("state_dict."),
+        _ => None,
+    };
+    let chosen: BTreeMap<String, TensorData> = match container {
+        Some(prefix) => raw
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_owned(), v)))
+            .collect(),
+        None => raw,
+    };
+    let all_model = !chosen.is_empty() && chosen.keys().all(|k| k.starts_with("model."));
+    chosen
+        .into_iter()
+        .map(|(k, v)| {
+            let k = if all_model {
+                &k["model.".len()..]
+            } else {
+                k.as_str()
+            };
+            (k.replace("_fsdp_wrapped_module.", ""), v)
+        })
+        .collect()
+}
+
+fn detect_layout(raw: &BTreeMap<String, TensorData>) -> Option<Layout> {
+    if raw.contains_key("time_embedding.0.weight") || raw.contains_key("head.modulation") {
+        Some(Layout::Original)
+    } else if raw.keys().any(|k| k.starts_with("condition_embedder.")) {
+        Some(Layout::Diffusers)
+    } else {
+        None
+    }
+}
+
+/// The original Wan key of a diffusers key (see the module docs); unknown keys pass through.
+pub fn diffusers_to_original(key: &str) -> String {
+    const GLOBAL: &[(&str, &str)] = &[
+        // Map condition_embedder.time_embedder.linear_1 -> time_embedding.0
+        (
+            "condition_embedder.time_embedder.linear_1.",
+            "time_embedding.0.",
+        ),
+        // Map condition_embedder.time_embedder.linear_2 -> time_embedding.2
+        (
+            "condition_embedder.time_embedder.linear_2.",
+            "time_embedding.2.",
+        ),
+        // Map condition_embedder.time_proj -> time_projection.1
+        ("condition_embedder.time_proj.", "time_projection.1."),
+        // Map condition_embedder.text_embedder.linear_1 -> text_embedding.0
+        (
+            "condition_embedder.text_embedder.linear_1.",
+            "text_embedding.0.",
+        ),
+        // Map condition_embedder.text_embedder.linear_2 -> text_embedding.2
+        (
+            "condition_embedder.text_embedder.linear_2.",
+            "text_embedding.2.",
+        ),
+        // Map proj_out -> head.head
+        ("proj_out.", "head.head."),
+    ];
+    const BLOCK: &[(&str, &str)] = &[
+        // Map scale_shift_table -> modulation
+        ("scale_shift_table", "modulation"),
+        // Map attn1.to_out.0 -> self_attn.o (before the to_q/k/v rule)
+        ("attn1.to_out.0.", "self_attn.o."),
+        ("attn1.to_q.", "self_attn.q."),
+        ("attn1.to_k.", "self_attn.k."),
+        ("attn1.to_v.", "self_attn.v."),
+        ("attn1.norm_q.", "self_attn.norm_q."),
+        ("attn1.norm_k.", "self_attn.norm_k."),
+        ("attn2.to_out.0.", "cross_attn.o."),
+        ("attn2.to_q.", "cross_attn.q."),
+        ("attn2.to_k.", "cross_attn.k."),
+        ("attn2.to_v.", "cross_attn.v."),
+        ("attn2.norm_q.", "cross_attn.norm_q."),
+        ("attn2.norm_k.", "cross_attn.norm_k."),
+        // Map norm2 (affine, cross-attention) -> norm3: the names are swapped
+        ("norm2.", "norm3."),
+        // Map ffn.net.0.proj -> ffn.0
+        ("ffn.net.0.proj.", "ffn.0."),
+        // Map ffn.net.2 -> ffn.2
+        ("ffn.net.2.", "ffn.2."),
+    ];
+    if key == "scale_shift_table" {
+        // Map the top-level scale_shift_table -> head.modulation
+        return "head.modulation".into();
+    }
+    if let Some(rest) = key.strip_prefix("blocks.")
+        && let Some((n, tail)) = rest.split_once('.')
+    {
+        for (from, to) in BLOCK {
+            if let Some(t) = tail.strip_prefix(from) {
+                return format!("blocks.{n}.{to}{t}");
+            }
+        }
+        return key.to_owned();
+    }
+    for (from, to) in GLOBAL {
+        if let Some(t) = key.strip_prefix(from) {
+            return format!("{to}{t}");
+        }
+    }
+    key.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diffusers_keys_map_to_the_original_names() {
+        for (d, o) in [
+            (
+                "condition_embedder.time_embedder.linear_1.weight",
+                "time_embedding.0.weight",
+            ),
+            (
+                "condition_embedder.time_proj.bias",
+                "time_projection.1.bias",
+            ),
+            (
+                "condition_embedder.text_embedder.linear_2.weight",
+                "text_embedding.2.weight",
+            ),
+            ("scale_shift_table", "head.modulation"),
+            ("proj_out.weight", "head.head.weight"),
+            ("blocks.7.scale_shift_table", "blocks.7.modulation"),
+            ("blocks.0.attn1.to_out.0.bias", "blocks.0.self_attn.o.bias"),
+            (
+                "blocks.0.attn1.norm_k.weight",
+                "blocks.0.self_attn.norm_k.weight",
+            ),
+            (
+                "blocks.12.attn2.to_v.weight",
+                "blocks.12.cross_attn.v.weight",
+            ),
+            ("blocks.1.norm2.bias", "blocks.1.norm3.bias"),
+            ("blocks.1.ffn.net.0.proj.weight", "blocks.1.ffn.0.weight"),
+            ("blocks.1.ffn.net.2.bias", "blocks.1.ffn.2.bias"),
+            ("patch_embedding.weight", "patch_embedding.weight"),
+        ] {
+            assert_eq!(diffusers_to_original(d), o, "{d}");
+        }
+    }
+
+    #[test]
+    fn containers_and_model_prefixes_are_peeled() {
+        let t = || TensorData::new(vec![0f32], [1]);
+        let raw: BTreeMap<String, TensorData> = [
+            ("generator.model.head.modulation", t()),
+            (
+                "generator_ema.model._fsdp_wrapped_module.head.modulation",
+                t(),
+            ),
+            ("critic.model.x", t()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let keys = |m: BTreeMap<String, TensorData>| m.into_keys().collect::<Vec<_>>();
+        let clone = || {
+            raw.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            keys(strip_containers(clone(), Variant::Generator)),
+            ["head.modulation"]
+        );
+        assert_eq!(
+            keys(strip_containers(clone(), Variant::Ema)),
+            ["head.modulation"]
+        );
+    }
+}
