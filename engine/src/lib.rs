@@ -13,6 +13,7 @@
 //! | [`backend`] | the compiled burn backends and how one is chosen |
 
 pub mod backend;
+pub mod cli;
 pub mod frame;
 pub mod pipeline;
 pub mod scheduler;

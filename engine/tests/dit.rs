@@ -144,7 +144,7 @@ fn every_file_kind_and_layout_loads_the_same_tensors() {
     assert_eq!(
         reference.len(),
         69,
-        "tensor count of the tiny model (9 global + 30 per block)"
+        "tensor count of the tiny model (15 global + 27 per block)"
     );
     for (file, bf16) in [
         ("dit_tiny_original_f32.pth", false),

@@ -74,6 +74,16 @@ pub struct Cli {
     /// Directory of the built site (wasm, JS, CSS, public assets) [default: target/site]
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands other than serving (the default).
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// The Wan engine's tools: backend info, a DiT forward from files, benchmarks
+    Engine(engine::cli::EngineArgs),
 }
 
 /// The `Leptos.toml` file. Unknown keys are errors, so a typo never goes unnoticed.

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = server::config::Cli::parse();
+    if let Some(server::config::Command::Engine(mut args)) = cli.command {
+        args.cpu |= cli.cpu;
+        let code = engine::cli::run(args);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     server::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

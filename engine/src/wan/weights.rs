@@ -379,6 +379,99 @@ pub fn diffusers_to_original(key: &str) -> String {
     key.to_owned()
 }
 
+/// Every tensor of a Wan DiT checkpoint (original keys) with its shape.
+pub fn expected_tensors(cfg: &super::WanConfig) -> Vec<(String, Vec<usize>)> {
+    let d = cfg.dim;
+    let [pt, ph, pw] = cfg.patch_size;
+    let mut v: Vec<(String, Vec<usize>)> = vec![
+        (
+            "patch_embedding.weight".into(),
+            vec![d, cfg.in_dim, pt, ph, pw],
+        ),
+        ("patch_embedding.bias".into(), vec![d]),
+        ("text_embedding.0.weight".into(), vec![d, cfg.text_dim]),
+        ("text_embedding.0.bias".into(), vec![d]),
+        ("text_embedding.2.weight".into(), vec![d, d]),
+        ("text_embedding.2.bias".into(), vec![d]),
+        ("time_embedding.0.weight".into(), vec![d, cfg.freq_dim]),
+        ("time_embedding.0.bias".into(), vec![d]),
+        ("time_embedding.2.weight".into(), vec![d, d]),
+        ("time_embedding.2.bias".into(), vec![d]),
+        ("time_projection.1.weight".into(), vec![6 * d, d]),
+        ("time_projection.1.bias".into(), vec![6 * d]),
+        ("head.modulation".into(), vec![1, 2, d]),
+        (
+            "head.head.weight".into(),
+            vec![cfg.out_dim * pt * ph * pw, d],
+        ),
+        ("head.head.bias".into(), vec![cfg.out_dim * pt * ph * pw]),
+    ];
+    for i in 0..cfg.num_layers {
+        let p = format!("blocks.{i}");
+        v.push((format!("{p}.modulation"), vec![1, 6, d]));
+        for attn in ["self_attn", "cross_attn"] {
+            for l in ["q", "k", "v", "o"] {
+                v.push((format!("{p}.{attn}.{l}.weight"), vec![d, d]));
+                v.push((format!("{p}.{attn}.{l}.bias"), vec![d]));
+            }
+            v.push((format!("{p}.{attn}.norm_q.weight"), vec![d]));
+            v.push((format!("{p}.{attn}.norm_k.weight"), vec![d]));
+        }
+        v.push((format!("{p}.norm3.weight"), vec![d]));
+        v.push((format!("{p}.norm3.bias"), vec![d]));
+        v.push((format!("{p}.ffn.0.weight"), vec![cfg.ffn_dim, d]));
+        v.push((format!("{p}.ffn.0.bias"), vec![cfg.ffn_dim]));
+        v.push((format!("{p}.ffn.2.weight"), vec![d, cfg.ffn_dim]));
+        v.push((format!("{p}.ffn.2.bias"), vec![d]));
+    }
+    v
+}
+
+impl Checkpoint {
+    /// Random weights for `cfg` (benchmarks): `N(0, 1/fan_in)` for matrices, norms near 1,
+    /// small modulation tables. Deterministic for a seed.
+    pub fn random(cfg: &super::WanConfig, seed: u64, dtype: DType) -> Self {
+        let mut state = seed.max(1);
+        let mut next = move || {
+            // xorshift64* → two uniforms → Box–Muller.
+            let mut u = || {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                ((state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5)
+                    / (1u64 << 53) as f64
+            };
+            let (a, b) = (u(), u());
+            ((-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()) as f32
+        };
+        let tensors = expected_tensors(cfg)
+            .into_iter()
+            .map(|(key, shape)| {
+                let n: usize = shape.iter().product();
+                let fan_in = if shape.len() >= 2 {
+                    shape[1..].iter().product::<usize>()
+                } else {
+                    1
+                };
+                let (mean, std) = if key.contains("norm") && key.ends_with("weight") {
+                    (1.0, 0.1)
+                } else if key.ends_with("modulation") || key.ends_with("bias") {
+                    (0.0, 0.1)
+                } else {
+                    (0.0, 1.0 / (fan_in as f32).sqrt())
+                };
+                let data: Vec<f32> = (0..n).map(|_| mean + std * next()).collect();
+                (key, TensorData::new(data, shape).convert_dtype(dtype))
+            })
+            .collect();
+        Self {
+            tensors,
+            layout: Layout::Original,
+            path: PathBuf::from("<random>"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
