@@ -34,7 +34,8 @@ ensure_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 }
 
-# ensure_rust: the pinned toolchain with rustfmt, clippy and the wasm target. A complete
+# ensure_rust: the pinned toolchain with rustfmt, clippy, the wasm target and the
+# aarch64-apple-darwin target (the Metal backend is type-checked for macOS). A complete
 # toolchain is left alone (reinstalling one under a running build breaks that build).
 ensure_rust() {
   if ! command -v rustup >/dev/null; then
@@ -46,13 +47,15 @@ ensure_rust() {
   if [ $ok = 1 ]; then
     rustup run "$tc" cargo clippy --version >/dev/null 2>&1 || ok=0
     rustup run "$tc" rustfmt --version >/dev/null 2>&1 || ok=0
-    rustup target list --installed --toolchain "$tc" 2>/dev/null \
-      | grep -qx wasm32-unknown-unknown || ok=0
+    local targets
+    targets=$(rustup target list --installed --toolchain "$tc" 2>/dev/null)
+    grep -qx wasm32-unknown-unknown <<<"$targets" || ok=0
+    grep -qx aarch64-apple-darwin <<<"$targets" || ok=0
   fi
   if [ $ok = 0 ]; then
-    log "installing Rust $tc with rustfmt, clippy and the wasm32 target"
+    log "installing Rust $tc with rustfmt, clippy and the wasm32 and aarch64-apple-darwin targets"
     rustup toolchain install "$tc" --profile minimal --component rustfmt,clippy \
-      --target wasm32-unknown-unknown
+      --target wasm32-unknown-unknown --target aarch64-apple-darwin
   fi
 }
 

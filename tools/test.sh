@@ -19,6 +19,9 @@ cargo fmt --all --check
 log "cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
+log "Metal backend type-check (aarch64-apple-darwin)"
+cargo check --locked --target aarch64-apple-darwin -p engine --features metal
+
 log "Rust tests"
 cargo test --locked -p app -p engine -p server
 

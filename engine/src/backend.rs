@@ -135,6 +135,36 @@ impl WithBackend for Smoke {
     }
 }
 
+/// Whether the NVIDIA driver library can be found (cudarc loads it at run time and panics
+/// on a worker thread when it cannot).
+fn nvidia_driver_present() -> bool {
+    let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(
+        [
+            "/usr/lib/x86_64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu",
+            "/usr/lib64",
+            "/usr/lib",
+            "/usr/local/nvidia/lib64",
+            "/usr/lib/wsl/lib",
+        ]
+        .map(std::path::PathBuf::from),
+    );
+    if dirs
+        .iter()
+        .any(|d| d.join("libcuda.so.1").exists() || d.join("libcuda.so").exists())
+    {
+        return true;
+    }
+    std::process::Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("libcuda.so"))
+        .unwrap_or(false)
+}
+
 /// What `engine info` says about one backend.
 #[derive(Clone, Debug)]
 pub struct BackendStatus {
@@ -150,6 +180,8 @@ pub fn probe(kind: BackendKind) -> BackendStatus {
         Err(format!("not compiled (cargo feature `{}`)", kind.name()))
     } else if kind == BackendKind::Metal && !cfg!(target_os = "macos") {
         Err("Metal needs macOS".into())
+    } else if kind == BackendKind::Cuda && !nvidia_driver_present() {
+        Err("no NVIDIA driver (libcuda.so.1 not found)".into())
     } else {
         dispatch(kind, Smoke).unwrap_or_else(|e| Err(e.to_string()))
     };

@@ -59,6 +59,10 @@ pub struct Cli {
     #[arg(long, env = "HANZO_LIVE_CPU")]
     pub cpu: bool,
 
+    /// Engine backend: cuda, metal, flex or candle [default: CUDA > Metal > CPU, the first usable]
+    #[arg(long, env = "HANZO_LIVE_BACKEND")]
+    pub backend: Option<String>,
+
     /// Refuse to stream for visitors who are not signed in
     #[arg(long, env = "HANZO_LIVE_REQUIRE_LOGIN")]
     pub require_login: bool,
@@ -106,6 +110,8 @@ pub struct ServerSection {
     pub models_dir: Option<String>,
     pub site_root: Option<String>,
     pub cpu: Option<bool>,
+    /// Engine backend (cuda, metal, flex, candle).
+    pub backend: Option<String>,
     pub require_login: Option<bool>,
     /// UDP addresses WebRTC binds (`ip:port`, port 0 = any).
     pub rtc_udp_addrs: Option<Vec<String>>,
@@ -164,6 +170,8 @@ pub struct Settings {
     pub models_dir: PathBuf,
     pub site_root: PathBuf,
     pub cpu: bool,
+    /// The engine backend asked for (`None`: the best usable one).
+    pub backend: Option<String>,
     pub require_login: bool,
     /// UDP addresses WebRTC binds: every interface plus loopback by default.
     pub rtc_udp_addrs: Vec<String>,
@@ -240,6 +248,7 @@ impl Settings {
             models_dir,
             site_root,
             cpu: cli.cpu || fc.cpu.unwrap_or(false),
+            backend: cli.backend.clone().or(fc.backend),
             require_login: cli.require_login || fc.require_login.unwrap_or(false),
             rtc_udp_addrs: fc.rtc_udp_addrs.unwrap_or_else(default_rtc_udp_addrs),
             max_recording_bytes: cli

@@ -126,6 +126,8 @@ pub enum StartupError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("engine: {0}")]
+    Engine(String),
     #[error("cannot check the data directory at start-up: {0:?}")]
     Recover(app::service::ServiceError),
 }

@@ -140,6 +140,17 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         ice = state.ice.provider().name(),
         "hanzo-live {}", config::VERSION
     );
+    let requested = s
+        .backend
+        .as_deref()
+        .map(engine::backend::BackendKind::parse)
+        .transpose()
+        .map_err(|e| StartupError::Engine(e.to_string()))?;
+    match engine::backend::select(requested, s.cpu) {
+        Ok(kind) => tracing::info!(backend = %kind, "engine backend"),
+        // The model-free pipelines still work; a Wan pipeline would fail to load.
+        Err(e) => tracing::warn!(error = %e, "no engine backend"),
+    }
     let bundle = bundle_path(&state.leptos_options);
     if bundle.is_file() {
         tracing::info!(site_root = %s.site_root.display(), "serving the site bundle");

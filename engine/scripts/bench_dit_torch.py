@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""PyTorch side of `hanzo-live engine bench`: the same ops and the same DiT call in diffusers.
+
+Wan2.1-T2V-1.3B config, random weights, bf16 with the modules diffusers keeps in f32
+(`_keep_in_fp32_modules`, as `from_pretrained(torch_dtype=bfloat16)` does), inference mode,
+default attention (SDPA). Rows, in the order and with the shapes of the Rust bench:
+RMSNorm [1,L,1536], RoPE on [1,L,12,128] (diffusers' rotary apply), attention
+[1,12,L,128] (SDPA), one block (a 1-layer model's forward), the full 30-layer forward, for
+F latent frames of 480×832 (L = F·1560). CUDA-event timing, median of --iters after warm-up.
+
+Usage: python bench_dit_torch.py [--frames 3] [--iters 10] [--json out.json]
+"""
+
+import argparse
+import json
+import statistics
+
+import torch
+from diffusers import WanTransformer3DModel
+
+CONFIG = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=12,
+    attention_head_dim=128,
+    in_channels=16,
+    out_channels=16,
+    text_dim=4096,
+    freq_dim=256,
+    ffn_dim=8960,
+    num_layers=30,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    eps=1e-6,
+    rope_max_seq_len=1024,
+)
+
+
+def timed(fn, iters):
+    fn()
+    torch.cuda.synchronize()
+    runs = []
+    for _ in range(iters):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        runs.append(a.elapsed_time(b))
+    return statistics.median(runs)
+
+
+def build(layers, dtype):
+    model = WanTransformer3DModel(**{**CONFIG, "num_layers": layers}).eval().cuda()
+    model.to(dtype)
+    keep = getattr(model, "_keep_in_fp32_modules", None) or []
+    for name, module in model.named_modules():
+        if any(k in name.split(".") or name.endswith(k) for k in keep):
+            module.float()
+    return model
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--frames", type=int, default=3)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--json")
+    a = p.parse_args()
+    torch.manual_seed(0)
+    dev, dt = "cuda", torch.bfloat16
+    h, w = 60, 104
+    L = a.frames * (h // 2) * (w // 2)
+    rows = []
+    with torch.inference_mode():
+        x = torch.randn(1, L, 1536, device=dev, dtype=dt)
+        norm = torch.nn.RMSNorm(1536, eps=1e-6).to(dev)
+        rows.append((f"RMSNorm [1,{L},1536]", timed(lambda: norm(x.float()).to(dt), a.iters)))
+        q = torch.randn(1, L, 12, 128, device=dev, dtype=dt)
+        freqs = torch.randn(1, L, 1, 64, device=dev, dtype=torch.float32)
+        cos, sin = freqs.cos(), freqs.sin()
+
+        def rope():
+            x1, x2 = q.float().unflatten(-1, (-1, 2)).unbind(-1)
+            out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+            return out.flatten(-2).to(dt)
+
+        rows.append((f"RoPE [1,{L},12,128]", timed(rope, a.iters)))
+        qh = q.transpose(1, 2).contiguous()
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        rows.append((f"attention SDPA [1,12,{L},128]", timed(lambda: sdpa(qh, qh, qh), a.iters)))
+        xin = torch.randn(1, 16, a.frames, h, w, device=dev, dtype=dt)
+        t = torch.tensor([937.5], device=dev)
+        ctx = torch.randn(1, 512, 4096, device=dev, dtype=dt)
+        for layers, label in [(1, "one block (1-layer model)"), (30, "full forward (30 layers)")]:
+            m = build(layers, dt)
+            call = lambda: m(hidden_states=xin, timestep=t, encoder_hidden_states=ctx, return_dict=False)
+            rows.append((label, timed(call, a.iters)))
+            del m
+            torch.cuda.empty_cache()
+    print(f"| op | torch {torch.__version__} bf16 ms ({torch.cuda.get_device_name()}) |")
+    print("|---|---|")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.3f} |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"torch": torch.__version__, "tokens": L, "rows": [{"op": n, "ms": m} for n, m in rows]}, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (see docs/perf.md): the engine's CUDA backend against the tiny
+# goldens, then `engine bench` and the PyTorch bench (bench_dit_torch.py) on the same GPU, one
+# after the other. Results go to $OUT (default ./device-out).
+# Usage: engine/scripts/device_bench.sh <engine binary built with --features cuda> <wheels dir>
+set -uo pipefail
+BIN=${1:?engine binary}
+WHEELS=${2:?wheels dir}
+OUT=${OUT:-device-out}
+mkdir -p "$OUT"
+G=engine/tests/goldens
+chmod +x "$BIN"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+
+# diffusers and what it needs, without touching the machine's torch.
+python3 -m pip install -q --no-index --no-deps --target /tmp/site "$WHEELS"/*.whl 2>&1 | tail -2
+export PYTHONPATH=/tmp/site
+
+"$BIN" info 2>&1 | tee "$OUT/info.txt"
+
+# CUDA vs the diffusers goldens (f32 and bf16).
+for dt in f32 bf16; do
+  "$BIN" --backend cuda forward --dtype $dt --config $G/dit_tiny_config_original.json \
+    --weights $G/dit_tiny_original_f32.safetensors --inputs $G/dit_case_t1000.safetensors \
+    --out "$OUT/cuda_$dt.safetensors" 2>&1 | tail -1
+  python3 - "$OUT/cuda_$dt.safetensors" $G/dit_case_t1000.safetensors $dt <<'PY' | tee -a "$OUT/golden.txt"
+import sys
+from safetensors.torch import load_file
+got, want = load_file(sys.argv[1])["out"], load_file(sys.argv[2])["out"]
+err = (got - want).abs().max() / want.abs().max()
+print(f"cuda {sys.argv[3]}: relative error vs diffusers {err:.3e}")
+PY
+done
+
+python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 10 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"
+timeout 420 "$BIN" --backend cuda bench --model 1.3b --dtype bf16 --frames 3 --iters 5 \
+  --json "$OUT/burn.json" 2>&1 | tee "$OUT/burn.md"
