@@ -20,7 +20,11 @@ log "cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 log "Metal backend type-check (aarch64-apple-darwin)"
-cargo check --locked --target aarch64-apple-darwin -p engine --features metal
+# Type-check only: the C parts of a few dependencies (zstd, bzip2 and xz inside the `zip` crate
+# that burn-store's pickle reader uses) need the macOS SDK to compile, which Linux lacks. Their
+# build scripts get no-op compilers here; `cargo check` never links, so no C object is needed.
+CC_aarch64_apple_darwin=true CXX_aarch64_apple_darwin=true AR_aarch64_apple_darwin=true \
+  cargo check --locked --target aarch64-apple-darwin -p engine --features metal
 
 log "Rust tests"
 cargo test --locked -p app -p engine -p server

@@ -12,14 +12,15 @@ G=engine/tests/goldens
 chmod +x "$BIN"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
 
-# diffusers and what it needs, without touching the machine's torch.
-python3 -m pip install -q --no-index --no-deps --target /tmp/site "$WHEELS"/*.whl 2>&1 | tail -2
+# diffusers alone: the machine's environment has torch, transformers, huggingface_hub and the
+# rest (a newer huggingface_hub shadowing theirs breaks transformers).
+python3 -m pip install -q --no-index --no-deps --target /tmp/site "$WHEELS"/diffusers-*.whl 2>&1 | tail -2
 export PYTHONPATH=/tmp/site
 
 "$BIN" info 2>&1 | tee "$OUT/info.txt"
 
-# CUDA vs the diffusers goldens (f32 and bf16).
-for dt in f32 bf16; do
+# CUDA vs the diffusers goldens (f32 and bf16); SKIP_GOLDENS=1 skips.
+for dt in $([ -n "${SKIP_GOLDENS:-}" ] || echo f32 bf16); do
   "$BIN" --backend cuda forward --dtype $dt --config $G/dit_tiny_config_original.json \
     --weights $G/dit_tiny_original_f32.safetensors --inputs $G/dit_case_t1000.safetensors \
     --out "$OUT/cuda_$dt.safetensors" 2>&1 | tail -1
@@ -33,5 +34,5 @@ PY
 done
 
 python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 10 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"
-timeout 420 "$BIN" --backend cuda bench --model 1.3b --dtype bf16 --frames 3 --iters 5 \
-  --json "$OUT/burn.json" 2>&1 | tee "$OUT/burn.md"
+timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b --dtype bf16 --frames 3 \
+  --iters "${ITERS:-5}" --json "$OUT/burn.json" 2>&1 | tee "$OUT/burn.md"

@@ -12,6 +12,7 @@ Writes to engine/tests/goldens/:
   dit_tiny_{original,diffusers}_{f32,bf16}.safetensors   the weights in both key layouts
   dit_tiny_original_{f32,bf16}.pth    {"generator": {"model." + key: tensor}} (a training checkpoint)
   dit_tiny_diffusers_f32.pth          a plain state dict
+  dit_tiny_diffusers_bf16.pth         {"state_dict": …}
   dit_tiny_sharded/                   diffusers layout in two shards + index json
   dit_case_<name>.safetensors         inputs x, t, context and the reference output `out`
 
@@ -136,6 +137,7 @@ def main():
         f"{OUT}/dit_tiny_original_bf16.pth",
     )
     torch.save(sd, f"{OUT}/dit_tiny_diffusers_f32.pth")
+    torch.save({"state_dict": bf16(sd)}, f"{OUT}/dit_tiny_diffusers_bf16.pth")
     shard_dir = f"{OUT}/dit_tiny_sharded"
     os.makedirs(shard_dir, exist_ok=True)
     keys = sorted(sd)

@@ -352,6 +352,18 @@ struct BenchJob {
     json: Option<PathBuf>,
 }
 
+/// Bench rows, each also printed to stderr as soon as it is measured (a run cut short by a
+/// time limit still leaves its figures).
+#[derive(Default)]
+struct Rows(Vec<(String, Duration)>);
+
+impl Rows {
+    fn push(&mut self, row: (String, Duration)) {
+        eprintln!("  {}: {:.2} ms", row.0, row.1.as_secs_f64() * 1e3);
+        self.0.push(row);
+    }
+}
+
 /// Median wall time of `iters` runs after one warm-up; `f` must finish its work (sync).
 fn time(iters: usize, mut f: impl FnMut()) -> Duration {
     f();
@@ -387,7 +399,7 @@ impl WithBackend for BenchJob {
             let data = t.into_data().convert_dtype(dt);
             TensorData::from_bytes_vec(data.into_bytes().to_vec(), shape, dt)
         };
-        let mut rows: Vec<(String, Duration)> = Vec::new();
+        let mut rows = Rows::default();
         eprintln!(
             "bench on {kind} ({}), {} latent frames of {h}×{w} = {l} tokens, dim {d}, {:?}",
             format_args!("{device:?}"),
@@ -455,6 +467,7 @@ impl WithBackend for BenchJob {
             ));
         }
 
+        let rows = rows.0;
         println!("| op | {kind} {dt:?} ms |");
         println!("|---|---|");
         for (name, d) in &rows {

@@ -158,6 +158,7 @@ fn every_file_kind_and_layout_loads_the_same_tensors() {
         ("dit_tiny_original_bf16.safetensors", true),
         ("dit_tiny_original_bf16.pth", true),
         ("dit_tiny_diffusers_bf16.safetensors", true),
+        ("dit_tiny_diffusers_bf16.pth", true),
     ] {
         let got = flat(file, Variant::Ema);
         assert_eq!(

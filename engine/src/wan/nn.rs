@@ -101,7 +101,7 @@ pub fn layer_norm<B: Backend>(
 pub fn layer_norm_f32<B: Backend>(x: Tensor<B, 3>, eps: f64) -> Tensor<B, 3> {
     let mean = x.clone().mean_dim(2);
     let centered = x - mean;
-    let var = centered.clone().powi_scalar(2).mean_dim(2);
+    let var = (centered.clone() * centered.clone()).mean_dim(2);
     centered / (var + eps).sqrt()
 }
 
@@ -112,7 +112,7 @@ pub fn layer_norm_f32<B: Backend>(x: Tensor<B, 3>, eps: f64) -> Tensor<B, 3> {
 pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: &Tensor<B, 1>, eps: f64) -> Tensor<B, 3> {
     let dtype = x.dtype();
     let x = x.cast(DType::F32);
-    let ms = x.clone().powi_scalar(2).mean_dim(2);
+    let ms = (x.clone() * x.clone()).mean_dim(2);
     let y = x / (ms + eps).sqrt();
     (y * weight.clone().unsqueeze_dim::<2>(0).unsqueeze_dim(0)).cast(dtype)
 }
@@ -120,7 +120,8 @@ pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: &Tensor<B, 1>, eps: f64) ->
 /// GELU with the tanh approximation (`nn.GELU(approximate='tanh')`).
 pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let c = (2.0f64 / std::f64::consts::PI).sqrt();
-    let inner = (x.clone() + x.clone().powi_scalar(3) * 0.044715) * c;
+    let cube = x.clone() * x.clone() * x.clone();
+    let inner = (x.clone() + cube * 0.044715) * c;
     x.clone() * 0.5 * (inner.tanh() + 1.0)
 }
 
