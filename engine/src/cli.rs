@@ -109,6 +109,14 @@ fn parse_kernel(s: Option<&str>, kind: BackendKind) -> Result<AttentionKernel, S
     }
 }
 
+/// Refuses what a backend cannot compute (candle has no CPU bf16 matmul).
+fn check_dtype(kind: BackendKind, dtype: DType) -> Result<(), String> {
+    if kind == BackendKind::Candle && dtype == DType::BF16 {
+        return Err("candle cannot run bf16 on the CPU; use --dtype f32 or --backend flex".into());
+    }
+    Ok(())
+}
+
 /// Runs a command; returns the exit code (0 ok, 1 failure, 2 bad usage).
 pub fn run(args: EngineArgs) -> i32 {
     let requested = match args.backend.as_deref().map(BackendKind::parse).transpose() {
@@ -263,11 +271,7 @@ fn device_tensor<B: Backend, const D: usize>(t: &F32Tensor, device: &B::Device) 
 impl WithBackend for ForwardJob {
     type Output = Result<(), String>;
     fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Self::Output {
-        if kind == BackendKind::Candle && self.dtype == DType::BF16 {
-            return Err(
-                "candle cannot run bf16 on the CPU; use --dtype f32 or --backend flex".into(),
-            );
-        }
+        check_dtype(kind, self.dtype)?;
         let cfg = WanConfig::from_file(&self.config).map_err(|e| e.to_string())?;
         let inputs = tensor_file::read(&self.inputs)?;
         let get = |name: &str| {
@@ -382,9 +386,7 @@ impl WithBackend for BenchJob {
     type Output = Result<(), String>;
     fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Self::Output {
         use burn::tensor::Distribution;
-        if kind == BackendKind::Candle && self.dtype == DType::BF16 {
-            return Err("candle cannot run bf16 on the CPU; use --dtype f32".into());
-        }
+        check_dtype(kind, self.dtype)?;
         let c = &self.config;
         let (d, heads, hd) = (c.dim, c.num_heads, c.head_dim());
         let (h, w) = (self.latent_h / 2 * 2, self.latent_w / 2 * 2);

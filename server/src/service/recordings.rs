@@ -300,15 +300,20 @@ pub async fn delete(
     user_id: i64,
     id: i64,
 ) -> Result<(), ServiceError> {
-    let f = files(db, dir, user_id, id).await?;
-    sqlx::query("DELETE FROM recordings WHERE id = ? AND user_id = ?")
-        .bind(id)
-        .bind(user_id)
-        .execute(db)
-        .await
-        .map_err(db_error)?;
-    for p in std::iter::once(&f.video).chain(f.thumbnail.as_ref()) {
-        if let Err(e) = tokio::fs::remove_file(p).await
+    // One statement: the row goes and tells which files were its own.
+    let row = sqlx::query(
+        "DELETE FROM recordings WHERE id = ? AND user_id = ? RETURNING file_name, thumbnail_file",
+    )
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| not_found(id))?;
+    let file: String = row.try_get("file_name").map_err(db_error)?;
+    let thumb: Option<String> = row.try_get("thumbnail_file").map_err(db_error)?;
+    for p in std::iter::once(dir.join(file)).chain(thumb.map(|t| dir.join(t))) {
+        if let Err(e) = tokio::fs::remove_file(&p).await
             && e.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(file = %p.display(), error = %e, "cannot delete a recording file");
