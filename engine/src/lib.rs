@@ -18,4 +18,5 @@ pub mod frame;
 pub mod pipeline;
 pub mod scheduler;
 pub mod tensor_file;
+pub mod text;
 pub mod wan;

@@ -16,7 +16,8 @@ impl F32Tensor {
     }
 }
 
-/// Reads every tensor of a safetensors file as f32 (f32, f64, bf16 and f16 are accepted).
+/// Reads every tensor of a safetensors file as f32 (f32, f64, bf16, f16, and the integer
+/// types i64/i32 of token ids and masks, are accepted).
 pub fn read(path: &Path) -> Result<BTreeMap<String, F32Tensor>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
@@ -41,9 +42,17 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, F32Tensor>, String> {
                 .chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
+            safetensors::Dtype::I64 => raw
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
+            safetensors::Dtype::I32 => raw
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+                .collect(),
             other => {
                 return Err(format!(
-                    "{}: tensor {name} has dtype {other:?}; expected a float type",
+                    "{}: tensor {name} has dtype {other:?}; expected a float or i64/i32 type",
                     path.display()
                 ));
             }

@@ -8,6 +8,9 @@ pub mod dit;
 pub mod nn;
 pub mod rope;
 pub mod sampling;
+pub mod text_encoder;
+pub mod umt5;
+pub mod vae;
 pub mod weights;
 
 pub use cache::{CacheConfig, WanCache};

@@ -35,7 +35,9 @@ pub enum LoadError {
     Io { path: PathBuf, message: String },
     #[error("{path} is not a readable checkpoint: {message}")]
     Format { path: PathBuf, message: String },
-    #[error("{path}: tensor {key} has dtype {dtype}; only f32, bf16 and f16 are supported")]
+    #[error(
+        "{path}: tensor {key} has dtype {dtype}; only f32, bf16, f16 and (safetensors) f8_e4m3 are supported"
+    )]
     Dtype {
         path: PathBuf,
         key: String,
@@ -90,7 +92,7 @@ impl Checkpoint {
     /// holding either (`diffusion_pytorch_model.safetensors[.index.json]`), or a `.pt`/`.pth`
     /// pickle.
     pub fn read(path: &Path, variant: Variant) -> Result<Self, LoadError> {
-        let raw = read_raw(path, variant)?;
+        let raw = read_tensors(path, variant, DType::BF16)?;
         let layout = detect_layout(&raw).ok_or_else(|| LoadError::UnknownLayout {
             path: path.to_owned(),
             sample: raw.keys().take(5).cloned().collect(),
@@ -125,6 +127,21 @@ impl Checkpoint {
         Ok(data)
     }
 
+    /// Takes the first of `keys` present (tied or duplicated tensors), checking its shape;
+    /// the others are dropped.
+    pub fn take_any(&mut self, keys: &[&str], expected: &[usize]) -> Result<TensorData, LoadError> {
+        let found = keys.iter().find(|k| self.tensors.contains_key(**k));
+        let Some(first) = found.map(|k| (*k).to_owned()) else {
+            return self.take(keys[0], expected);
+        };
+        for k in keys {
+            if **k != first {
+                self.tensors.remove(*k);
+            }
+        }
+        self.take(&first, expected)
+    }
+
     /// Fails if any tensor was not taken.
     pub fn finish_ref(&self) -> Result<(), LoadError> {
         if self.tensors.is_empty() {
@@ -151,8 +168,19 @@ fn format_err(path: &Path, message: impl std::fmt::Display) -> LoadError {
     }
 }
 
-/// All tensors of the file(s), container prefixes removed, keys as written.
-fn read_raw(path: &Path, variant: Variant) -> Result<BTreeMap<String, TensorData>, LoadError> {
+/// All tensors of the file(s) at `path`, container prefixes removed, keys as written:
+/// a `.safetensors` file, a sharded `*.safetensors.index.json`, a directory holding either,
+/// or a `.pt`/`.pth`/`.bin` pickle. float8 (e4m3fn) tensors of safetensors files are
+/// dequantised into `fp8_to` (see [`dequantise_fp8`]); every other tensor keeps its dtype.
+pub fn read_tensors(
+    path: &Path,
+    variant: Variant,
+    fp8_to: DType,
+) -> Result<BTreeMap<String, TensorData>, LoadError> {
+    Ok(strip_containers(read_raw(path, fp8_to)?, variant))
+}
+
+fn read_raw(path: &Path, fp8_to: DType) -> Result<BTreeMap<String, TensorData>, LoadError> {
     if path.is_dir() {
         for name in [
             "diffusion_pytorch_model.safetensors.index.json",
@@ -161,7 +189,7 @@ fn read_raw(path: &Path, variant: Variant) -> Result<BTreeMap<String, TensorData
             "model.safetensors",
         ] {
             if path.join(name).is_file() {
-                return read_raw(&path.join(name), variant);
+                return read_raw(&path.join(name), fp8_to);
             }
         }
         return Err(format_err(
@@ -174,9 +202,9 @@ fn read_raw(path: &Path, variant: Variant) -> Result<BTreeMap<String, TensorData
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     let raw = if name.ends_with(".safetensors.index.json") {
-        read_sharded(path)?
+        read_sharded(path, fp8_to)?
     } else if name.ends_with(".safetensors") {
-        read_safetensors(path)?
+        read_safetensors(path, fp8_to)?
     } else if name.ends_with(".pt") || name.ends_with(".pth") || name.ends_with(".bin") {
         read_pickle(path)?
     } else {
@@ -185,18 +213,26 @@ fn read_raw(path: &Path, variant: Variant) -> Result<BTreeMap<String, TensorData
             "expected .safetensors, .safetensors.index.json, .pt or .pth",
         ));
     };
-    Ok(strip_containers(raw, variant))
+    Ok(raw)
 }
 
-fn read_safetensors(path: &Path) -> Result<BTreeMap<String, TensorData>, LoadError> {
+fn read_safetensors(path: &Path, fp8_to: DType) -> Result<BTreeMap<String, TensorData>, LoadError> {
     let bytes = std::fs::read(path).map_err(io(path))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format_err(path, e))?;
     let mut out = BTreeMap::new();
+    let mut fp8 = BTreeMap::new();
     for (key, view) in st.iter() {
         let dtype = match view.dtype() {
             safetensors::Dtype::F32 => DType::F32,
             safetensors::Dtype::BF16 => DType::BF16,
             safetensors::Dtype::F16 => DType::F16,
+            safetensors::Dtype::F8_E4M3 => {
+                fp8.insert(
+                    key.to_owned(),
+                    (view.data().to_vec(), view.shape().to_vec()),
+                );
+                continue;
+            }
             other => {
                 return Err(LoadError::Dtype {
                     path: path.to_owned(),
@@ -208,10 +244,76 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, TensorData>, LoadErr
         let data = TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), dtype);
         out.insert(key.to_owned(), data);
     }
+    if !fp8.is_empty() {
+        dequantise_fp8(&mut out, fp8, fp8_to).map_err(|m| format_err(path, m))?;
+    }
     Ok(out)
 }
 
-fn read_sharded(index: &Path) -> Result<BTreeMap<String, TensorData>, LoadError> {
+/// The value of every float8 e4m3fn bit pattern (sign, 4 exponent bits with bias 7,
+/// 3 mantissa bits; exponent 0 is subnormal; `S.1111.111` is NaN; there is no infinity).
+fn fp8_e4m3fn_table() -> [f32; 256] {
+    std::array::from_fn(|byte| {
+        let sign = if byte & 0x80 != 0 { -1.0f32 } else { 1.0 };
+        let exp = ((byte >> 3) & 0x0f) as i32;
+        let man = (byte & 0x07) as f32;
+        if exp == 0x0f && byte & 0x07 == 0x07 {
+            f32::NAN
+        } else if exp == 0 {
+            sign * man / 8.0 * 2f32.powi(-6)
+        } else {
+            sign * (1.0 + man / 8.0) * 2f32.powi(exp - 7)
+        }
+    })
+}
+
+/// Dequantises float8 e4m3fn tensors (the `*-fp8_e4m3fn.safetensors` text encoders):
+/// `w = f32(w_fp8) · scale`, with the per-tensor `scale` read from `<module>.scale_weight`
+/// next to `<module>.weight` where present ("scaled fp8"; the `scaled_fp8` marker tensor is
+/// dropped), else 1. The product is computed in f32, then stored as `to` (bf16 is exact for
+/// unscaled weights: e4m3 values fit bf16's 8-bit exponent and 7-bit mantissa).
+fn dequantise_fp8(
+    out: &mut BTreeMap<String, TensorData>,
+    fp8: BTreeMap<String, (Vec<u8>, Vec<usize>)>,
+    to: DType,
+) -> Result<(), String> {
+    let table = fp8_e4m3fn_table();
+    let scales: Vec<String> = out
+        .keys()
+        .filter(|k| k.ends_with(".scale_weight"))
+        .cloned()
+        .collect();
+    for (key, (bytes, shape)) in fp8 {
+        if key == "scaled_fp8" {
+            continue;
+        }
+        let scale_key = key
+            .strip_suffix(".weight")
+            .map(|m| format!("{m}.scale_weight"));
+        let scale = match scale_key.as_ref().and_then(|k| out.get(k)) {
+            Some(s) => {
+                let v: Vec<f32> = s
+                    .clone()
+                    .convert_dtype(DType::F32)
+                    .to_vec()
+                    .map_err(|e| format!("{key}: scale: {e:?}"))?;
+                match v[..] {
+                    [s] => s,
+                    _ => return Err(format!("{key}: scale_weight must hold one value")),
+                }
+            }
+            None => 1.0,
+        };
+        let values: Vec<f32> = bytes.iter().map(|b| table[*b as usize] * scale).collect();
+        out.insert(key, TensorData::new(values, shape).convert_dtype(to));
+    }
+    for key in scales {
+        out.remove(&key);
+    }
+    Ok(())
+}
+
+fn read_sharded(index: &Path, fp8_to: DType) -> Result<BTreeMap<String, TensorData>, LoadError> {
     let text = std::fs::read_to_string(index).map_err(io(index))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format_err(index, e))?;
     let map = json["weight_map"]
@@ -229,7 +331,7 @@ fn read_sharded(index: &Path) -> Result<BTreeMap<String, TensorData>, LoadError>
                 format!("shard name {shard:?} leaves the directory"),
             ));
         }
-        out.extend(read_safetensors(&dir.join(shard))?);
+        out.extend(read_safetensors(&dir.join(shard), fp8_to)?);
     }
     for key in map.keys() {
         if !out.contains_key(key) {

@@ -1,6 +1,8 @@
-//! `hanzo-live engine …`: backend info, one DiT forward from files (how others check
-//! parity), and benchmarks. The server binary embeds [`EngineArgs`] as its `engine`
+//! `hanzo-live engine …`: backend info; one DiT forward, VAE encode/decode and text encode
+//! from files (how others check parity); and benchmarks. The server binary embeds [`EngineArgs`] as its `engine`
 //! subcommand; [`run`] does the work and returns the process exit code.
+
+mod models;
 
 use crate::{
     backend::{self, BackendKind, WithBackend},
@@ -23,6 +25,15 @@ pub struct EngineArgs {
     /// Use a CPU backend even where a GPU works
     #[arg(long, global = true)]
     pub cpu: bool,
+    /// Where the text encoder runs: auto (the selected backend) or cpu (keeps its 11.4 GB
+    /// off the GPU; the DiT stays on the GPU)
+    #[arg(
+        long,
+        global = true,
+        default_value = "auto",
+        env = "HANZO_LIVE_TEXT_ENCODER_DEVICE"
+    )]
+    pub text_encoder_device: String,
     #[command(subcommand)]
     pub command: EngineCommand,
 }
@@ -56,6 +67,71 @@ pub enum EngineCommand {
         /// Attention kernel: fused or naive [default: fused on CPU, naive on cubecl GPUs]
         #[arg(long)]
         attention: Option<String>,
+    },
+    /// VAE encode: reads `video` [B,3,T,H,W] in [-1,1] (T = 1+4k), writes `mu` (raw
+    /// encoder mean) and `latents` (normalised: (mu − mean)/std)
+    VaeEncode {
+        /// Weights: Wan2.1_VAE.pth or a diffusers AutoencoderKLWan file/directory
+        #[arg(long)]
+        weights: PathBuf,
+        /// A diffusers AutoencoderKLWan config.json [default: Wan2.1's VAE]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        inputs: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Feed the frames chunk by chunk (1, then 4 at a time) through one stream
+        #[arg(long)]
+        stream: bool,
+        /// Compute dtype: f32, bf16 or f16
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+    },
+    /// VAE decode: reads `latents` (normalised), or `mu` with --raw, [B,16,T,h,w]; writes
+    /// `video` [B,3,1+4(T−1),8h,8w] in [-1,1]
+    VaeDecode {
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        inputs: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Decode one latent frame per call through one stream
+        #[arg(long)]
+        stream: bool,
+        /// Read the raw encoder mean `mu` instead of normalised `latents`
+        #[arg(long)]
+        raw: bool,
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+    },
+    /// UMT5 text encode: a --prompt (with --tokenizer) or `input_ids`/`attention_mask`
+    /// [B,L] from --inputs; writes `hidden` [B,L,d], `context` [B,512,d] (rows past each
+    /// prompt zeroed: what the DiT sees) and `mask`
+    EncodeText {
+        /// Weights: models_t5_umt5-xxl-enc-bf16.pth, a transformers UMT5EncoderModel
+        /// file/directory, or an fp8 e4m3fn safetensors file
+        #[arg(long)]
+        weights: PathBuf,
+        /// A transformers UMT5Config config.json [default: UMT5-XXL]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A prompt (repeat for a batch); cleaned as Wan does
+        #[arg(long)]
+        prompt: Vec<String>,
+        /// tokenizer.json, or the directory holding it (Wan's google/umt5-xxl/)
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Compute dtype: f32, bf16 or f16 [default: bf16 above 1B parameters, else f32]
+        #[arg(long)]
+        dtype: Option<String>,
     },
     /// Time RMSNorm, RoPE, attention, one block and a full forward with random weights
     Bench {
@@ -126,10 +202,21 @@ pub fn run(args: EngineArgs) -> i32 {
             return 2;
         }
     };
+    let text_device = match TextEncoderDevice::parse(&args.text_encoder_device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("hanzo-live engine: {e}");
+            return 2;
+        }
+    };
     if let EngineCommand::Info = args.command {
-        return info(requested, args.cpu);
+        return info(requested, args.cpu, text_device);
     }
-    let kind = match backend::select(requested, args.cpu) {
+    // The text encoder alone honours --text-encoder-device cpu.
+    let cpu = args.cpu
+        || (matches!(args.command, EngineCommand::EncodeText { .. })
+            && text_device == TextEncoderDevice::Cpu);
+    let kind = match backend::select(requested.filter(|k| !cpu || k.is_cpu()), cpu) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("hanzo-live engine: {e}");
@@ -163,6 +250,64 @@ pub fn run(args: EngineArgs) -> i32 {
             };
             backend::dispatch(kind, job).map_err(|e| e.to_string())?
         }),
+        EngineCommand::VaeEncode {
+            weights,
+            config,
+            inputs,
+            out,
+            stream,
+            dtype,
+        } => parse_dtype(&dtype).and_then(|dtype| {
+            let job = models::VaeEncodeJob {
+                weights,
+                config,
+                inputs,
+                out,
+                stream,
+                dtype,
+            };
+            backend::dispatch(kind, job).map_err(|e| e.to_string())?
+        }),
+        EngineCommand::VaeDecode {
+            weights,
+            config,
+            inputs,
+            out,
+            stream,
+            raw,
+            dtype,
+        } => parse_dtype(&dtype).and_then(|dtype| {
+            let job = models::VaeDecodeJob {
+                weights,
+                config,
+                inputs,
+                out,
+                stream,
+                raw,
+                dtype,
+            };
+            backend::dispatch(kind, job).map_err(|e| e.to_string())?
+        }),
+        EngineCommand::EncodeText {
+            weights,
+            config,
+            prompt,
+            tokenizer,
+            inputs,
+            out,
+            dtype,
+        } => (|| {
+            let job = models::EncodeTextJob {
+                weights,
+                config,
+                prompts: prompt,
+                tokenizer,
+                inputs,
+                out,
+                dtype: dtype.as_deref().map(parse_dtype).transpose()?,
+            };
+            backend::dispatch(kind, job).map_err(|e| e.to_string())?
+        })(),
         EngineCommand::Bench {
             model,
             dtype,
@@ -203,7 +348,35 @@ pub fn run(args: EngineArgs) -> i32 {
     }
 }
 
-fn info(requested: Option<BackendKind>, cpu: bool) -> i32 {
+/// Where the text encoder runs (`--text-encoder-device`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextEncoderDevice {
+    /// The selected backend (the GPU where there is one).
+    Auto,
+    /// The default CPU backend, whatever the DiT uses.
+    Cpu,
+}
+
+impl TextEncoderDevice {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            other => Err(format!("unknown text encoder device {other:?} (auto, cpu)")),
+        }
+    }
+
+    /// The backend the encoder runs on when the DiT runs on `dit`.
+    pub fn backend(self, dit: BackendKind) -> BackendKind {
+        match self {
+            Self::Auto if dit != BackendKind::Candle => dit,
+            // candle cannot run the bf16 encoder on the CPU.
+            _ => backend::DEFAULT_CPU,
+        }
+    }
+}
+
+fn info(requested: Option<BackendKind>, cpu: bool, text_device: TextEncoderDevice) -> i32 {
     println!("{:<8} {:<9} status", "backend", "compiled");
     for kind in BackendKind::ALL {
         let s = backend::probe(kind);
@@ -230,6 +403,27 @@ fn info(requested: Option<BackendKind>, cpu: bool) -> i32 {
                 println!("threads: {threads}");
             } else {
                 println!("memory: see the GPU driver (nvidia-smi); the engine allocates on demand");
+            }
+            let xxl = crate::wan::umt5::Umt5Config::umt5_xxl();
+            let text = text_device.backend(kind);
+            let dtype = models::default_text_dtype(&xxl, text);
+            let gb = xxl.parameters() as f64 * dtype.size() as f64 / 1e9;
+            println!(
+                "text encoder: UMT5-XXL on {text} in {dtype:?} (≈{gb:.1} GB of weights; \
+                 --text-encoder-device {})",
+                match text_device {
+                    TextEncoderDevice::Auto =>
+                        "auto: the selected backend; cpu keeps it off the GPU",
+                    TextEncoderDevice::Cpu => "cpu",
+                }
+            );
+            if text.is_cpu()
+                && let Some((_, avail)) = backend::system_memory_mib()
+                && (avail as f64) < gb * 1000.0 / 1.048_576
+            {
+                println!(
+                    "warning: {avail} MiB of RAM available, less than the text encoder's weights"
+                );
             }
             0
         }
