@@ -133,6 +133,40 @@ pub enum EngineCommand {
         #[arg(long)]
         dtype: Option<String>,
     },
+    /// Time the Wan2.1 VAE with made-up weights: decode of the first and of a later latent
+    /// frame, encode of 4 frames
+    BenchVae {
+        #[arg(long, default_value_t = 480)]
+        height: usize,
+        #[arg(long, default_value_t = 832)]
+        width: usize,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Time UMT5-XXL with made-up weights on one prompt (trimmed to its tokens, and with
+    /// --padded also padded to 512 positions as the reference runs it)
+    BenchText {
+        /// Prompt length in tokens (</s> included)
+        #[arg(long, default_value_t = 32)]
+        tokens: usize,
+        /// Encoder layers [default: 24]
+        #[arg(long)]
+        layers: Option<usize>,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        /// f32, bf16 or f16 [default: bf16]
+        #[arg(long)]
+        dtype: Option<String>,
+        /// Also time the 512-position forward
+        #[arg(long)]
+        padded: bool,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Time RMSNorm, RoPE, attention, one block and a full forward with random weights
     Bench {
         /// Model: 1.3b, 14b or tiny
@@ -214,8 +248,10 @@ pub fn run(args: EngineArgs) -> i32 {
     }
     // The text encoder alone honours --text-encoder-device cpu.
     let cpu = args.cpu
-        || (matches!(args.command, EngineCommand::EncodeText { .. })
-            && text_device == TextEncoderDevice::Cpu);
+        || (matches!(
+            args.command,
+            EngineCommand::EncodeText { .. } | EngineCommand::BenchText { .. }
+        ) && text_device == TextEncoderDevice::Cpu);
     let kind = match backend::select(requested.filter(|k| !cpu || k.is_cpu()), cpu) {
         Ok(k) => k,
         Err(e) => {
@@ -305,6 +341,40 @@ pub fn run(args: EngineArgs) -> i32 {
                 inputs,
                 out,
                 dtype: dtype.as_deref().map(parse_dtype).transpose()?,
+            };
+            backend::dispatch(kind, job).map_err(|e| e.to_string())?
+        })(),
+        EngineCommand::BenchVae {
+            height,
+            width,
+            iters,
+            dtype,
+            json,
+        } => parse_dtype(&dtype).and_then(|dtype| {
+            let job = models::BenchVaeJob {
+                height,
+                width,
+                iters: iters.max(1),
+                dtype,
+                json,
+            };
+            backend::dispatch(kind, job).map_err(|e| e.to_string())?
+        }),
+        EngineCommand::BenchText {
+            tokens,
+            layers,
+            iters,
+            dtype,
+            padded,
+            json,
+        } => (|| {
+            let job = models::BenchTextJob {
+                tokens,
+                layers,
+                iters: iters.max(1),
+                dtype: dtype.as_deref().map(parse_dtype).transpose()?,
+                padded,
+                json,
             };
             backend::dispatch(kind, job).map_err(|e| e.to_string())?
         })(),
@@ -559,6 +629,31 @@ impl Rows {
     fn push(&mut self, row: (String, Duration)) {
         eprintln!("  {}: {:.2} ms", row.0, row.1.as_secs_f64() * 1e3);
         self.0.push(row);
+    }
+
+    /// Prints the rows as a markdown table and writes them as JSON to `json` if given.
+    fn finish(
+        self,
+        kind: BackendKind,
+        dtype: DType,
+        json: Option<&std::path::Path>,
+    ) -> Result<(), String> {
+        let rows = self.0;
+        println!("| op | {kind} {dtype:?} ms |");
+        println!("|---|---|");
+        for (name, d) in &rows {
+            println!("| {name} | {:.2} |", d.as_secs_f64() * 1e3);
+        }
+        if let Some(path) = json {
+            let json = serde_json::json!({
+                "backend": kind.name(),
+                "dtype": format!("{dtype:?}"),
+                "rows": rows.iter().map(|(n, d)| serde_json::json!({"op": n, "ms": d.as_secs_f64() * 1e3})).collect::<Vec<_>>(),
+            });
+            std::fs::write(path, json.to_string())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
     }
 }
 

@@ -279,3 +279,172 @@ impl WithBackend for EncodeTextJob {
         tensor_file::write(&self.out, &map)
     }
 }
+
+/// `bench-vae`: VAE decode and encode at full size with made-up weights.
+pub struct BenchVaeJob {
+    pub height: usize,
+    pub width: usize,
+    pub iters: usize,
+    pub dtype: DType,
+    pub json: Option<PathBuf>,
+}
+
+impl WithBackend for BenchVaeJob {
+    type Output = Result<(), String>;
+    fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Self::Output {
+        use burn::tensor::Distribution;
+        check_dtype(kind, self.dtype)?;
+        let cfg = AutoencoderKLWanConfig::wan2_1();
+        let s = cfg.spatial_factor();
+        let (h, w) = (self.height / s, self.width / s);
+        let vae = WanVae::<B>::load(
+            cfg,
+            crate::wan::Checkpoint::random_fill(11, self.dtype),
+            &device,
+            self.dtype,
+        )
+        .map_err(|e| e.to_string())?;
+        let sync = || {
+            let _ = B::sync(&device);
+        };
+        eprintln!(
+            "bench-vae on {kind} ({device:?}), {}×{} pixels = {h}×{w} latents, {:?}",
+            self.height, self.width, self.dtype
+        );
+        let z: Tensor<B, 5> =
+            Tensor::random([1, 16, 2, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let video: Tensor<B, 5> = Tensor::random(
+            [1, 3, 5, self.height, self.width],
+            Distribution::Uniform(-1.0, 1.0),
+            &device,
+        );
+        let mut rows = super::Rows::default();
+        let err = |e: crate::wan::vae::VaeError| e.to_string();
+        // Decode: the stream's first latent frame (→ 1 pixel frame), then a later one (→ 4):
+        // the steady state of a live stream.
+        let first = super::time(self.iters, || {
+            let mut st = vae.decode_stream();
+            let _ = vae
+                .decode_chunk(&mut st, z.clone().narrow(2, 0, 1), LatentSpace::Normalized)
+                .map_err(err);
+            sync()
+        });
+        rows.push((
+            format!(
+                "decode first latent frame → 1 frame {}×{}",
+                self.height, self.width
+            ),
+            first,
+        ));
+        let mut st = vae.decode_stream();
+        vae.decode_chunk(&mut st, z.clone().narrow(2, 0, 1), LatentSpace::Normalized)
+            .map_err(err)?;
+        rows.push((
+            format!(
+                "decode next latent frame → 4 frames {}×{}",
+                self.height, self.width
+            ),
+            super::time(self.iters, || {
+                let mut st = st.clone();
+                let _ = vae
+                    .decode_chunk(&mut st, z.clone().narrow(2, 1, 1), LatentSpace::Normalized)
+                    .map_err(err);
+                sync()
+            }),
+        ));
+        let mut st = vae.encode_stream();
+        vae.encode_chunk(&mut st, video.clone().narrow(2, 0, 1), LatentSpace::Raw)
+            .map_err(err)?;
+        rows.push((
+            format!(
+                "encode next 4 frames → 1 latent frame {}×{}",
+                self.height, self.width
+            ),
+            super::time(self.iters, || {
+                let mut st = st.clone();
+                let _ = vae
+                    .encode_chunk(&mut st, video.clone().narrow(2, 1, 4), LatentSpace::Raw)
+                    .map_err(err);
+                sync()
+            }),
+        ));
+        rows.finish(kind, self.dtype, self.json.as_deref())
+    }
+}
+
+/// `bench-text`: UMT5-XXL (or fewer layers) with made-up weights on one prompt.
+pub struct BenchTextJob {
+    pub tokens: usize,
+    pub layers: Option<usize>,
+    pub iters: usize,
+    pub dtype: Option<DType>,
+    pub padded: bool,
+    pub json: Option<PathBuf>,
+}
+
+impl WithBackend for BenchTextJob {
+    type Output = Result<(), String>;
+    fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Self::Output {
+        let mut cfg = Umt5Config::umt5_xxl();
+        let dtype = self.dtype.unwrap_or_else(|| default_text_dtype(&cfg, kind));
+        check_dtype(kind, dtype)?;
+        if let Some(n) = self.layers {
+            cfg.num_layers = n.max(1);
+        }
+        let n = self.tokens.clamp(1, MAX_LENGTH);
+        eprintln!(
+            "bench-text on {kind} ({device:?}): UMT5-XXL encoder, {} layers, {:?}, a {n}-token prompt",
+            cfg.num_layers, dtype
+        );
+        let started = Instant::now();
+        let model = Umt5Encoder::<B>::load(
+            cfg.clone(),
+            crate::wan::Checkpoint::random_fill(13, dtype),
+            &device,
+            dtype,
+        )
+        .map_err(|e| e.to_string())?;
+        eprintln!(
+            "  made-up weights in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let host_ids: Vec<i64> = (0..n as i64).map(|i| 3 + (i * 7919) % 250_000).collect();
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(host_ids.clone(), [1, n]), &device);
+        let sync = || {
+            let _ = B::sync(&device);
+        };
+        let mut rows = super::Rows::default();
+        rows.push((
+            format!(
+                "encode {n}-token prompt (runs {n} positions), {} layers",
+                cfg.num_layers
+            ),
+            super::time(self.iters, || {
+                let _ = model.context(ids.clone(), &[n], MAX_LENGTH);
+                sync()
+            }),
+        ));
+        if self.padded {
+            // What the reference pipelines run: the prompt padded to 512 positions.
+            let mut padded: Vec<i64> = vec![0; MAX_LENGTH];
+            let mut mask = vec![0f32; MAX_LENGTH];
+            padded[..n].copy_from_slice(&host_ids);
+            mask[..n].fill(1.0);
+            let ids =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(padded, [1, MAX_LENGTH]), &device);
+            let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [1, MAX_LENGTH]), &device);
+            rows.push((
+                format!(
+                    "encode {n}-token prompt padded to 512 positions, {} layers",
+                    cfg.num_layers
+                ),
+                super::time(self.iters, || {
+                    let _ = model.forward(ids.clone(), mask.clone());
+                    sync()
+                }),
+            ));
+        }
+        rows.finish(kind, dtype, self.json.as_deref())
+    }
+}

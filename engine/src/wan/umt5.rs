@@ -237,6 +237,7 @@ impl<B: Backend> Umt5Encoder<B> {
             tensors,
             layout,
             path: path.to_owned(),
+            fill: None,
         };
         Self::load(config, ck, device, dtype)
     }

@@ -85,6 +85,84 @@ pub struct Checkpoint {
     pub layout: Layout,
     /// The file (or index) read.
     pub path: PathBuf,
+    /// Benchmarks only: tensors that are not present are made up (see [`RandomFill`]).
+    pub fill: Option<RandomFill>,
+}
+
+/// Made-up weights for benchmarks at full size without files: every tensor a loader asks
+/// for is generated on request (so only one host copy exists at a time), uniform with the
+/// variance of `N(0, 1/fan_in)` for matrices and kernels, `1 ± 0.1` for norm weights and
+/// gammas, `± 0.05` for biases and vectors. Deterministic for a seed.
+#[derive(Clone, Debug)]
+pub struct RandomFill {
+    state: u64,
+    pub dtype: DType,
+}
+
+impl RandomFill {
+    pub fn new(seed: u64, dtype: DType) -> Self {
+        Self {
+            state: seed.max(1),
+            dtype,
+        }
+    }
+
+    fn make(&mut self, key: &str, shape: &[usize]) -> TensorData {
+        let n: usize = shape.iter().product();
+        let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+        let (center, half) = if key.contains("norm") || key.ends_with("gamma") {
+            (1.0f32, 0.1f32 * 3f32.sqrt())
+        } else if shape.len() < 2 {
+            (0.0, 0.05 * 3f32.sqrt())
+        } else {
+            (0.0, (3.0 / fan_in as f32).sqrt())
+        };
+        self.state = self
+            .state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        let seed = self.state;
+        let dtype = self.dtype;
+        let width = match dtype {
+            DType::BF16 | DType::F16 => 2,
+            _ => 4,
+        };
+        let mut bytes = vec![0u8; n * width];
+        // Billions of values for UMT5-XXL: fill chunks on every core, straight into the
+        // target dtype.
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let per = n.div_ceil(threads).max(1 << 16);
+        std::thread::scope(|scope| {
+            for (i, chunk) in bytes.chunks_mut(per * width).enumerate() {
+                scope.spawn(move || {
+                    let mut s = (seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).max(1);
+                    for out in chunk.chunks_exact_mut(width) {
+                        // xorshift64*
+                        s ^= s >> 12;
+                        s ^= s << 25;
+                        s ^= s >> 27;
+                        let u = (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32
+                            / (1u64 << 24) as f32;
+                        let v = center + half * (2.0 * u - 1.0);
+                        match dtype {
+                            DType::BF16 => {
+                                out.copy_from_slice(&half::bf16::from_f32(v).to_le_bytes())
+                            }
+                            DType::F16 => {
+                                out.copy_from_slice(&half::f16::from_f32(v).to_le_bytes())
+                            }
+                            _ => out.copy_from_slice(&v.to_le_bytes()),
+                        }
+                    }
+                });
+            }
+        });
+        let dtype = match dtype {
+            DType::BF16 | DType::F16 => dtype,
+            _ => DType::F32,
+        };
+        TensorData::from_bytes_vec(bytes, shape.to_vec(), dtype)
+    }
 }
 
 impl Checkpoint {
@@ -108,11 +186,17 @@ impl Checkpoint {
             tensors,
             layout,
             path: path.to_owned(),
+            fill: None,
         })
     }
 
     /// Takes the tensor `key`, checking its shape.
     pub fn take(&mut self, key: &str, expected: &[usize]) -> Result<TensorData, LoadError> {
+        if let Some(fill) = &mut self.fill
+            && !self.tensors.contains_key(key)
+        {
+            return Ok(fill.make(key, expected));
+        }
         let data = self.tensors.remove(key).ok_or_else(|| LoadError::Missing {
             key: key.to_owned(),
             expected: expected.to_vec(),
@@ -125,21 +209,6 @@ impl Checkpoint {
             });
         }
         Ok(data)
-    }
-
-    /// Takes the first of `keys` present (tied or duplicated tensors), checking its shape;
-    /// the others are dropped.
-    pub fn take_any(&mut self, keys: &[&str], expected: &[usize]) -> Result<TensorData, LoadError> {
-        let found = keys.iter().find(|k| self.tensors.contains_key(**k));
-        let Some(first) = found.map(|k| (*k).to_owned()) else {
-            return self.take(keys[0], expected);
-        };
-        for k in keys {
-            if **k != first {
-                self.tensors.remove(*k);
-            }
-        }
-        self.take(&first, expected)
     }
 
     /// Fails if any tensor was not taken.
@@ -530,6 +599,16 @@ pub fn expected_tensors(cfg: &super::WanConfig) -> Vec<(String, Vec<usize>)> {
 }
 
 impl Checkpoint {
+    /// An empty checkpoint that makes up every tensor asked for (benchmarks).
+    pub fn random_fill(seed: u64, dtype: DType) -> Self {
+        Self {
+            tensors: BTreeMap::new(),
+            layout: Layout::Original,
+            path: PathBuf::from("<random>"),
+            fill: Some(RandomFill::new(seed, dtype)),
+        }
+    }
+
     /// Random weights for `cfg` (benchmarks): `N(0, 1/fan_in)` for matrices, norms near 1,
     /// small modulation tables. Deterministic for a seed.
     pub fn random(cfg: &super::WanConfig, seed: u64, dtype: DType) -> Self {
@@ -570,6 +649,7 @@ impl Checkpoint {
             tensors,
             layout: Layout::Original,
             path: PathBuf::from("<random>"),
+            fill: None,
         }
     }
 }

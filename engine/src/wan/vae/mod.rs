@@ -318,6 +318,11 @@ impl<B: Backend> CausalConv3d<B> {
         let options = ConvOptions::new([1, 1], self.pad, [1, 1], 1);
         let mut out: Option<Tensor<B, 4>> = None;
         for (k, tap) in self.taps.iter().enumerate() {
+            // A tap that only ever reads the zero padding adds nothing (a stream's first
+            // chunk: 2 of the 3 taps).
+            if (t_out - 1) * self.stride_t + k < zeros {
+                continue;
+            }
             let frames = if self.stride_t == 1 {
                 xp.clone().narrow(1, k, t_out)
             } else {
@@ -329,7 +334,7 @@ impl<B: Backend> CausalConv3d<B> {
             let y = conv2d(
                 frames.reshape([b * t_out, c, h, w]),
                 tap.clone(),
-                (k == 0).then(|| self.bias.clone()),
+                out.is_none().then(|| self.bias.clone()),
                 options.clone(),
             );
             out = Some(match out {
@@ -752,6 +757,7 @@ impl<B: Backend> WanVae<B> {
             tensors,
             layout,
             path: path.to_owned(),
+            fill: None,
         };
         Self::load(config, ck, device, dtype)
     }

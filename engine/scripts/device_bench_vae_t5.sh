@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (see docs/perf.md): the engine's CUDA VAE and text encoder against
+# the tiny goldens, then bench_vae_t5_torch.py and `engine bench-vae` / `bench-text` on the
+# same GPU, one after the other. Results go to $OUT (default ./device-out).
+# Usage: engine/scripts/device_bench_vae_t5.sh <engine binary built with --features cuda> <wheels dir>
+set -uo pipefail
+BIN=${1:?engine binary}
+WHEELS=${2:?wheels dir}
+OUT=${OUT:-device-out}
+mkdir -p "$OUT"
+G=engine/tests/goldens
+chmod +x "$BIN"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+python3 -m pip install -q --no-index --no-deps --target /tmp/site "$WHEELS"/diffusers-*.whl 2>&1 | tail -2
+export PYTHONPATH=/tmp/site
+"$BIN" info 2>&1 | tee "$OUT/info.txt"
+
+# burn-cuda keeps its autotune results and compiled PTX under ./target (the project's target
+# directory): restore them from an earlier call ($CUBECL_CACHE_IN, a tarball) and save them at
+# the end, so a later call skips the first-use cost.
+if [ -n "${CUBECL_CACHE_IN:-}" ] && [ -f "$CUBECL_CACHE_IN" ]; then
+  tar -xzf "$CUBECL_CACHE_IN" && echo "restored burn-cuda caches from $CUBECL_CACHE_IN"
+fi
+save_cache() {
+  find target -mindepth 1 -maxdepth 1 ! -name device | tar -czf "$OUT/cubecl-cache.tgz" -T - 2>/dev/null
+  ls -la target > "$OUT/target_ls.txt"
+}
+trap save_cache EXIT
+
+# PyTorch first (its figures are the baseline), then burn-cuda. burn-cuda compiles and
+# autotunes a kernel per new shape on first use (tens of seconds each); the VAE has many
+# conv shapes, so its runs use CUBECL_AUTOTUNE_LEVEL=minimal (override with VAE_AUTOTUNE).
+[ -n "${SKIP_TORCH:-}" ] || timeout 100 python3 engine/scripts/bench_vae_t5_torch.py --device cuda --iters "${ITERS:-5}" ${TORCH_ARGS:-} \
+  --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"
+
+[ -n "${SKIP_TEXT:-}" ] || timeout "${TEXT_TIMEOUT:-180}" "$BIN" --backend cuda bench-text --padded --iters "${ITERS:-5}" \
+  --json "$OUT/burn_text.json" 2>&1 | tee "$OUT/burn_text.md"
+CUBECL_AUTOTUNE_LEVEL=${VAE_AUTOTUNE:-minimal} timeout "${VAE_TIMEOUT:-240}" "$BIN" --backend cuda bench-vae --iters "${ITERS:-5}" \
+  --json "$OUT/burn_vae.json" 2>&1 | tee "$OUT/burn_vae.md"
+
+# CUDA vs the goldens (f32); SKIP_GOLDENS=1 skips.
+[ -n "${SKIP_GOLDENS:-}" ] && exit 0
+CUBECL_AUTOTUNE_LEVEL=minimal timeout 40 "$BIN" --backend cuda vae-encode --config $G/vae_tiny_config.json \
+  --weights $G/vae_tiny_diffusers_f32.safetensors --inputs $G/vae_case.safetensors \
+  --out "$OUT/enc.safetensors" 2>&1 | tail -1
+CUBECL_AUTOTUNE_LEVEL=minimal timeout 40 "$BIN" --backend cuda vae-decode --config $G/vae_tiny_config.json \
+  --weights $G/vae_tiny_diffusers_f32.safetensors --inputs $G/vae_case.safetensors --raw \
+  --out "$OUT/dec.safetensors" 2>&1 | tail -1
+CUBECL_AUTOTUNE_LEVEL=minimal timeout 40 "$BIN" --backend cuda encode-text --config $G/umt5_tiny_config.json \
+  --weights $G/umt5_tiny_transformers_f32.safetensors --inputs $G/umt5_case.safetensors \
+  --out "$OUT/t5.safetensors" 2>&1 | tail -1
+python3 - "$OUT" $G <<'PY' | tee "$OUT/golden.txt"
+import sys
+from safetensors.torch import load_file
+out, g = sys.argv[1], sys.argv[2]
+case, t5 = load_file(f"{g}/vae_case.safetensors"), load_file(f"{g}/umt5_case.safetensors")
+def err(a, b): return ((a - b).abs().max() / b.abs().max()).item()
+for name, f, key, want in [("vae encode mu", "enc", "mu", case["mu"]),
+                           ("vae decode (raw mu)", "dec", "video", case["decoded_from_mu"]),
+                           ("umt5 hidden", "t5", "hidden", t5["hidden"])]:
+    try:
+        print(f"cuda f32 {name}: relative error {err(load_file(f'{out}/{f}.safetensors')[key], want):.3e}")
+    except Exception as e:
+        print(f"cuda f32 {name}: no result ({e})")
+PY
+
