@@ -27,6 +27,14 @@ import time
 import torch
 
 
+class Rows(list):
+    """Rows, each also printed as soon as it is measured (a run cut short keeps its figures)."""
+
+    def append(self, row):
+        print(f"  {row[0]}: {row[1]:.2f} ms", flush=True)
+        super().append(row)
+
+
 def timed(fn, iters, device):
     def sync():
         if device == "cuda":
@@ -132,7 +140,7 @@ def main():
     p.add_argument("--json")
     args = p.parse_args()
     torch.manual_seed(0)
-    rows = []
+    rows = Rows()
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {name}", flush=True)
     if not args.skip_vae:

@@ -199,3 +199,220 @@ fn forward_errors_are_clear() {
     ]);
     assert!(text(&o).contains("candle cannot run bf16"), "{}", text(&o));
 }
+
+#[test]
+fn vae_encode_and_decode_match_the_goldens_streamed_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = goldens();
+    let case = tensor_file::read(&g.join("vae_case.safetensors")).unwrap();
+    let cfg = g.join("vae_tiny_config.json");
+    let cfg = cfg.to_str().unwrap();
+    for (weights, stream) in [
+        ("vae_tiny_diffusers_f32.safetensors", false),
+        ("vae_tiny_original_f32.pth", true),
+    ] {
+        let w = g.join(weights);
+        let enc = dir.path().join(format!("enc-{stream}.safetensors"));
+        let mut args = vec![
+            "vae-encode",
+            "--config",
+            cfg,
+            "--weights",
+            w.to_str().unwrap(),
+            "--inputs",
+        ];
+        let inputs = g.join("vae_case.safetensors");
+        args.push(inputs.to_str().unwrap());
+        args.extend(["--out", enc.to_str().unwrap()]);
+        if stream {
+            args.push("--stream");
+        }
+        let o = engine(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        let out = tensor_file::read(&enc).unwrap();
+        for (got, want) in [("mu", "mu"), ("latents", "latents")] {
+            let e = max_rel(&out[got].data, &case[want].data);
+            assert!(e <= 1e-4, "{weights} {got}: {e:e}");
+        }
+        // Decode what was just encoded: normalised `latents`, and with --raw the raw `mu`.
+        for raw in [false, true] {
+            let dec = dir.path().join(format!("dec-{stream}-{raw}.safetensors"));
+            let mut args = vec![
+                "vae-decode",
+                "--config",
+                cfg,
+                "--weights",
+                w.to_str().unwrap(),
+                "--inputs",
+                enc.to_str().unwrap(),
+                "--out",
+                dec.to_str().unwrap(),
+            ];
+            if raw {
+                args.push("--raw");
+            }
+            if stream {
+                args.push("--stream");
+            }
+            let o = engine(&args);
+            assert!(o.status.success(), "{}", text(&o));
+            let video = &tensor_file::read(&dec).unwrap()["video"];
+            assert_eq!(video.shape, [1, 3, 9, 32, 48]);
+            let e = max_rel(&video.data, &case["decoded_from_mu"].data);
+            assert!(e <= 1e-4, "{weights} raw={raw}: {e:e}");
+        }
+    }
+    // 8 frames cannot be encoded (1 + 4k), and the error says so.
+    let bad = dir.path().join("bad.safetensors");
+    let mut t = BTreeMap::new();
+    t.insert(
+        "video".to_owned(),
+        tensor_file::F32Tensor::new(vec![1, 3, 8, 32, 48], vec![0.0; 3 * 8 * 32 * 48]),
+    );
+    tensor_file::write(&bad, &t).unwrap();
+    let w = g.join("vae_tiny_diffusers_f32.safetensors");
+    let o = engine(&[
+        "vae-encode",
+        "--config",
+        cfg,
+        "--weights",
+        w.to_str().unwrap(),
+        "--inputs",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.path().join("x.safetensors").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("1 + 4k frames"), "{}", text(&o));
+}
+
+#[test]
+fn encode_text_matches_the_goldens_from_ids_and_from_prompts() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = goldens();
+    let cfg = g.join("umt5_tiny_config.json");
+    let case = tensor_file::read(&g.join("umt5_case.safetensors")).unwrap();
+    for weights in [
+        "umt5_tiny_transformers_f32.safetensors",
+        "umt5_tiny_original_bf16.pth",
+        "umt5_tiny_fp8_e4m3fn.safetensors",
+    ] {
+        let out = dir.path().join(format!("{weights}.out.safetensors"));
+        let o = engine(&[
+            "encode-text",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--weights",
+            g.join(weights).to_str().unwrap(),
+            "--inputs",
+            g.join("umt5_case.safetensors").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let got = tensor_file::read(&out).unwrap();
+        assert_eq!(got["context"].shape, [2, 512, 32]);
+        if weights.contains("fp8") {
+            // fp8 weights are a different (quantised) model: finite, same shapes.
+            assert!(got["hidden"].data.iter().all(|v| v.is_finite()));
+            continue;
+        }
+        let e = max_rel(&got["hidden"].data, &case["hidden"].data);
+        assert!(e <= 1e-4, "{weights}: {e:e}");
+        // The context: the golden rows, then zeros to 512.
+        for row in 0..2 {
+            let c = &got["context"].data[row * 512 * 32..(row + 1) * 512 * 32];
+            let want = &case["context"].data[row * 16 * 32..(row + 1) * 16 * 32];
+            assert!(max_rel(&c[..16 * 32], want) <= 1e-4);
+            assert!(c[16 * 32..].iter().all(|v| *v == 0.0));
+        }
+    }
+    // From prompts, with the tokenizer directory: two prompts, padded to the longer.
+    let out = dir.path().join("prompt.safetensors");
+    let o = engine(&[
+        "encode-text",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--weights",
+        g.join("umt5_tiny_transformers_f32.safetensors")
+            .to_str()
+            .unwrap(),
+        "--tokenizer",
+        g.join("tokenizer").to_str().unwrap(),
+        "--prompt",
+        "A red fox &amp; a   hare in the snow",
+        "--prompt",
+        "rain",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let got = tensor_file::read(&out).unwrap();
+    let [b, l] = got["mask"].shape[..] else {
+        panic!("mask shape {:?}", got["mask"].shape)
+    };
+    assert_eq!(b, 2);
+    let len1 = got["mask"].data[l..].iter().filter(|m| **m == 1.0).count();
+    assert!(len1 < l, "the shorter prompt is padded");
+    let ctx = &got["context"].data[512 * 32..];
+    assert!(ctx[len1 * 32..].iter().all(|v| *v == 0.0));
+    assert!(ctx[..len1 * 32].iter().any(|v| *v != 0.0));
+
+    // Errors: no tokenizer, ids outside the vocabulary, both sources at once.
+    let o = engine(&[
+        "encode-text",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--weights",
+        g.join("umt5_tiny_transformers_f32.safetensors")
+            .to_str()
+            .unwrap(),
+        "--prompt",
+        "x",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("--tokenizer"), "{}", text(&o));
+    let ids = dir.path().join("ids.safetensors");
+    let mut t = BTreeMap::new();
+    t.insert(
+        "input_ids".to_owned(),
+        tensor_file::F32Tensor::new(vec![1, 2], vec![5.0, 5000.0]),
+    );
+    tensor_file::write(&ids, &t).unwrap();
+    let o = engine(&[
+        "encode-text",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--weights",
+        g.join("umt5_tiny_transformers_f32.safetensors")
+            .to_str()
+            .unwrap(),
+        "--inputs",
+        ids.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("outside the vocabulary"), "{}", text(&o));
+}
+
+#[test]
+fn info_says_where_the_text_encoder_runs() {
+    let o = engine(&["info"]);
+    assert!(
+        text(&o).contains("text encoder: UMT5-XXL on flex in BF16"),
+        "{}",
+        text(&o)
+    );
+    let o = engine(&["--text-encoder-device", "cpu", "info"]);
+    assert!(
+        text(&o).contains("--text-encoder-device cpu"),
+        "{}",
+        text(&o)
+    );
+    let o = engine(&["--text-encoder-device", "tpu", "info"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown text encoder device"));
+}
