@@ -9,7 +9,8 @@
 //! | [`frame`] | RGB24 frames and resizing |
 //! | [`pipeline`] | the pipeline traits, parameter schemas and validation, `passthrough`, `vod` |
 //! | [`scheduler`] | the flow-matching noise schedule shared by the Wan streaming methods |
-//! | [`wan`] | the Wan2.1 diffusion transformer on burn: config, weights, forward, caches |
+//! | [`wan`] | the Wan2.1 models on burn: the DiT (config, weights, forward, caches), the VAE (streaming encode/decode), the UMT5 text encoder |
+//! | [`text`] | prompt cleaning, the UMT5 tokenizer, the per-prompt cache |
 //! | [`backend`] | the compiled burn backends and how one is chosen |
 
 pub mod backend;

@@ -1,6 +1,7 @@
-//! The Wan2.1 models on burn. So far the diffusion transformer: [`config`], [`weights`]
-//! (both key layouts), [`dit`] (bidirectional and causal forward), [`cache`] (self- and
-//! cross-attention caches), [`rope`], [`nn`] and [`sampling`].
+//! The Wan2.1 models on burn: the diffusion transformer ([`config`], [`weights`] (both key
+//! layouts, fp8 dequantisation), [`dit`] (bidirectional and causal forward), [`cache`] (self-
+//! and cross-attention caches), [`rope`], [`nn`], [`sampling`]), the VAE ([`vae`], streaming
+//! encode/decode) and the UMT5 text encoder ([`umt5`], [`text_encoder`]: prompt → context).
 
 pub mod cache;
 pub mod config;
