@@ -18,7 +18,7 @@
 //! | `encoder.final_layer_norm.weight` | `norm.weight` |
 
 use super::nn::{Linear, gelu_tanh, rms_norm, tensor};
-use super::weights::{Checkpoint, Layout, LoadError, Variant, read_tensors};
+use super::weights::{Checkpoint, Layout, LoadError, Variant};
 use burn::tensor::{DType, Int, Tensor, TensorData, activation::softmax, backend::Backend};
 use serde::Deserialize;
 use std::path::Path;
@@ -221,24 +221,13 @@ impl<B: Backend> Umt5Encoder<B> {
         device: &B::Device,
         dtype: DType,
     ) -> Result<Self, LoadError> {
-        let raw = read_tensors(path, Variant::Generator, dtype)?;
-        let layout = detect_layout(&raw).ok_or_else(|| LoadError::UnknownLayout {
-            path: path.to_owned(),
-            sample: raw.keys().take(5).cloned().collect(),
-        })?;
-        let tensors = match layout {
-            Layout::Original => raw,
-            Layout::Diffusers => raw
-                .into_iter()
-                .map(|(k, v)| (transformers_to_original(&k), v))
-                .collect(),
-        };
-        let ck = Checkpoint {
-            tensors,
-            layout,
-            path: path.to_owned(),
-            fill: None,
-        };
+        let ck = Checkpoint::read_with(
+            path,
+            Variant::Generator,
+            dtype,
+            detect_layout,
+            transformers_to_original,
+        )?;
         Self::load(config, ck, device, dtype)
     }
 

@@ -170,17 +170,33 @@ impl Checkpoint {
     /// holding either (`diffusion_pytorch_model.safetensors[.index.json]`), or a `.pt`/`.pth`
     /// pickle.
     pub fn read(path: &Path, variant: Variant) -> Result<Self, LoadError> {
-        let raw = read_tensors(path, variant, DType::BF16)?;
-        let layout = detect_layout(&raw).ok_or_else(|| LoadError::UnknownLayout {
+        Self::read_with(
+            path,
+            variant,
+            DType::BF16,
+            detect_layout,
+            diffusers_to_original,
+        )
+    }
+
+    /// Reads `path` as [`read_tensors`] does (fp8 dequantised into `fp8_to`), tells its layout
+    /// with `detect`, and renames the diffusers/transformers layout's keys with `to_original`.
+    /// Each model (DiT, VAE, UMT5) passes its own pair.
+    pub fn read_with(
+        path: &Path,
+        variant: Variant,
+        fp8_to: DType,
+        detect: impl Fn(&BTreeMap<String, TensorData>) -> Option<Layout>,
+        to_original: impl Fn(&str) -> String,
+    ) -> Result<Self, LoadError> {
+        let raw = read_tensors(path, variant, fp8_to)?;
+        let layout = detect(&raw).ok_or_else(|| LoadError::UnknownLayout {
             path: path.to_owned(),
             sample: raw.keys().take(5).cloned().collect(),
         })?;
         let tensors = match layout {
             Layout::Original => raw,
-            Layout::Diffusers => raw
-                .into_iter()
-                .map(|(k, v)| (diffusers_to_original(&k), v))
-                .collect(),
+            Layout::Diffusers => raw.into_iter().map(|(k, v)| (to_original(&k), v)).collect(),
         };
         Ok(Self {
             tensors,

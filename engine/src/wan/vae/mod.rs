@@ -19,7 +19,7 @@ pub mod keys;
 pub use config::AutoencoderKLWanConfig;
 
 use super::nn::{AttentionKernel, attention, tensor};
-use super::weights::{Checkpoint, Layout, LoadError, Variant, read_tensors};
+use super::weights::{Checkpoint, LoadError, Variant};
 use burn::tensor::{
     DType, Int, Tensor, TensorData,
     activation::silu,
@@ -741,24 +741,14 @@ impl<B: Backend> WanVae<B> {
         device: &B::Device,
         dtype: DType,
     ) -> Result<Self, LoadError> {
-        let raw = read_tensors(path, Variant::Generator, DType::F32)?;
-        let layout = keys::detect_layout(&raw).ok_or_else(|| LoadError::UnknownLayout {
-            path: path.to_owned(),
-            sample: raw.keys().take(5).cloned().collect(),
-        })?;
-        let tensors = match layout {
-            Layout::Original => raw,
-            Layout::Diffusers => raw
-                .into_iter()
-                .map(|(k, v)| (keys::diffusers_to_original(&k, config.num_res_blocks), v))
-                .collect(),
-        };
-        let ck = Checkpoint {
-            tensors,
-            layout,
-            path: path.to_owned(),
-            fill: None,
-        };
+        let n = config.num_res_blocks;
+        let ck = Checkpoint::read_with(
+            path,
+            Variant::Generator,
+            DType::F32,
+            keys::detect_layout,
+            |k| keys::diffusers_to_original(k, n),
+        )?;
         Self::load(config, ck, device, dtype)
     }
 
