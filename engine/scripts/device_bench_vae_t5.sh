@@ -28,14 +28,17 @@ save_cache() {
 trap save_cache EXIT
 
 # PyTorch first (its figures are the baseline), then burn-cuda. burn-cuda compiles and
-# autotunes a kernel per new shape on first use (tens of seconds each); the VAE has many
-# conv shapes, so its runs use CUBECL_AUTOTUNE_LEVEL=minimal (override with VAE_AUTOTUNE).
+# autotunes a kernel per new shape on first use (all 8 conv candidates compiled and timed);
+# the VAE has ~60 conv shapes, so its runs use CUBECL_AUTOTUNE_LEVEL=minimal (override with
+# VAE_AUTOTUNE) and seed_cubecl_conv_tune.py pre-selects a kernel for each of them
+# (SKIP_SEED=1 autotunes them all instead). ./cubecl.toml keeps compiled PTX under ./target.
+[ -n "${SKIP_SEED:-}" ] || python3 engine/scripts/seed_cubecl_conv_tune.py 2>&1 | tail -1
 [ -n "${SKIP_TORCH:-}" ] || timeout 100 python3 engine/scripts/bench_vae_t5_torch.py --device cuda --iters "${ITERS:-5}" ${TORCH_ARGS:-} \
   --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"
 
 [ -n "${SKIP_TEXT:-}" ] || timeout "${TEXT_TIMEOUT:-180}" "$BIN" --backend cuda bench-text --padded --iters "${ITERS:-5}" \
   --json "$OUT/burn_text.json" 2>&1 | tee "$OUT/burn_text.md"
-CUBECL_AUTOTUNE_LEVEL=${VAE_AUTOTUNE:-minimal} timeout "${VAE_TIMEOUT:-240}" "$BIN" --backend cuda bench-vae --iters "${ITERS:-5}" \
+CUBECL_AUTOTUNE_LEVEL=${VAE_AUTOTUNE:-minimal} timeout "${VAE_TIMEOUT:-240}" "$BIN" --backend cuda bench-vae --iters "${ITERS:-5}" ${VAE_ARGS:-} \
   --json "$OUT/burn_vae.json" 2>&1 | tee "$OUT/burn_vae.md"
 
 # CUDA vs the goldens (f32); SKIP_GOLDENS=1 skips.

@@ -416,3 +416,41 @@ fn info_says_where_the_text_encoder_runs() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("unknown text encoder device"));
 }
+
+#[test]
+fn bench_vae_times_the_chosen_rows_and_checks_against_flex() {
+    // Wan2.1's full VAE (made-up weights) on a 16×16 frame: candle timed, then the same
+    // first-latent decode on flex for the check.
+    let o = engine(&[
+        "--backend",
+        "candle",
+        "bench-vae",
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--iters",
+        "1",
+        "--rows",
+        "first",
+        "--check-cpu",
+    ]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("| decode first latent frame → 1 frame 16×16 |"),
+        "{out}"
+    );
+    assert!(!out.contains("encode next"), "{out}");
+    let err: f64 = out
+        .lines()
+        .find_map(|l| l.split("max |Δ| / max |flex| = ").nth(1))
+        .unwrap_or_else(|| panic!("no check line in {out}"))
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(err < 1e-4, "candle vs flex: {err}");
+
+    let o = engine(&["bench-vae", "--rows", "first,sideways"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -146,6 +146,18 @@ pub enum EngineCommand {
         dtype: String,
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Then decode one latent frame on this backend and on the CPU (flex) with the same
+        /// weights and input, and print the relative difference
+        #[arg(long)]
+        check_cpu: bool,
+        /// Rows to time, comma-separated
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "first,next,encode"
+        )]
+        rows: Vec<models::VaeRow>,
     },
     /// Time UMT5-XXL with made-up weights on one prompt (trimmed to its tokens, and with
     /// --padded also padded to 512 positions as the reference runs it)
@@ -350,6 +362,8 @@ pub fn run(args: EngineArgs) -> i32 {
             iters,
             dtype,
             json,
+            check_cpu,
+            rows,
         } => parse_dtype(&dtype).and_then(|dtype| {
             let job = models::BenchVaeJob {
                 height,
@@ -357,6 +371,8 @@ pub fn run(args: EngineArgs) -> i32 {
                 iters: iters.max(1),
                 dtype,
                 json,
+                check_cpu,
+                rows,
             };
             backend::dispatch(kind, job).map_err(|e| e.to_string())?
         }),

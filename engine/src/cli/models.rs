@@ -287,6 +287,100 @@ pub struct BenchVaeJob {
     pub iters: usize,
     pub dtype: DType,
     pub json: Option<PathBuf>,
+    /// Also decode a stream's first latent frame on the CPU (flex) with the same weights and
+    /// input, and print the relative error of this backend's result against it.
+    pub check_cpu: bool,
+    /// The rows to time, in this order.
+    pub rows: Vec<VaeRow>,
+}
+
+/// One `bench-vae` row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum VaeRow {
+    /// Decode of a stream's first latent frame (→ 1 pixel frame).
+    First,
+    /// Decode of a later latent frame (→ 4 pixel frames): a live stream's steady state.
+    Next,
+    /// Encode of 4 pixel frames after the first (→ 1 latent frame).
+    Encode,
+}
+
+/// A fixed, backend-independent latent frame: values in [-2, 2) from a xorshift stream.
+///
+/// # Shapes
+/// - → `[1, 16, 1, h, w]`
+fn check_latent(h: usize, w: usize) -> TensorData {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let values: Vec<f32> = (0..16 * h * w)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+        })
+        .collect();
+    TensorData::new(values, [1, 16, 1, h, w])
+}
+
+/// Decodes [`check_latent`] as a stream's first latent frame; returns the video on the host.
+fn decode_check<B: Backend>(vae: &WanVae<B>, h: usize, w: usize) -> Result<Vec<f32>, String> {
+    let z = Tensor::<B, 5>::from_data(check_latent(h, w), vae.device());
+    let mut st = vae.decode_stream();
+    let video = vae
+        .decode_chunk(&mut st, z, LatentSpace::Normalized)
+        .map_err(|e| e.to_string())?;
+    video
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Decodes the same first latent frame on `vae`'s backend and on flex with the same made-up
+/// weights, and prints the relative difference.
+#[cfg(feature = "flex")]
+fn check_against_cpu<B: Backend>(
+    vae: &WanVae<B>,
+    cfg: AutoencoderKLWanConfig,
+    dtype: DType,
+    kind: BackendKind,
+    h: usize,
+    w: usize,
+) -> Result<(), String> {
+    let got = decode_check(vae, h, w)?;
+    let started = Instant::now();
+    let cpu = WanVae::<burn::backend::Flex>::load(
+        cfg,
+        crate::wan::Checkpoint::random_fill(11, dtype),
+        &Default::default(),
+        dtype,
+    )
+    .map_err(|e| e.to_string())?;
+    let want = decode_check(&cpu, h, w)?;
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = got
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    println!(
+        "check: decode of a first latent frame on {kind} vs flex (CPU, {:.1} s): \
+         max |Δ| / max |flex| = {:.3e}",
+        started.elapsed().as_secs_f64(),
+        diff / scale.max(f32::MIN_POSITIVE)
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "flex"))]
+fn check_against_cpu<B: Backend>(
+    _: &WanVae<B>,
+    _: AutoencoderKLWanConfig,
+    _: DType,
+    _: BackendKind,
+    _: usize,
+    _: usize,
+) -> Result<(), String> {
+    Err("--check-cpu needs the engine built with the `flex` feature".into())
 }
 
 impl WithBackend for BenchVaeJob {
@@ -298,7 +392,7 @@ impl WithBackend for BenchVaeJob {
         let s = cfg.spatial_factor();
         let (h, w) = (self.height / s, self.width / s);
         let vae = WanVae::<B>::load(
-            cfg,
+            cfg.clone(),
             crate::wan::Checkpoint::random_fill(11, self.dtype),
             &device,
             self.dtype,
@@ -320,54 +414,61 @@ impl WithBackend for BenchVaeJob {
         );
         let mut rows = super::Rows::default();
         let err = |e: crate::wan::vae::VaeError| e.to_string();
-        // Decode: the stream's first latent frame (→ 1 pixel frame), then a later one (→ 4):
-        // the steady state of a live stream.
-        let first = super::time(self.iters, || {
-            let mut st = vae.decode_stream();
-            let _ = vae
-                .decode_chunk(&mut st, z.clone().narrow(2, 0, 1), LatentSpace::Normalized)
-                .map_err(err);
-            sync()
-        });
-        rows.push((
-            format!(
-                "decode first latent frame → 1 frame {}×{}",
-                self.height, self.width
-            ),
-            first,
-        ));
-        let mut st = vae.decode_stream();
-        vae.decode_chunk(&mut st, z.clone().narrow(2, 0, 1), LatentSpace::Normalized)
-            .map_err(err)?;
-        rows.push((
-            format!(
-                "decode next latent frame → 4 frames {}×{}",
-                self.height, self.width
-            ),
-            super::time(self.iters, || {
-                let mut st = st.clone();
-                let _ = vae
-                    .decode_chunk(&mut st, z.clone().narrow(2, 1, 1), LatentSpace::Normalized)
-                    .map_err(err);
-                sync()
-            }),
-        ));
-        let mut st = vae.encode_stream();
-        vae.encode_chunk(&mut st, video.clone().narrow(2, 0, 1), LatentSpace::Raw)
-            .map_err(err)?;
-        rows.push((
-            format!(
-                "encode next 4 frames → 1 latent frame {}×{}",
-                self.height, self.width
-            ),
-            super::time(self.iters, || {
-                let mut st = st.clone();
-                let _ = vae
-                    .encode_chunk(&mut st, video.clone().narrow(2, 1, 4), LatentSpace::Raw)
-                    .map_err(err);
-                sync()
-            }),
-        ));
+        let (ph, pw) = (self.height, self.width);
+        for row in &self.rows {
+            match row {
+                VaeRow::First => {
+                    let ms = super::time(self.iters, || {
+                        let mut st = vae.decode_stream();
+                        let _ = vae
+                            .decode_chunk(
+                                &mut st,
+                                z.clone().narrow(2, 0, 1),
+                                LatentSpace::Normalized,
+                            )
+                            .map_err(err);
+                        sync()
+                    });
+                    rows.push((format!("decode first latent frame → 1 frame {ph}×{pw}"), ms));
+                }
+                VaeRow::Next => {
+                    let mut st = vae.decode_stream();
+                    vae.decode_chunk(&mut st, z.clone().narrow(2, 0, 1), LatentSpace::Normalized)
+                        .map_err(err)?;
+                    let ms = super::time(self.iters, || {
+                        let mut st = st.clone();
+                        let _ = vae
+                            .decode_chunk(
+                                &mut st,
+                                z.clone().narrow(2, 1, 1),
+                                LatentSpace::Normalized,
+                            )
+                            .map_err(err);
+                        sync()
+                    });
+                    rows.push((format!("decode next latent frame → 4 frames {ph}×{pw}"), ms));
+                }
+                VaeRow::Encode => {
+                    let mut st = vae.encode_stream();
+                    vae.encode_chunk(&mut st, video.clone().narrow(2, 0, 1), LatentSpace::Raw)
+                        .map_err(err)?;
+                    let ms = super::time(self.iters, || {
+                        let mut st = st.clone();
+                        let _ = vae
+                            .encode_chunk(&mut st, video.clone().narrow(2, 1, 4), LatentSpace::Raw)
+                            .map_err(err);
+                        sync()
+                    });
+                    rows.push((
+                        format!("encode next 4 frames → 1 latent frame {ph}×{pw}"),
+                        ms,
+                    ));
+                }
+            }
+        }
+        if self.check_cpu {
+            check_against_cpu(&vae, cfg, self.dtype, kind, h, w)?;
+        }
         rows.finish(kind, self.dtype, self.json.as_deref())
     }
 }

@@ -2,10 +2,11 @@
 //! with the per-convolution feature cache that makes encode and decode streamable.
 //!
 //! Activations are kept **frame-major**, `[B, T, C, H, W]`, inside the model: a causal
-//! `(3, k, k)` convolution is then the sum of three per-frame 2-D convolutions over shifted
-//! frame ranges (`out[t] = Σ_k conv2d(x[t+k], W[:, :, k])`), which every burn backend
-//! computes (burn-candle has no `conv3d`), and the spatial layers see `[B·T, C, H, W]`
-//! without a copy. The public API takes and returns `[B, C, T, H, W]` like the reference.
+//! `(3, k, k)` convolution is then one per-frame 2-D convolution over the three shifted
+//! frame ranges laid side by side on the channel axis, against the kernel with its time taps
+//! folded into the input channels (`out[t] = conv2d([x[t], x[t+1], x[t+2]], W')`), which
+//! every burn backend computes (burn-candle has no `conv3d`); taps that would only read the
+//! zero padding are left out. The spatial layers see `[B·T, C, H, W]` without a copy. The public API takes and returns `[B, C, T, H, W]` like the reference.
 //!
 //! Streaming (§2.3): an encoder state takes pixel frames 1, then 4 at a time; a decoder
 //! state takes latent frames one at a time (the first gives 1 pixel frame, later ones 4).
@@ -75,8 +76,8 @@ impl<B: Backend> Slots<B> {
 /// before the input, none after; symmetric spatial padding.
 #[derive(Clone, Debug)]
 struct CausalConv3d<B: Backend> {
-    /// One `[out, in, kh, kw]` kernel per time tap.
-    taps: Vec<Tensor<B, 4>>,
+    /// The `[out, in, kt, kh, kw]` kernel.
+    weight: Tensor<B, 5>,
     bias: Tensor<B, 1>,
     /// Spatial padding (h, w).
     pad: [usize; 2],
@@ -105,15 +106,12 @@ impl<B: Backend> Loader<'_, B> {
         stride_t: usize,
         cached: bool,
     ) -> Result<CausalConv3d<B>, LoadError> {
-        let [o, i, kt, kh, kw] = shape;
-        let w: Tensor<B, 5> = tensor(
+        let o = shape[0];
+        let weight: Tensor<B, 5> = tensor(
             self.ck.take(&format!("{prefix}.weight"), &shape)?,
             self.device,
             self.dtype,
         );
-        let taps = (0..kt)
-            .map(|k| w.clone().narrow(2, k, 1).reshape([o, i, kh, kw]))
-            .collect();
         let bias = tensor(
             self.ck.take(&format!("{prefix}.bias"), &[o])?,
             self.device,
@@ -124,7 +122,7 @@ impl<B: Backend> Loader<'_, B> {
             self.slots - 1
         });
         Ok(CausalConv3d {
-            taps,
+            weight,
             bias,
             pad: [pad[1], pad[2]],
             front: 2 * pad[0],
@@ -283,13 +281,25 @@ impl<B: Backend> Conv2d<B> {
     /// # Shapes
     /// - x: `[N, C, H, W]` → `[N, O, H', W']`
     fn forward(&self, x: Tensor<B, 4>, stride: usize, pad: usize) -> Tensor<B, 4> {
-        conv2d(
+        let y = conv2d(
             x,
             self.weight.clone(),
-            Some(self.bias.clone()),
+            None,
             ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1),
-        )
+        );
+        add_bias(y, &self.bias)
     }
+}
+
+/// `y + bias` over the channel axis. The convolutions run bias-free and add their bias
+/// here: GPU backends tune one kernel per convolution shape *and* bias flag, so a causal
+/// convolution's chunks then share tuned kernels, and the add fuses with what follows.
+///
+/// # Shapes
+/// - y: `[N, O, H, W]`, bias: `[O]` → `[N, O, H, W]`
+fn add_bias<B: Backend>(y: Tensor<B, 4>, bias: &Tensor<B, 1>) -> Tensor<B, 4> {
+    let o = bias.dims()[0];
+    y + bias.clone().reshape([1, o, 1, 1])
 }
 
 impl<B: Backend> CausalConv3d<B> {
@@ -313,36 +323,49 @@ impl<B: Backend> CausalConv3d<B> {
             Tensor::cat(parts, 1)
         };
         let t_in = xp.dims()[1];
-        let kt = self.taps.len();
+        let [o, _, kt, kh, kw] = self.weight.dims();
         let t_out = (t_in - kt) / self.stride_t + 1;
-        let options = ConvOptions::new([1, 1], self.pad, [1, 1], 1);
-        let mut out: Option<Tensor<B, 4>> = None;
-        for (k, tap) in self.taps.iter().enumerate() {
-            // A tap that only ever reads the zero padding adds nothing (a stream's first
-            // chunk: 2 of the 3 taps).
-            if (t_out - 1) * self.stride_t + k < zeros {
-                continue;
-            }
-            let frames = if self.stride_t == 1 {
-                xp.clone().narrow(1, k, t_out)
-            } else {
-                let idx: Vec<i64> = (0..t_out).map(|t| (t * self.stride_t + k) as i64).collect();
-                let idx =
-                    Tensor::<B, 1, Int>::from_data(TensorData::from(idx.as_slice()), &xp.device());
-                xp.clone().select(1, idx)
-            };
-            let y = conv2d(
-                frames.reshape([b * t_out, c, h, w]),
-                tap.clone(),
-                out.is_none().then(|| self.bias.clone()),
-                options.clone(),
-            );
-            out = Some(match out {
-                Some(acc) => acc + y,
-                None => y,
-            });
-        }
-        let y = out.expect("at least one tap");
+        // Taps before `first` only ever read the zero padding (a stream's first chunk: 2 of
+        // the 3 taps) and add nothing.
+        let first = (0..kt)
+            .find(|&k| (t_out - 1) * self.stride_t + k >= zeros)
+            .expect("the last tap reads the input");
+        let live = kt - first;
+        // The live taps' frame ranges side by side on the channel axis, against the kernel's
+        // taps folded into its input channels: one 2-D convolution with live·C inputs.
+        let frames: Vec<Tensor<B, 5>> = (first..kt)
+            .map(|k| {
+                if self.stride_t == 1 {
+                    xp.clone().narrow(1, k, t_out)
+                } else {
+                    let idx: Vec<i64> =
+                        (0..t_out).map(|t| (t * self.stride_t + k) as i64).collect();
+                    let idx = Tensor::<B, 1, Int>::from_data(
+                        TensorData::from(idx.as_slice()),
+                        &xp.device(),
+                    );
+                    xp.clone().select(1, idx)
+                }
+            })
+            .collect();
+        let frames = if live == 1 {
+            frames.into_iter().next().expect("one tap")
+        } else {
+            Tensor::cat(frames, 2)
+        };
+        let weight = self.weight.clone().narrow(2, first, live);
+        let weight = if live == 1 {
+            weight.reshape([o, c, kh, kw])
+        } else {
+            weight.swap_dims(1, 2).reshape([o, live * c, kh, kw])
+        };
+        let y = conv2d(
+            frames.reshape([b * t_out, live * c, h, w]),
+            weight,
+            None,
+            ConvOptions::new([1, 1], self.pad, [1, 1], 1),
+        );
+        let y = add_bias(y, &self.bias);
         let [_, o, ho, wo] = y.dims();
         y.reshape([b, t_out, o, ho, wo])
     }
@@ -439,7 +462,10 @@ impl<B: Backend> AttentionBlock<B> {
             .reshape([n, 3 * c, h * w])
             .swap_dims(1, 2);
         let part = |i: usize| qkv.clone().narrow(2, i * c, c).unsqueeze_dim::<4>(1);
-        let o = attention(part(0), part(1), part(2), None, AttentionKernel::Fused);
+        // One head of 384 channels: burn-cuda's fused kernels target small head sizes (its
+        // autotune picks a ~300 ms kernel here, after a compile of minutes), so this uses
+        // the matmul form on every backend.
+        let o = attention(part(0), part(1), part(2), None, AttentionKernel::Naive);
         let o = o.squeeze_dim::<3>(1).swap_dims(1, 2).reshape([n, c, h, w]);
         let o = self.proj.forward(o, 1, 0);
         o.reshape([b, t, c, h, w]) + x
