@@ -4,7 +4,9 @@
 //!
 //! Relative error here is `max|a − b| / max|b|`.
 
+mod common;
 use burn::tensor::{DType, Tensor, TensorData};
+use common::{goldens, rel_err, tensor, values};
 use engine::{
     tensor_file::{self, F32Tensor},
     wan::{
@@ -19,10 +21,6 @@ use std::{
 
 type B = burn::backend::Flex;
 
-fn goldens() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens")
-}
-
 fn config() -> WanConfig {
     WanConfig::from_file(&goldens().join("dit_tiny_config_original.json")).unwrap()
 }
@@ -30,28 +28,6 @@ fn config() -> WanConfig {
 fn model(weights: &str, dtype: DType) -> WanModel<B> {
     let ck = Checkpoint::read(&goldens().join(weights), Variant::Generator).unwrap();
     WanModel::load(config(), ck, &Default::default(), dtype).unwrap()
-}
-
-fn tensor<const D: usize>(t: &F32Tensor) -> Tensor<B, D> {
-    Tensor::from_data(
-        TensorData::new(t.data.clone(), t.shape.clone()),
-        (&Default::default(), DType::F32),
-    )
-}
-
-fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.cast(DType::F32).into_data().to_vec().unwrap()
-}
-
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let diff = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0f32, f32::max);
-    f64::from(diff / scale)
 }
 
 struct Case {

@@ -3,7 +3,9 @@
 //! reference conversion, the relative-position buckets, the trimmed context path, and the
 //! loader's error cases. Relative error is `max|a − b| / max|b|`; tolerance 1e-4.
 
+mod common;
 use burn::tensor::{DType, Int, Tensor, TensorData};
+use common::{goldens, rel_err, values};
 use engine::{
     tensor_file::{self, F32Tensor},
     wan::{
@@ -12,16 +14,9 @@ use engine::{
         weights::read_tensors,
     },
 };
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::collections::BTreeMap;
 
 type B = burn::backend::Flex;
-
-fn goldens() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens")
-}
 
 fn config() -> Umt5Config {
     Umt5Config::from_file(&goldens().join("umt5_tiny_config.json")).unwrap()
@@ -51,21 +46,6 @@ fn float(t: &F32Tensor) -> Tensor<B, 2> {
         TensorData::new(t.data.clone(), t.shape.clone()),
         &Default::default(),
     )
-}
-
-fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.cast(DType::F32).into_data().to_vec().unwrap()
-}
-
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let diff = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0f32, f32::max);
-    f64::from(diff / scale)
 }
 
 fn check_hidden(weights: &str) {

@@ -6,7 +6,9 @@
 //! Relative error here is `max|a − b| / max|b|`. Tolerances: ≤ 1e-4 against diffusers,
 //! ≤ 1e-5 streaming against full.
 
-use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+mod common;
+use burn::tensor::{DType, Tensor, backend::Backend};
+use common::{goldens, rel_err, tensor, values};
 use engine::{
     tensor_file::{self, F32Tensor},
     wan::{
@@ -14,16 +16,9 @@ use engine::{
         vae::{AutoencoderKLWanConfig, LatentSpace, VaeError, WanVae},
     },
 };
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeMap, path::Path};
 
 type B = burn::backend::Flex;
-
-fn goldens() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens")
-}
 
 fn config() -> AutoencoderKLWanConfig {
     AutoencoderKLWanConfig::from_file(&goldens().join("vae_tiny_config.json")).unwrap()
@@ -41,28 +36,6 @@ fn vae<Bk: Backend>(weights: &str) -> WanVae<Bk> {
 
 fn case() -> BTreeMap<String, F32Tensor> {
     tensor_file::read(&goldens().join("vae_case.safetensors")).unwrap()
-}
-
-fn tensor<Bk: Backend, const D: usize>(t: &F32Tensor) -> Tensor<Bk, D> {
-    Tensor::from_data(
-        TensorData::new(t.data.clone(), t.shape.clone()),
-        (&Default::default(), DType::F32),
-    )
-}
-
-fn values<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
-    t.cast(DType::F32).into_data().to_vec().unwrap()
-}
-
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let diff = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0f32, f32::max);
-    f64::from(diff / scale)
 }
 
 fn check_against_diffusers<Bk: Backend>(weights: &str) {
