@@ -4,6 +4,7 @@
 use engine::tensor_file;
 use std::{
     collections::BTreeMap,
+    ffi::OsStr,
     path::{Path, PathBuf},
     process::{Command, Output},
 };
@@ -14,13 +15,34 @@ fn goldens() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/goldens")
 }
 
-fn engine(args: &[&str]) -> Output {
+fn engine<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(BIN)
         .arg("engine")
         .args(args)
         .env_remove("HANZO_LIVE_BACKEND")
         .output()
         .expect("run hanzo-live")
+}
+
+/// `hanzo-live engine <cmd> --config C --weights W [--inputs I] --out O [extra…]`: the
+/// arguments every model command takes.
+fn model(
+    cmd: &str,
+    config: &Path,
+    weights: &Path,
+    inputs: Option<&Path>,
+    out: &Path,
+    extra: &[&str],
+) -> Output {
+    let os = OsStr::new;
+    let mut args = vec![os(cmd), os("--config"), config.as_os_str()];
+    args.extend([os("--weights"), weights.as_os_str()]);
+    if let Some(inputs) = inputs {
+        args.extend([os("--inputs"), inputs.as_os_str()]);
+    }
+    args.extend([os("--out"), out.as_os_str()]);
+    args.extend(extra.iter().map(OsStr::new));
+    engine(&args)
 }
 
 fn text(o: &Output) -> String {
@@ -103,19 +125,14 @@ fn forward_matches_the_diffusers_goldens_for_every_layout_and_backend() {
     for (i, (backend, config, weights, case)) in runs.iter().enumerate() {
         let inputs = g.join(format!("dit_case_{case}.safetensors"));
         let out = dir.path().join(format!("out{i}.safetensors"));
-        let o = engine(&[
-            "--backend",
-            backend,
+        let o = model(
             "forward",
-            "--config",
-            g.join(config).to_str().unwrap(),
-            "--weights",
-            g.join(weights).to_str().unwrap(),
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+            &g.join(config),
+            &g.join(weights),
+            Some(&inputs),
+            &out,
+            &["--backend", backend],
+        );
         assert!(o.status.success(), "{backend} {weights}: {}", text(&o));
         let got = tensor_file::read(&out).unwrap();
         let want = tensor_file::read(&inputs).unwrap();
@@ -137,19 +154,7 @@ fn forward_errors_are_clear() {
     let case = g.join("dit_case_t0.safetensors");
     let out = dir.path().join("o.safetensors");
     let run = |extra: &[&str], cfg: &Path, weights: &Path, inputs: &Path| {
-        let mut args = extra.to_vec();
-        args.extend([
-            "forward",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--weights",
-            weights.to_str().unwrap(),
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        engine(&args)
+        model("forward", cfg, weights, Some(inputs), &out, extra)
     };
     let o = run(&[], &cfg, &dir.path().join("missing.safetensors"), &case);
     assert_eq!(o.status.code(), Some(1));
@@ -182,21 +187,12 @@ fn forward_errors_are_clear() {
     assert!(o.status.success(), "{}", text(&o));
     let o = run(&["--backend", "candle"], &cfg, &weights, &case);
     assert!(o.status.success());
-    let o = engine(&[
-        "--backend",
-        "candle",
-        "forward",
-        "--dtype",
-        "bf16",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--weights",
-        weights.to_str().unwrap(),
-        "--inputs",
-        case.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = run(
+        &["--backend", "candle", "--dtype", "bf16"],
+        &cfg,
+        &weights,
+        &case,
+    );
     assert!(text(&o).contains("candle cannot run bf16"), "{}", text(&o));
 }
 
@@ -206,28 +202,15 @@ fn vae_encode_and_decode_match_the_goldens_streamed_or_not() {
     let g = goldens();
     let case = tensor_file::read(&g.join("vae_case.safetensors")).unwrap();
     let cfg = g.join("vae_tiny_config.json");
-    let cfg = cfg.to_str().unwrap();
+    let inputs = g.join("vae_case.safetensors");
     for (weights, stream) in [
         ("vae_tiny_diffusers_f32.safetensors", false),
         ("vae_tiny_original_f32.pth", true),
     ] {
         let w = g.join(weights);
         let enc = dir.path().join(format!("enc-{stream}.safetensors"));
-        let mut args = vec![
-            "vae-encode",
-            "--config",
-            cfg,
-            "--weights",
-            w.to_str().unwrap(),
-            "--inputs",
-        ];
-        let inputs = g.join("vae_case.safetensors");
-        args.push(inputs.to_str().unwrap());
-        args.extend(["--out", enc.to_str().unwrap()]);
-        if stream {
-            args.push("--stream");
-        }
-        let o = engine(&args);
+        let stream_flag: &[&str] = if stream { &["--stream"] } else { &[] };
+        let o = model("vae-encode", &cfg, &w, Some(&inputs), &enc, stream_flag);
         assert!(o.status.success(), "{}", text(&o));
         let out = tensor_file::read(&enc).unwrap();
         for (got, want) in [("mu", "mu"), ("latents", "latents")] {
@@ -237,24 +220,11 @@ fn vae_encode_and_decode_match_the_goldens_streamed_or_not() {
         // Decode what was just encoded: normalised `latents`, and with --raw the raw `mu`.
         for raw in [false, true] {
             let dec = dir.path().join(format!("dec-{stream}-{raw}.safetensors"));
-            let mut args = vec![
-                "vae-decode",
-                "--config",
-                cfg,
-                "--weights",
-                w.to_str().unwrap(),
-                "--inputs",
-                enc.to_str().unwrap(),
-                "--out",
-                dec.to_str().unwrap(),
-            ];
+            let mut extra = stream_flag.to_vec();
             if raw {
-                args.push("--raw");
+                extra.push("--raw");
             }
-            if stream {
-                args.push("--stream");
-            }
-            let o = engine(&args);
+            let o = model("vae-decode", &cfg, &w, Some(&enc), &dec, &extra);
             assert!(o.status.success(), "{}", text(&o));
             let video = &tensor_file::read(&dec).unwrap()["video"];
             assert_eq!(video.shape, [1, 3, 9, 32, 48]);
@@ -271,17 +241,14 @@ fn vae_encode_and_decode_match_the_goldens_streamed_or_not() {
     );
     tensor_file::write(&bad, &t).unwrap();
     let w = g.join("vae_tiny_diffusers_f32.safetensors");
-    let o = engine(&[
+    let o = model(
         "vae-encode",
-        "--config",
-        cfg,
-        "--weights",
-        w.to_str().unwrap(),
-        "--inputs",
-        bad.to_str().unwrap(),
-        "--out",
-        dir.path().join("x.safetensors").to_str().unwrap(),
-    ]);
+        &cfg,
+        &w,
+        Some(&bad),
+        &dir.path().join("x.safetensors"),
+        &[],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("1 + 4k frames"), "{}", text(&o));
 }
@@ -298,17 +265,14 @@ fn encode_text_matches_the_goldens_from_ids_and_from_prompts() {
         "umt5_tiny_fp8_e4m3fn.safetensors",
     ] {
         let out = dir.path().join(format!("{weights}.out.safetensors"));
-        let o = engine(&[
+        let o = model(
             "encode-text",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--weights",
-            g.join(weights).to_str().unwrap(),
-            "--inputs",
-            g.join("umt5_case.safetensors").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+            &cfg,
+            &g.join(weights),
+            Some(&g.join("umt5_case.safetensors")),
+            &out,
+            &[],
+        );
         assert!(o.status.success(), "{}", text(&o));
         let got = tensor_file::read(&out).unwrap();
         assert_eq!(got["context"].shape, [2, 512, 32]);
@@ -329,23 +293,23 @@ fn encode_text_matches_the_goldens_from_ids_and_from_prompts() {
     }
     // From prompts, with the tokenizer directory: two prompts, padded to the longer.
     let out = dir.path().join("prompt.safetensors");
-    let o = engine(&[
+    let f32_weights = g.join("umt5_tiny_transformers_f32.safetensors");
+    let tokenizer = g.join("tokenizer");
+    let o = model(
         "encode-text",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--weights",
-        g.join("umt5_tiny_transformers_f32.safetensors")
-            .to_str()
-            .unwrap(),
-        "--tokenizer",
-        g.join("tokenizer").to_str().unwrap(),
-        "--prompt",
-        "A red fox &amp; a   hare in the snow",
-        "--prompt",
-        "rain",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &cfg,
+        &f32_weights,
+        None,
+        &out,
+        &[
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--prompt",
+            "A red fox &amp; a   hare in the snow",
+            "--prompt",
+            "rain",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let got = tensor_file::read(&out).unwrap();
     let [b, l] = got["mask"].shape[..] else {
@@ -359,19 +323,14 @@ fn encode_text_matches_the_goldens_from_ids_and_from_prompts() {
     assert!(ctx[..len1 * 32].iter().any(|v| *v != 0.0));
 
     // Errors: no tokenizer, ids outside the vocabulary, both sources at once.
-    let o = engine(&[
+    let o = model(
         "encode-text",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--weights",
-        g.join("umt5_tiny_transformers_f32.safetensors")
-            .to_str()
-            .unwrap(),
-        "--prompt",
-        "x",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &cfg,
+        &f32_weights,
+        None,
+        &out,
+        &["--prompt", "x"],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("--tokenizer"), "{}", text(&o));
     let ids = dir.path().join("ids.safetensors");
@@ -381,19 +340,7 @@ fn encode_text_matches_the_goldens_from_ids_and_from_prompts() {
         tensor_file::F32Tensor::new(vec![1, 2], vec![5.0, 5000.0]),
     );
     tensor_file::write(&ids, &t).unwrap();
-    let o = engine(&[
-        "encode-text",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--weights",
-        g.join("umt5_tiny_transformers_f32.safetensors")
-            .to_str()
-            .unwrap(),
-        "--inputs",
-        ids.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = model("encode-text", &cfg, &f32_weights, Some(&ids), &out, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("outside the vocabulary"), "{}", text(&o));
 }
