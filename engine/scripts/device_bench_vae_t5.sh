@@ -38,18 +38,21 @@ trap save_cache EXIT
 
 [ -n "${SKIP_TEXT:-}" ] || timeout "${TEXT_TIMEOUT:-180}" "$BIN" --backend cuda bench-text --padded --iters "${ITERS:-5}" \
   --json "$OUT/burn_text.json" 2>&1 | tee "$OUT/burn_text.md"
-CUBECL_AUTOTUNE_LEVEL=${VAE_AUTOTUNE:-minimal} timeout "${VAE_TIMEOUT:-240}" "$BIN" --backend cuda bench-vae --iters "${ITERS:-5}" ${VAE_ARGS:-} \
+[ -n "${SKIP_VAE:-}" ] || CUBECL_AUTOTUNE_LEVEL=${VAE_AUTOTUNE:-minimal} timeout "${VAE_TIMEOUT:-240}" "$BIN" --backend cuda bench-vae --iters "${ITERS:-5}" ${VAE_ARGS:-} \
   --json "$OUT/burn_vae.json" 2>&1 | tee "$OUT/burn_vae.md"
 
-# CUDA vs the goldens (f32); SKIP_GOLDENS=1 skips.
+# CUDA vs the goldens (f32); SKIP_GOLDENS=1 skips. The tiny VAE's conv shapes are seeded too
+# (one kernel compile per shape instead of eight).
 [ -n "${SKIP_GOLDENS:-}" ] && exit 0
-CUBECL_AUTOTUNE_LEVEL=minimal timeout 40 "$BIN" --backend cuda vae-encode --config $G/vae_tiny_config.json \
+[ -n "${SKIP_SEED:-}" ] || python3 engine/scripts/seed_cubecl_conv_tune.py --config $G/vae_tiny_config.json \
+  --height 32 --width 48 2>&1 | tail -1
+CUBECL_AUTOTUNE_LEVEL=minimal timeout "${GOLDEN_TIMEOUT:-150}" "$BIN" --backend cuda vae-encode --config $G/vae_tiny_config.json \
   --weights $G/vae_tiny_diffusers_f32.safetensors --inputs $G/vae_case.safetensors \
   --out "$OUT/enc.safetensors" 2>&1 | tail -1
-CUBECL_AUTOTUNE_LEVEL=minimal timeout 40 "$BIN" --backend cuda vae-decode --config $G/vae_tiny_config.json \
+CUBECL_AUTOTUNE_LEVEL=minimal timeout "${GOLDEN_TIMEOUT:-150}" "$BIN" --backend cuda vae-decode --config $G/vae_tiny_config.json \
   --weights $G/vae_tiny_diffusers_f32.safetensors --inputs $G/vae_case.safetensors --raw \
   --out "$OUT/dec.safetensors" 2>&1 | tail -1
-CUBECL_AUTOTUNE_LEVEL=minimal timeout 40 "$BIN" --backend cuda encode-text --config $G/umt5_tiny_config.json \
+CUBECL_AUTOTUNE_LEVEL=minimal timeout "${GOLDEN_TIMEOUT:-150}" "$BIN" --backend cuda encode-text --config $G/umt5_tiny_config.json \
   --weights $G/umt5_tiny_transformers_f32.safetensors --inputs $G/umt5_case.safetensors \
   --out "$OUT/t5.safetensors" 2>&1 | tail -1
 python3 - "$OUT" $G <<'PY' | tee "$OUT/golden.txt"

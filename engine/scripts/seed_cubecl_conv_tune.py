@@ -20,7 +20,8 @@ autotune level's anchoring, which the device scripts use) and appends an entry c
 Keys already in the file (measured by a real autotune) are kept. A key the engine produces
 that is not seeded here is autotuned as before, so a wrong guess costs time, not results.
 
-Usage: python3 seed_cubecl_conv_tune.py --height 480 --width 832 [--cache-dir target/autotune]
+Usage: python3 seed_cubecl_conv_tune.py [--height 480 --width 832] [--config vae/config.json]
+       [--cache-dir target/autotune]
 """
 
 import argparse
@@ -43,11 +44,15 @@ def anchor(x: int, base: float = 2.5) -> int:
     return math.ceil(base**exp)
 
 
-def conv_calls(height: int, width: int) -> set:
+def conv_calls(height: int, width: int, config: str | None) -> set:
     """(kernel, stride, padding, c_in, c_out, h, w, n) of every 2-D conv the engine issues
     for a stream's decode (3 latent frames) and encode (9 pixel frames)."""
     with torch.device("meta"):
-        vae = AutoencoderKLWan()
+        if config:
+            with open(config) as f:
+                vae = AutoencoderKLWan.from_config(json.load(f))
+        else:
+            vae = AutoencoderKLWan()
     calls = set()
 
     def hook(mod, inputs, out):
@@ -106,6 +111,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=832)
+    ap.add_argument("--config", help="a diffusers AutoencoderKLWan config.json [default: Wan2.1's]")
     ap.add_argument("--cache-dir", default="target/autotune")
     ap.add_argument("--device-dir", default="0.10.0/device-0-0-cuda")
     args = ap.parse_args()
@@ -118,7 +124,7 @@ def main():
                 have.add(json.dumps(json.loads(line)["key"], sort_keys=True))
     added = 0
     with open(path, "a") as f:
-        for call in sorted(conv_calls(args.height, args.width)):
+        for call in sorted(conv_calls(args.height, args.width, args.config)):
             e = entry(call, "F32")
             k = json.dumps(e["key"], sort_keys=True)
             if k not in have:
