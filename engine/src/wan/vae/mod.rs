@@ -76,8 +76,11 @@ impl<B: Backend> Slots<B> {
 /// before the input, none after; symmetric spatial padding.
 #[derive(Clone, Debug)]
 struct CausalConv3d<B: Backend> {
-    /// The `[out, in, kt, kh, kw]` kernel.
-    weight: Tensor<B, 5>,
+    /// The kernel with its time taps folded into the input channels, `[out, kt·in, kh, kw]`
+    /// (channel `k·in + c` is tap `k`, input channel `c`): the live taps are its last channels.
+    weight: Tensor<B, 4>,
+    /// Time taps (`kt`).
+    taps: usize,
     bias: Tensor<B, 1>,
     /// Spatial padding (h, w).
     pad: [usize; 2],
@@ -106,12 +109,14 @@ impl<B: Backend> Loader<'_, B> {
         stride_t: usize,
         cached: bool,
     ) -> Result<CausalConv3d<B>, LoadError> {
-        let o = shape[0];
+        let [o, i, kt, kh, kw] = shape;
         let weight: Tensor<B, 5> = tensor(
             self.ck.take(&format!("{prefix}.weight"), &shape)?,
             self.device,
             self.dtype,
         );
+        // Folded once here, not on every call.
+        let weight = weight.swap_dims(1, 2).reshape([o, kt * i, kh, kw]);
         let bias = tensor(
             self.ck.take(&format!("{prefix}.bias"), &[o])?,
             self.device,
@@ -123,6 +128,7 @@ impl<B: Backend> Loader<'_, B> {
         });
         Ok(CausalConv3d {
             weight,
+            taps: kt,
             bias,
             pad: [pad[1], pad[2]],
             front: 2 * pad[0],
@@ -323,7 +329,7 @@ impl<B: Backend> CausalConv3d<B> {
             Tensor::cat(parts, 1)
         };
         let t_in = xp.dims()[1];
-        let [o, _, kt, kh, kw] = self.weight.dims();
+        let kt = self.taps;
         let t_out = (t_in - kt) / self.stride_t + 1;
         // Taps before `first` only ever read the zero padding (a stream's first chunk: 2 of
         // the 3 taps) and add nothing.
@@ -353,11 +359,10 @@ impl<B: Backend> CausalConv3d<B> {
         } else {
             Tensor::cat(frames, 2)
         };
-        let weight = self.weight.clone().narrow(2, first, live);
-        let weight = if live == 1 {
-            weight.reshape([o, c, kh, kw])
+        let weight = if live == kt {
+            self.weight.clone()
         } else {
-            weight.swap_dims(1, 2).reshape([o, live * c, kh, kw])
+            self.weight.clone().narrow(1, first * c, live * c)
         };
         let y = conv2d(
             frames.reshape([b * t_out, live * c, h, w]),
