@@ -4,20 +4,7 @@
 # after the other. Results go to $OUT (default ./device-out).
 # Usage: engine/scripts/device_bench.sh <engine binary built with --features cuda> <wheels dir>
 set -uo pipefail
-BIN=${1:?engine binary}
-WHEELS=${2:?wheels dir}
-OUT=${OUT:-device-out}
-mkdir -p "$OUT"
-G=engine/tests/goldens
-chmod +x "$BIN"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-
-# diffusers alone: the machine's environment has torch, transformers, huggingface_hub and the
-# rest (a newer huggingface_hub shadowing theirs breaks transformers).
-python3 -m pip install -q --no-index --no-deps --target /tmp/site "$WHEELS"/diffusers-*.whl 2>&1 | tail -2
-export PYTHONPATH=/tmp/site
-
-"$BIN" info 2>&1 | tee "$OUT/info.txt"
+source "$(dirname "$0")/device_setup.sh" "$@"
 
 # CUDA vs the diffusers goldens (f32 and bf16); SKIP_GOLDENS=1 skips.
 for dt in $([ -n "${SKIP_GOLDENS:-}" ] || echo f32 bf16); do

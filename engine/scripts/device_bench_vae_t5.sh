@@ -4,16 +4,7 @@
 # same GPU, one after the other. Results go to $OUT (default ./device-out).
 # Usage: engine/scripts/device_bench_vae_t5.sh <engine binary built with --features cuda> <wheels dir>
 set -uo pipefail
-BIN=${1:?engine binary}
-WHEELS=${2:?wheels dir}
-OUT=${OUT:-device-out}
-mkdir -p "$OUT"
-G=engine/tests/goldens
-chmod +x "$BIN"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-python3 -m pip install -q --no-index --no-deps --target /tmp/site "$WHEELS"/diffusers-*.whl 2>&1 | tail -2
-export PYTHONPATH=/tmp/site
-"$BIN" info 2>&1 | tee "$OUT/info.txt"
+source "$(dirname "$0")/device_setup.sh" "$@"
 
 # burn-cuda keeps its autotune results and compiled PTX under ./target (the project's target
 # directory): restore them from an earlier call ($CUBECL_CACHE_IN, a tarball) and save them at

@@ -7,7 +7,7 @@ use crate::{
     text::tokenizer::{MAX_LENGTH, Umt5Tokenizer},
     wan::{
         umt5::{Umt5Config, Umt5Encoder},
-        vae::{AutoencoderKLWanConfig, LatentSpace, WanVae},
+        vae::{AutoencoderKLWanConfig, LatentSpace, VaeDecodeStream, VaeEncodeStream, WanVae},
     },
 };
 use burn::tensor::{DType, Int, Tensor, TensorData, backend::Backend};
@@ -415,56 +415,49 @@ impl WithBackend for BenchVaeJob {
         let mut rows = super::Rows::default();
         let err = |e: crate::wan::vae::VaeError| e.to_string();
         let (ph, pw) = (self.height, self.width);
+        let decode = |st: &mut VaeDecodeStream<B>, t: usize| {
+            vae.decode_chunk(st, z.clone().narrow(2, t, 1), LatentSpace::Normalized)
+                .map(|_| ())
+                .map_err(err)
+        };
+        let encode = |st: &mut VaeEncodeStream<B>, t: usize, n: usize| {
+            vae.encode_chunk(st, video.clone().narrow(2, t, n), LatentSpace::Raw)
+                .map(|_| ())
+                .map_err(err)
+        };
+        // Each row times one chunk on a copy of the stream state before it.
         for row in &self.rows {
-            match row {
-                VaeRow::First => {
-                    let ms = super::time(self.iters, || {
-                        let mut st = vae.decode_stream();
-                        let _ = vae
-                            .decode_chunk(
-                                &mut st,
-                                z.clone().narrow(2, 0, 1),
-                                LatentSpace::Normalized,
-                            )
-                            .map_err(err);
+            let (label, ms) = match row {
+                VaeRow::First => (
+                    format!("decode first latent frame → 1 frame {ph}×{pw}"),
+                    super::time(self.iters, || {
+                        let _ = decode(&mut vae.decode_stream(), 0);
                         sync()
-                    });
-                    rows.push((format!("decode first latent frame → 1 frame {ph}×{pw}"), ms));
-                }
+                    }),
+                ),
                 VaeRow::Next => {
                     let mut st = vae.decode_stream();
-                    vae.decode_chunk(&mut st, z.clone().narrow(2, 0, 1), LatentSpace::Normalized)
-                        .map_err(err)?;
+                    decode(&mut st, 0)?;
                     let ms = super::time(self.iters, || {
-                        let mut st = st.clone();
-                        let _ = vae
-                            .decode_chunk(
-                                &mut st,
-                                z.clone().narrow(2, 1, 1),
-                                LatentSpace::Normalized,
-                            )
-                            .map_err(err);
+                        let _ = decode(&mut st.clone(), 1);
                         sync()
                     });
-                    rows.push((format!("decode next latent frame → 4 frames {ph}×{pw}"), ms));
+                    (format!("decode next latent frame → 4 frames {ph}×{pw}"), ms)
                 }
                 VaeRow::Encode => {
                     let mut st = vae.encode_stream();
-                    vae.encode_chunk(&mut st, video.clone().narrow(2, 0, 1), LatentSpace::Raw)
-                        .map_err(err)?;
+                    encode(&mut st, 0, 1)?;
                     let ms = super::time(self.iters, || {
-                        let mut st = st.clone();
-                        let _ = vae
-                            .encode_chunk(&mut st, video.clone().narrow(2, 1, 4), LatentSpace::Raw)
-                            .map_err(err);
+                        let _ = encode(&mut st.clone(), 1, 4);
                         sync()
                     });
-                    rows.push((
+                    (
                         format!("encode next 4 frames → 1 latent frame {ph}×{pw}"),
                         ms,
-                    ));
+                    )
                 }
-            }
+            };
+            rows.push((label, ms));
         }
         if self.check_cpu {
             check_against_cpu(&vae, cfg, self.dtype, kind, h, w)?;
