@@ -343,6 +343,16 @@ fn encode_text_matches_the_goldens_from_ids_and_from_prompts() {
     let o = model("encode-text", &cfg, &f32_weights, Some(&ids), &out, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("outside the vocabulary"), "{}", text(&o));
+    let o = model(
+        "encode-text",
+        &cfg,
+        &f32_weights,
+        Some(&ids),
+        &out,
+        &["--prompt", "x", "--tokenizer", tokenizer.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("not both"), "{}", text(&o));
 }
 
 #[test]
