@@ -13,7 +13,8 @@ if [ -n "${CUBECL_CACHE_IN:-}" ] && [ -f "$CUBECL_CACHE_IN" ]; then
   tar -xzf "$CUBECL_CACHE_IN" && echo "restored burn-cuda caches from $CUBECL_CACHE_IN"
 fi
 save_cache() {
-  find target -mindepth 1 -maxdepth 1 ! -name device | tar -czf "$OUT/cubecl-cache.tgz" -T - 2>/dev/null
+  # Only cubecl's two caches: elsewhere ./target also holds whole cargo builds.
+  tar -czf "$OUT/cubecl-cache.tgz" $(ls -d target/autotune target/cuda 2>/dev/null) 2>/dev/null
   ls -la target > "$OUT/target_ls.txt"
 }
 trap save_cache EXIT
