@@ -96,7 +96,8 @@ fn bf16_weights_and_compute_stay_close() {
 fn flat(path: &str, variant: Variant) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     Checkpoint::read(&goldens().join(path), variant)
         .unwrap()
-        .tensors
+        .into_tensors()
+        .unwrap()
         .into_iter()
         .map(|(k, v)| {
             let shape = v.shape.to_vec();
@@ -225,7 +226,26 @@ fn malformed_checkpoints_give_typed_errors_naming_the_key() {
     assert!(matches!(load_err(&garbage), LoadError::Format { .. }));
     let pickle = dir.path().join("garbage.pth");
     std::fs::write(&pickle, b"PK\x03\x04 truncated").unwrap();
+    assert!(matches!(load_err(&pickle), LoadError::Truncated { .. }));
+    let pickle = dir.path().join("not_a_zip.pth");
+    std::fs::write(&pickle, b"\x80\x02 not a pickle").unwrap();
     assert!(matches!(load_err(&pickle), LoadError::Format { .. }));
+    // Cut short (an interrupted download): the error names the file and says so.
+    let full = std::fs::read(goldens().join("dit_tiny_original_f32.safetensors")).unwrap();
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    let e = load_err(&cut);
+    assert!(matches!(e, LoadError::Truncated { .. }), "{e}");
+    assert!(
+        e.to_string().contains("cut.safetensors is truncated"),
+        "{e}"
+    );
+    let full = std::fs::read(goldens().join("dit_tiny_original_f32.pth")).unwrap();
+    let cut = dir.path().join("cut.pth");
+    std::fs::write(&cut, &full[..full.len() * 2 / 3]).unwrap();
+    let e = load_err(&cut);
+    assert!(matches!(e, LoadError::Truncated { .. }), "{e}");
+    assert!(e.to_string().contains("cut.pth is truncated"), "{e}");
     let e = load_err(&dir.path().join("absent.safetensors"));
     assert!(matches!(e, LoadError::Io { .. }), "{e}");
     let e = load_err(&dir.path().join("weights.onnx"));

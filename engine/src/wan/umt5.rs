@@ -172,12 +172,10 @@ pub fn transformers_to_original(key: &str) -> String {
     key.to_owned()
 }
 
-fn detect_layout(raw: &std::collections::BTreeMap<String, TensorData>) -> Option<Layout> {
-    if raw.contains_key("token_embedding.weight") || raw.contains_key("blocks.0.attn.q.weight") {
+fn detect_layout(raw: &std::collections::BTreeSet<String>) -> Option<Layout> {
+    if raw.contains("token_embedding.weight") || raw.contains("blocks.0.attn.q.weight") {
         Some(Layout::Original)
-    } else if raw.contains_key("shared.weight")
-        || raw.keys().any(|k| k.starts_with("encoder.block."))
-    {
+    } else if raw.contains("shared.weight") || raw.iter().any(|k| k.starts_with("encoder.block.")) {
         Some(Layout::Diffusers)
     } else {
         None

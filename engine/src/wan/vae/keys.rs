@@ -18,16 +18,13 @@
 //! their names.
 
 use crate::wan::weights::Layout;
-use burn::tensor::TensorData;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// Tells the layout from the first convolution's name.
-pub fn detect_layout(raw: &BTreeMap<String, TensorData>) -> Option<Layout> {
-    if raw.contains_key("encoder.conv1.weight") || raw.contains_key("decoder.conv1.weight") {
+pub fn detect_layout(raw: &BTreeSet<String>) -> Option<Layout> {
+    if raw.contains("encoder.conv1.weight") || raw.contains("decoder.conv1.weight") {
         Some(Layout::Original)
-    } else if raw.contains_key("encoder.conv_in.weight")
-        || raw.contains_key("decoder.conv_in.weight")
-    {
+    } else if raw.contains("encoder.conv_in.weight") || raw.contains("decoder.conv_in.weight") {
         Some(Layout::Diffusers)
     } else {
         None
