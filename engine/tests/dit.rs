@@ -11,6 +11,7 @@ use engine::{
     tensor_file::{self, F32Tensor},
     wan::{
         CacheConfig, Checkpoint, LoadError, Timesteps, Variant, WanConfig, WanModel,
+        cache::{Attend, KvCache},
         dit::block_causal_mask,
     },
 };
@@ -294,11 +295,11 @@ fn causal_equals_masked_full(chunks: usize, chunk: usize, cache_frames: usize, s
     let context = case("t0").context.narrow(0, 0, 1);
     let windowed = cache_frames < chunks * chunk;
     let mut cache = m.new_cache(1, CacheConfig::frames(cache_frames, sink, frame_tokens));
+    let cross = m.cross_cache(context.clone());
     let steps = [1000.0, 750.0];
     let mut clean: Vec<Tensor<B, 5>> = Vec::new();
     let mut worst = 0f64;
     for c in 0..chunks {
-        let start = c * chunk * frame_tokens;
         let passes: Vec<(f64, Tensor<B, 5>)> = steps
             .iter()
             .enumerate()
@@ -307,7 +308,7 @@ fn causal_equals_masked_full(chunks: usize, chunk: usize, cache_frames: usize, s
             .collect();
         for (t, x) in &passes {
             let tc = Timesteps::per_row(&[*t], chunk);
-            let cached = m.forward_causal(x.clone(), &tc, context.clone(), start, &mut cache);
+            let cached = m.forward_causal(x.clone(), &tc, &[c * chunk], &cross, &mut cache);
             let mut inputs = clean.clone();
             inputs.push(x.clone());
             let full_x = Tensor::cat(inputs, 2);
@@ -347,20 +348,67 @@ fn a_windowed_cache_with_sinks_equals_the_windowed_full_pass() {
     causal_equals_masked_full(4, 2, 4, 1);
 }
 
+/// A cache that lets each call see only its own tokens.
+struct OwnTokens;
+
+impl KvCache<B> for OwnTokens {
+    fn attend(&mut self, _: usize, _: &[usize], k: Tensor<B, 4>, v: Tensor<B, 4>) -> Attend<B> {
+        Attend { k, v, mask: None }
+    }
+}
+
 #[test]
-fn the_cross_attention_cache_is_reused_until_reset() {
+fn rows_at_their_own_positions_equal_separate_calls() {
     let m = model("dit_tiny_original_f32.safetensors", DType::F32);
     let c = case("t0");
-    let ctx_a = c.context.clone().narrow(0, 0, 1);
-    let ctx_b = c.context.narrow(0, 1, 1);
-    let mut cache = m.new_cache(1, CacheConfig::frames(2, 0, 6));
-    let t = Timesteps::per_row(&[500.0], 1);
-    let a1 = values(m.forward_causal(latents(1, 1), &t, ctx_a.clone(), 0, &mut cache));
-    // A different context is ignored while the cross cache holds prompt A...
-    let a2 = values(m.forward_causal(latents(1, 1), &t, ctx_b.clone(), 0, &mut cache));
-    assert_eq!(a1, a2);
-    // ...and used after a reset.
-    cache.reset_cross();
-    let b = values(m.forward_causal(latents(1, 1), &t, ctx_b, 0, &mut cache));
-    assert!(rel_err(&b, &a1) > 1e-3);
+    let cross = m.cross_cache(c.context.narrow(0, 0, 1));
+    let (x0, x1) = (latents(2, 3), latents(2, 4));
+    let t = Timesteps {
+        per_frame: vec![vec![900.0, 900.0], vec![400.0, 400.0]],
+    };
+    let both = m.forward_causal(
+        Tensor::cat(vec![x0.clone(), x1.clone()], 0),
+        &t,
+        &[0, 5],
+        &cross,
+        &mut OwnTokens,
+    );
+    let one = |x, t: f64, frame| {
+        let t = Timesteps::per_row(&[t], 2);
+        values(m.forward_causal(x, &t, &[frame], &cross, &mut OwnTokens))
+    };
+    let (a, b) = (one(x0, 900.0, 0), one(x1, 400.0, 5));
+    let both = values(both);
+    assert!(rel_err(&both[..a.len()], &a) < 1e-6);
+    assert!(rel_err(&both[a.len()..], &b) < 1e-6);
+}
+
+#[test]
+fn a_rebased_cache_attends_exactly_as_the_unbased_one() {
+    let m = model("dit_tiny_original_f32.safetensors", DType::F32);
+    let frame_tokens = 6;
+    let cross = m.cross_cache(case("t0").context.narrow(0, 0, 1));
+    let cfg = CacheConfig::frames(4, 1, frame_tokens);
+    let (mut plain, mut rebased) = (m.new_cache(1, cfg), m.new_cache(1, cfg));
+    let t = Timesteps::per_row(&[600.0], 2);
+    let mut worst = 0f64;
+    let mut offset = 0;
+    for c in 0..6 {
+        if c == 3 {
+            // Move every position back by 5 frames (sinks go negative).
+            let shift = engine::wan::rope::Rope::<B>::temporal_shift(
+                &m.config,
+                -5,
+                &Default::default(),
+            );
+            rebased.rebase(&shift, 5 * frame_tokens);
+            offset = 5;
+        }
+        let x = latents(2, 20 + c as u64);
+        let a = values(m.forward_causal(x.clone(), &t, &[2 * c], &cross, &mut plain));
+        let b = values(m.forward_causal(x, &t, &[2 * c - offset], &cross, &mut rebased));
+        worst = worst.max(rel_err(&b, &a));
+    }
+    eprintln!("rebased vs plain: worst relative error {worst:e}");
+    assert!(worst < 1e-5, "{worst:e}");
 }

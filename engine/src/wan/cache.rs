@@ -1,6 +1,9 @@
-//! The causal DiT's caches, held outside the model (`forward(&self, …, cache: &mut …)`).
+//! The causal DiT's caches, held outside the model (`forward_causal(&self, …, cache)`).
 //!
-//! Self-attention (`algorithms.md` §4.2): per layer a K/V buffer of `capacity` tokens with
+//! Self-attention goes through a [`KvCache`]: each layer hands it the call's keys (already
+//! roped) and values and gets back what its queries attend to. [`WanCache`] is the cache of
+//! CausVid / Self-Forcing / LongLive (`Self-Forcing@33593df wan/modules/causal_model.py`,
+//! `LongLive@2462895` the same file): per layer a K/V buffer of `capacity` tokens with
 //! `global_end` (absolute tokens written) and `local_end` (fill position). K is stored after
 //! RoPE (absolute frame index), V raw. A call for tokens `[s, e)`:
 //! - if `e > global_end` and `local_end + n > capacity`: evict `local_end + n − capacity`
@@ -8,13 +11,25 @@
 //! - `local_end += e − global_end` (minus the eviction); the chunk is written at
 //!   `[local_end − n, local_end)`, so repeated passes over one chunk (later denoising steps,
 //!   the clean pass) overwrite the same slots;
+//! - a *recompute* (`e ≤ global_end` and `s > 0`: LongLive's re-cache after a prompt switch)
+//!   does not overwrite the sink tokens (LongLive's `global_sink`);
 //! - the queries attend to `[max(0, local_end − max_attention), local_end)`, keeping the sink
 //!   tokens when that span would drop them.
 //!
-//! Cross-attention (§4.3): per layer the projected K/V of the context, computed on first use
-//! and kept until the prompt changes ([`WanCache::reset_cross`]).
+//! StreamDiffusionV2's ring buffer with its adaptive sink is another [`KvCache`]
+//! (`pipeline::wan::ring`).
+//!
+//! Cross-attention: per layer the projected K/V of the context ([`CrossCache`]), computed
+//! once per context and reused until the prompt changes.
+//!
+//! Streams longer than the 1024-position RoPE table are **re-based**: every cached key is
+//! rotated back by `Δ` frames ([`WanCache::rebase`], with [`super::rope::Rope::temporal_shift`])
+//! and the positions continue from `p − Δ`. RoPE attention scores depend only on the
+//! difference of positions, so a re-based cache gives the same attention as the unbounded
+//! positions would, up to one rounding of the cached keys.
 
-use burn::tensor::{Tensor, backend::Backend};
+use super::rope::Rope;
+use burn::tensor::{Bool, Tensor, backend::Backend};
 
 /// Sizes of the self-attention cache, in tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +55,28 @@ impl CacheConfig {
     }
 }
 
+/// The keys and values one layer's queries attend to.
+#[derive(Clone, Debug)]
+pub struct Attend<B: Backend> {
+    /// `[B, Lk, H, d]`.
+    pub k: Tensor<B, 4>,
+    /// `[B, Lk, H, d]`.
+    pub v: Tensor<B, 4>,
+    /// `true` where a key is hidden, `[B, 1, 1, Lk]` (rows that see different spans).
+    pub mask: Option<Tensor<B, 4, Bool>>,
+}
+
+/// A self-attention cache the causal forward writes through.
+pub trait KvCache<B: Backend> {
+    /// Stores layer `layer`'s keys (roped) and values for a call whose row `i` covers tokens
+    /// `starts[i]..starts[i] + n`, and returns what the queries attend to.
+    ///
+    /// # Shapes
+    /// - k, v: `[B, n, H, d]`
+    fn attend(&mut self, layer: usize, starts: &[usize], k: Tensor<B, 4>, v: Tensor<B, 4>)
+    -> Attend<B>;
+}
+
 /// One layer's self-attention K/V.
 #[derive(Clone, Debug)]
 pub struct LayerKv<B: Backend> {
@@ -58,11 +95,13 @@ pub struct Plan {
     pub evict: usize,
     /// The new `local_end`.
     pub local_end: usize,
+    /// Where the call's tokens are written: `write.start` is past the sink on a recompute.
+    pub write: std::ops::Range<usize>,
     /// Key ranges attended (one, or the sink and the recent span).
     pub spans: Vec<std::ops::Range<usize>>,
 }
 
-/// The §4.2 bookkeeping for a call over `[start, start + n)`, without touching tensors.
+/// The bookkeeping for a call over `[start, start + n)`, without touching tensors.
 pub fn plan(
     cfg: &CacheConfig,
     global_end: usize,
@@ -78,6 +117,12 @@ pub fn plan(
     } else {
         (0, (local_end as i64 + grow).max(n as i64) as usize)
     };
+    let recompute = end <= global_end && start > 0;
+    let write_start = if recompute {
+        (new_local - n).max(cfg.sink.min(new_local))
+    } else {
+        new_local - n
+    };
     let from = new_local.saturating_sub(cfg.max_attention);
     let spans = if cfg.sink > 0 && from > 0 {
         let recent = new_local - (cfg.max_attention - cfg.sink);
@@ -88,7 +133,43 @@ pub fn plan(
     Plan {
         evict,
         local_end: new_local,
+        write: write_start..new_local,
         spans,
+    }
+}
+
+/// Takes a tensor out of `slot`, leaving an empty one, so the caller holds the only handle
+/// and burn can update it in place.
+pub(crate) fn take_tensor<B: Backend>(slot: &mut Tensor<B, 4>) -> Tensor<B, 4> {
+    let empty = Tensor::empty([0, 0, 0, 0], (&slot.device(), slot.dtype()));
+    std::mem::replace(slot, empty)
+}
+
+/// `t[:, range] = value` in place where the backend can.
+pub(crate) fn write_rows<B: Backend>(
+    slot: &mut Tensor<B, 4>,
+    rows: std::ops::Range<usize>,
+    range: std::ops::Range<usize>,
+    value: Tensor<B, 4>,
+) {
+    let [_, _, h, d] = slot.dims();
+    let t = take_tensor(slot);
+    *slot = t.slice_assign([rows, range, 0..h, 0..d], value);
+}
+
+/// The key ranges `spans` of `t`, concatenated.
+pub(crate) fn gather_spans<B: Backend>(
+    t: &Tensor<B, 4>,
+    spans: &[std::ops::Range<usize>],
+) -> Tensor<B, 4> {
+    let parts: Vec<Tensor<B, 4>> = spans
+        .iter()
+        .map(|r| t.clone().narrow(1, r.start, r.len()))
+        .collect();
+    if parts.len() == 1 {
+        parts.into_iter().next().unwrap_or_else(|| t.clone())
+    } else {
+        Tensor::cat(parts, 1)
     }
 }
 
@@ -105,6 +186,7 @@ impl<B: Backend> LayerKv<B> {
         v: Tensor<B, 4>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let n = k.dims()[1];
+        let b = self.k.dims()[0];
         let p = plan(cfg, self.global_end, self.local_end, start, n);
         if p.evict > 0 && self.local_end > cfg.sink + p.evict {
             let (from, to) = (
@@ -113,57 +195,49 @@ impl<B: Backend> LayerKv<B> {
             );
             let moved_k = self.k.clone().narrow(1, from.start, from.len());
             let moved_v = self.v.clone().narrow(1, from.start, from.len());
-            self.k = self.k.clone().slice_assign(
-                [
-                    0..self.k.dims()[0],
-                    to.clone(),
-                    0..self.k.dims()[2],
-                    0..self.k.dims()[3],
-                ],
-                moved_k,
-            );
-            self.v = self.v.clone().slice_assign(
-                [
-                    0..self.v.dims()[0],
-                    to,
-                    0..self.v.dims()[2],
-                    0..self.v.dims()[3],
-                ],
-                moved_v,
-            );
+            write_rows(&mut self.k, 0..b, to.clone(), moved_k);
+            write_rows(&mut self.v, 0..b, to, moved_v);
         }
-        let [b, _, h, d] = self.k.dims();
-        let write = p.local_end - n..p.local_end;
-        self.k = self
-            .k
-            .clone()
-            .slice_assign([0..b, write.clone(), 0..h, 0..d], k);
-        self.v = self.v.clone().slice_assign([0..b, write, 0..h, 0..d], v);
+        let skip = p.write.start - (p.local_end - n);
+        if !p.write.is_empty() {
+            let (k, v) = if skip > 0 {
+                (k.narrow(1, skip, n - skip), v.narrow(1, skip, n - skip))
+            } else {
+                (k, v)
+            };
+            write_rows(&mut self.k, 0..b, p.write.clone(), k);
+            write_rows(&mut self.v, 0..b, p.write.clone(), v);
+        }
         self.global_end = self.global_end.max(start + n);
         self.local_end = p.local_end;
-        let take = |t: &Tensor<B, 4>| {
-            let parts: Vec<Tensor<B, 4>> = p
-                .spans
-                .iter()
-                .map(|r| t.clone().narrow(1, r.start, r.len()))
-                .collect();
-            if parts.len() == 1 {
-                parts.into_iter().next().unwrap_or_else(|| t.clone())
-            } else {
-                Tensor::cat(parts, 1)
-            }
-        };
-        (take(&self.k), take(&self.v))
+        (gather_spans(&self.k, &p.spans), gather_spans(&self.v, &p.spans))
     }
 }
 
-/// Every layer's caches for one stream.
+/// The self-attention caches of every layer for one stream (§4.2 semantics).
 #[derive(Clone, Debug)]
 pub struct WanCache<B: Backend> {
     pub config: CacheConfig,
     pub layers: Vec<LayerKv<B>>,
-    /// Cross-attention K/V per layer, `[B, text_len, H, d]` each.
-    pub cross: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+}
+
+impl<B: Backend> KvCache<B> for WanCache<B> {
+    fn attend(
+        &mut self,
+        layer: usize,
+        starts: &[usize],
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+    ) -> Attend<B> {
+        let start = starts.first().copied().unwrap_or(0);
+        debug_assert!(
+            starts.iter().all(|s| *s == start),
+            "WanCache rows share one position"
+        );
+        let config = self.config;
+        let (k, v) = self.layers[layer].update(&config, start, k, v);
+        Attend { k, v, mask: None }
+    }
 }
 
 impl<B: Backend> WanCache<B> {
@@ -188,13 +262,12 @@ impl<B: Backend> WanCache<B> {
                     local_end: 0,
                 })
                 .collect(),
-            cross: vec![None; layers],
         }
     }
 
-    /// Forgets the prompt's K/V (call when the prompt changes).
-    pub fn reset_cross(&mut self) {
-        self.cross.iter_mut().for_each(|c| *c = None);
+    /// Tokens written so far (the next chunk's absolute start).
+    pub fn global_end(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.global_end)
     }
 
     /// Forgets everything (a new stream).
@@ -205,8 +278,34 @@ impl<B: Backend> WanCache<B> {
             l.global_end = 0;
             l.local_end = 0;
         }
-        self.reset_cross();
     }
+
+    /// Zeroes every buffer but keeps the positions (LongLive's re-cache without
+    /// `global_sink`).
+    pub fn zero(&mut self) {
+        for l in &mut self.layers {
+            l.k = l.k.clone().zeros_like();
+            l.v = l.v.clone().zeros_like();
+        }
+    }
+
+    /// Moves every position back by `delta_tokens` (a whole number of frames): the cached
+    /// keys are rotated by `shift` (`Rope::temporal_shift(−Δ frames)`), and the next chunk
+    /// starts `delta_tokens` earlier.
+    pub fn rebase(&mut self, shift: &Rope<B>, delta_tokens: usize) {
+        for l in &mut self.layers {
+            let k = take_tensor(&mut l.k);
+            l.k = shift.apply(k);
+            l.global_end = l.global_end.saturating_sub(delta_tokens);
+        }
+    }
+}
+
+/// Cross-attention K/V of one context for every layer, `[1, H, text_len, d]` each (already
+/// laid out for attention).
+#[derive(Clone, Debug)]
+pub struct CrossCache<B: Backend> {
+    pub layers: Vec<(Tensor<B, 4>, Tensor<B, 4>)>,
 }
 
 #[cfg(test)]
@@ -218,14 +317,14 @@ mod tests {
         let cfg = CacheConfig::frames(4, 0, 10);
         let p = plan(&cfg, 0, 0, 0, 10);
         assert_eq!(
-            (p.evict, p.local_end, p.spans.clone()),
-            (0, 10, std::iter::once(0..10).collect::<Vec<_>>())
+            (p.evict, p.local_end, p.write.clone(), p.spans.clone()),
+            (0, 10, 0..10, std::iter::once(0..10).collect::<Vec<_>>())
         );
         // The same chunk again (next denoising step): same slots.
         let p = plan(&cfg, 10, 10, 0, 10);
         assert_eq!(
-            (p.local_end, p.spans.clone()),
-            (10, std::iter::once(0..10).collect::<Vec<_>>())
+            (p.local_end, p.write.clone(), p.spans.clone()),
+            (10, 0..10, std::iter::once(0..10).collect::<Vec<_>>())
         );
         let p = plan(&cfg, 10, 10, 10, 10);
         assert_eq!(
@@ -250,5 +349,17 @@ mod tests {
         };
         let p = plan(&cfg, 3, 3, 3, 1);
         assert_eq!(p.spans, vec![0..1, 2..3]);
+    }
+
+    #[test]
+    fn a_recompute_past_the_first_frames_keeps_the_sink() {
+        // LongLive: 12-frame window (1 token per frame here), 3 sink frames, 15 frames
+        // written; the re-cache recomputes frames 3..15 in place.
+        let cfg = CacheConfig::frames(12, 3, 1);
+        let p = plan(&cfg, 15, 12, 3, 12);
+        assert_eq!((p.evict, p.local_end, p.write), (0, 12, 3..12));
+        // Starting at frame 0 (a switch within the first 12 frames) rewrites the sink too.
+        let p = plan(&cfg, 9, 9, 0, 9);
+        assert_eq!((p.local_end, p.write), (9, 0..9));
     }
 }

@@ -6,7 +6,7 @@
 //! `algorithms.md` §1 and §4 describe both; this file follows them line by line.
 
 use super::{
-    cache::WanCache,
+    cache::{CrossCache, KvCache, WanCache},
     config::WanConfig,
     nn::{
         AttentionKernel, Linear, attention, gelu_tanh, layer_norm, layer_norm_f32, rms_norm, tensor,
@@ -97,15 +97,14 @@ struct Block<B: Backend> {
     ffn_out: Linear<B>,
 }
 
-/// How a block's self-attention sees keys.
-pub enum SelfAttention<'a, B: Backend> {
+/// How the blocks' self-attention sees keys.
+enum SelfAttention<'a, B: Backend> {
     /// Over the call's own tokens, optionally masked (`true` = hidden), `[1, 1, L, L]`.
     Full(Option<Tensor<B, 4, Bool>>),
-    /// Through the layer's KV cache, the call's tokens starting at absolute token `start`.
+    /// Through a KV cache; row `i`'s tokens start at absolute token `starts[i]`.
     Cached {
-        cache: &'a mut super::cache::LayerKv<B>,
-        config: super::cache::CacheConfig,
-        start: usize,
+        cache: &'a mut dyn KvCache<B>,
+        starts: &'a [usize],
     },
 }
 
@@ -291,6 +290,27 @@ impl<B: Backend> WanModel<B> {
             .reshape([b, c, f, h * ph, w * pw])
     }
 
+    /// The cross-attention K/V of a context for every layer (`WanCrossAttention`'s k and v
+    /// over `text_embedding(context)`), reused by every call until the prompt changes.
+    ///
+    /// # Shapes
+    /// - context: `[B, L ≤ text_len, text_dim]` → per layer `[B, H, text_len, d]` twice
+    pub fn cross_cache(&self, context: Tensor<B, 3>) -> CrossCache<B> {
+        let eps = self.config.eps;
+        let ctx = self.embed_context(context);
+        let layers = self
+            .blocks
+            .iter()
+            .map(|blk| {
+                let a = &blk.cross_attn;
+                let k = self.heads(rms_norm(a.k.forward(ctx.clone()), &a.norm_k, eps));
+                let v = self.heads(a.v.forward(ctx.clone()));
+                (k.swap_dims(1, 2), v.swap_dims(1, 2))
+            })
+            .collect();
+        CrossCache { layers }
+    }
+
     /// The bidirectional forward (`WanModel.forward`), optionally with an attention mask
     /// over tokens (for the block-causal reference of the causal form).
     ///
@@ -304,77 +324,61 @@ impl<B: Backend> WanModel<B> {
         context: Tensor<B, 3>,
         mask: Option<Tensor<B, 4, Bool>>,
     ) -> Tensor<B, 5> {
-        let ctx = self.embed_context(context);
+        let cross = self.cross_cache(context);
         let [_, _, f, hh, ww] = x.dims();
         let [_, ph, pw] = self.config.patch_size;
         let rope = Rope::new(&self.config, 0, f, hh / ph, ww / pw, &self.device);
-        let mut cross: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>> = vec![None; self.blocks.len()];
-        self.run(x, t, &ctx, &rope, &mut cross, |_| {
-            SelfAttention::Full(mask.clone())
-        })
+        self.run(x, t, &cross, &rope, SelfAttention::Full(mask))
     }
 
-    /// The causal forward over one chunk whose first token is absolute token `start`
-    /// (`CausalWanModel._forward_inference`): K/V go through `cache`, the context's K/V are
-    /// taken from (or stored in) `cache.cross`.
+    /// The causal forward over one chunk (`CausalWanModel._forward_inference`): row `i`'s
+    /// first latent frame is frame `frames[i]` of its stream (its RoPE position; its tokens
+    /// start at `frames[i] · frame_tokens` in the cache). K/V go through `cache`; the
+    /// context's K/V come from `cross` ([`Self::cross_cache`]).
     ///
     /// # Shapes
-    /// - x: `[B, C_in, F_chunk, H, W]`, context: `[B, L, text_dim]` (only read when the
-    ///   cross cache is empty), t: `[B][F_chunk]` → `[B, C_out, F_chunk, H, W]` (f32)
+    /// - x: `[B, C_in, F_chunk, H, W]`, t: `[B][F_chunk]`, frames: `[B]`
+    ///   → `[B, C_out, F_chunk, H, W]` (f32)
     pub fn forward_causal(
         &self,
         x: Tensor<B, 5>,
         t: &Timesteps,
-        context: Tensor<B, 3>,
-        start: usize,
-        cache: &mut WanCache<B>,
+        frames: &[usize],
+        cross: &CrossCache<B>,
+        cache: &mut dyn KvCache<B>,
     ) -> Tensor<B, 5> {
-        let [_, _, f, hh, ww] = x.dims();
+        let [b, _, f, hh, ww] = x.dims();
+        assert_eq!(frames.len(), b, "one first frame per row");
         let [_, ph, pw] = self.config.patch_size;
         let frame_tokens = (hh / ph) * (ww / pw);
-        let rope = Rope::new(
-            &self.config,
-            start / frame_tokens,
-            f,
-            hh / ph,
-            ww / pw,
-            &self.device,
-        );
-        let ctx = if cache.cross.iter().all(Option::is_some) {
-            None
-        } else {
-            Some(self.embed_context(context))
+        let rope = Rope::rows(&self.config, frames, f, hh / ph, ww / pw, &self.device);
+        let starts: Vec<usize> = frames.iter().map(|f| f * frame_tokens).collect();
+        let attn = SelfAttention::Cached {
+            cache,
+            starts: &starts,
         };
-        let config = cache.config;
-        let WanCache { layers, cross, .. } = cache;
-        let mut layers = layers.iter_mut();
-        let ctx = ctx.unwrap_or_else(|| Tensor::zeros([1, 1, 1], (&self.device, self.dtype)));
-        self.run(x, t, &ctx, &rope, cross, move |_| SelfAttention::Cached {
-            cache: layers.next().expect("one cache per layer"),
-            config,
-            start,
-        })
+        self.run(x, t, cross, &rope, attn)
     }
 
-    fn run<'a>(
+    /// Patchify, the blocks (each with its self-attention mode), the head, unpatchify.
+    ///
+    /// # Shapes
+    /// - x: `[B, C_in, F, H, W]` → `[B, C_out, F, H, W]` (f32)
+    fn run(
         &self,
         x: Tensor<B, 5>,
         t: &Timesteps,
-        ctx: &Tensor<B, 3>,
+        cross: &CrossCache<B>,
         rope: &Rope<B>,
-        cross: &mut [Option<(Tensor<B, 4>, Tensor<B, 4>)>],
-        mut mode: impl FnMut(usize) -> SelfAttention<'a, B>,
-    ) -> Tensor<B, 5>
-    where
-        B: 'a,
-    {
+        mut attn: SelfAttention<'_, B>,
+    ) -> Tensor<B, 5> {
         let [_, _, f, hh, ww] = x.dims();
         let [_, ph, pw] = self.config.patch_size;
         let (h, w) = (hh / ph, ww / pw);
         let (e, e0) = self.time_embeddings(t);
         let mut tokens = self.patchify(x);
         for (i, block) in self.blocks.iter().enumerate() {
-            tokens = self.block(block, tokens, &e0, f, ctx, &mut cross[i], rope, mode(i));
+            tokens = self.block(block, i, tokens, &e0, f, &cross.layers[i], rope, &mut attn);
         }
         let out = self.head_forward(tokens, &e, f);
         self.unpatchify(out, f, h, w).cast(DType::F32)
@@ -415,13 +419,13 @@ impl<B: Backend> WanModel<B> {
     fn block(
         &self,
         blk: &Block<B>,
+        layer: usize,
         x: Tensor<B, 3>,
         e0: &Tensor<B, 4>,
         f: usize,
-        ctx: &Tensor<B, 3>,
-        cross: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+        cross: &(Tensor<B, 4>, Tensor<B, 4>),
         rope: &Rope<B>,
-        mode: SelfAttention<'_, B>,
+        attn: &mut SelfAttention<'_, B>,
     ) -> Tensor<B, 3> {
         let eps = self.config.eps;
         // m = modulation + e0: [B, F, 6, D] → six [B, F, D].
@@ -435,7 +439,8 @@ impl<B: Backend> WanModel<B> {
             &blk.self_attn,
             self.modulate(normed, part(0), part(1), f),
             rope,
-            mode,
+            layer,
+            attn,
         );
         let x = self.gated_add(x, y, part(2), f);
 
@@ -443,7 +448,6 @@ impl<B: Backend> WanModel<B> {
         let y = self.cross_attention(
             &blk.cross_attn,
             layer_norm(x.clone(), eps, Some(&blk.norm3)),
-            ctx,
             cross,
         );
         let x = x + y;
@@ -468,22 +472,19 @@ impl<B: Backend> WanModel<B> {
         a: &AttentionWeights<B>,
         x: Tensor<B, 3>,
         rope: &Rope<B>,
-        mode: SelfAttention<'_, B>,
+        layer: usize,
+        attn: &mut SelfAttention<'_, B>,
     ) -> Tensor<B, 3> {
         let eps = self.config.eps;
         let [b, l, d] = x.dims();
         let q = rope.apply(self.heads(rms_norm(a.q.forward(x.clone()), &a.norm_q, eps)));
         let k = rope.apply(self.heads(rms_norm(a.k.forward(x.clone()), &a.norm_k, eps)));
         let v = self.heads(a.v.forward(x));
-        let (k, v, mask) = match mode {
-            SelfAttention::Full(mask) => (k, v, mask),
-            SelfAttention::Cached {
-                cache,
-                config,
-                start,
-            } => {
-                let (k, v) = cache.update(&config, start, k, v);
-                (k, v, None)
+        let (k, v, mask) = match attn {
+            SelfAttention::Full(mask) => (k, v, mask.clone()),
+            SelfAttention::Cached { cache, starts } => {
+                let seen = cache.attend(layer, starts, k, v);
+                (seen.k, seen.v, seen.mask)
             }
         };
         let out = attention(
@@ -496,26 +497,25 @@ impl<B: Backend> WanModel<B> {
         a.o.forward(out.swap_dims(1, 2).reshape([b, l, d]))
     }
 
-    /// Queries from `x`, keys and values from the embedded context (cached per prompt).
+    /// Queries from `x`, keys and values from the context's cross cache (batch 1 is
+    /// shared by every row).
     ///
     /// # Shapes
-    /// - x: `[B, L, D]`, ctx: `[B, text_len, D]` → `[B, L, D]`
+    /// - x: `[B, L, D]`, cross: `[B|1, H, text_len, d]` twice → `[B, L, D]`
     fn cross_attention(
         &self,
         a: &AttentionWeights<B>,
         x: Tensor<B, 3>,
-        ctx: &Tensor<B, 3>,
-        cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+        cross: &(Tensor<B, 4>, Tensor<B, 4>),
     ) -> Tensor<B, 3> {
         let eps = self.config.eps;
         let [b, l, d] = x.dims();
-        let (k, v) = cache
-            .get_or_insert_with(|| {
-                let k = self.heads(rms_norm(a.k.forward(ctx.clone()), &a.norm_k, eps));
-                let v = self.heads(a.v.forward(ctx.clone()));
-                (k.swap_dims(1, 2), v.swap_dims(1, 2))
-            })
-            .clone();
+        let (mut k, mut v) = cross.clone();
+        let [kb, h, lk, hd] = k.dims();
+        if kb != b {
+            k = k.expand([b, h, lk, hd]);
+            v = v.expand([b, h, lk, hd]);
+        }
         let q = self
             .heads(rms_norm(a.q.forward(x), &a.norm_q, eps))
             .swap_dims(1, 2);

@@ -11,9 +11,9 @@ use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 /// cos and sin of every token's angles.
 #[derive(Clone, Debug)]
 pub struct Rope<B: Backend> {
-    /// `[1, L, 1, d/2]`, f32.
+    /// `[B|1, L, 1, d/2]`, f32.
     pub cos: Tensor<B, 4>,
-    /// `[1, L, 1, d/2]`, f32.
+    /// `[B|1, L, 1, d/2]`, f32.
     pub sin: Tensor<B, 4>,
 }
 
@@ -33,7 +33,8 @@ pub fn angles(cfg: &WanConfig, f: usize, h: usize, w: usize) -> Vec<f64> {
 impl<B: Backend> Rope<B> {
     /// Tables for `frames × h × w` tokens (frame-major), frames starting at `first_frame`.
     ///
-    /// Panics if a position passes the 1024-entry table upstream has (callers check).
+    /// Panics if a position passes the 1024-entry table upstream has (callers re-base
+    /// positions before that, see [`super::cache`]).
     pub fn new(
         cfg: &WanConfig,
         first_frame: usize,
@@ -42,31 +43,73 @@ impl<B: Backend> Rope<B> {
         w: usize,
         device: &B::Device,
     ) -> Self {
-        assert!(
-            first_frame + frames <= ROPE_MAX_POSITIONS
-                && h <= ROPE_MAX_POSITIONS
-                && w <= ROPE_MAX_POSITIONS,
-            "RoPE positions past {ROPE_MAX_POSITIONS}"
-        );
+        Self::rows(cfg, &[first_frame], frames, h, w, device)
+    }
+
+    /// Tables for a batch whose row `i` starts at latent frame `first_frames[i]`:
+    /// `[B, L, 1, d/2]`, or `[1, L, 1, d/2]` when every row starts at the same frame.
+    pub fn rows(
+        cfg: &WanConfig,
+        first_frames: &[usize],
+        frames: usize,
+        h: usize,
+        w: usize,
+        device: &B::Device,
+    ) -> Self {
+        let uniform = first_frames.windows(2).all(|p| p[0] == p[1]);
+        let starts = if uniform {
+            &first_frames[..first_frames.len().min(1)]
+        } else {
+            first_frames
+        };
         let half = cfg.head_dim() / 2;
         let tokens = frames * h * w;
-        let mut cos = Vec::with_capacity(tokens * half);
-        let mut sin = Vec::with_capacity(tokens * half);
-        for f in first_frame..first_frame + frames {
-            for y in 0..h {
-                for x in 0..w {
-                    for a in angles(cfg, f, y, x) {
-                        cos.push(a.cos() as f32);
-                        sin.push(a.sin() as f32);
+        let mut cos = Vec::with_capacity(starts.len() * tokens * half);
+        let mut sin = Vec::with_capacity(starts.len() * tokens * half);
+        for &first_frame in starts {
+            assert!(
+                first_frame + frames <= ROPE_MAX_POSITIONS
+                    && h <= ROPE_MAX_POSITIONS
+                    && w <= ROPE_MAX_POSITIONS,
+                "RoPE positions past {ROPE_MAX_POSITIONS}"
+            );
+            for f in first_frame..first_frame + frames {
+                for y in 0..h {
+                    for x in 0..w {
+                        for a in angles(cfg, f, y, x) {
+                            cos.push(a.cos() as f32);
+                            sin.push(a.sin() as f32);
+                        }
                     }
                 }
             }
         }
+        let rows = starts.len();
         let make = |v: Vec<f32>| {
             Tensor::from_data(
-                TensorData::new(v, [1, tokens, 1, half]),
+                TensorData::new(v, [rows, tokens, 1, half]),
                 (device, DType::F32),
             )
+        };
+        Self {
+            cos: make(cos),
+            sin: make(sin),
+        }
+    }
+
+    /// The rotation that moves a roped key from frame `p` to frame `p + delta` (any `p`):
+    /// the temporal pairs turn by `delta·θ_j`, the spatial pairs not at all. `[1, 1, 1, d/2]`.
+    pub fn temporal_shift(cfg: &WanConfig, delta: i64, device: &B::Device) -> Self {
+        let [nt, _, _] = cfg.rope_split();
+        let half = cfg.head_dim() / 2;
+        let (mut cos, mut sin) = (vec![1f32; half], vec![0f32; half]);
+        for j in 0..nt / 2 {
+            let a = delta as f64 * ROPE_THETA.powf(-((2 * j) as f64) / nt as f64);
+            cos[j] = a.cos() as f32;
+            sin[j] = a.sin() as f32;
+        }
+        let make = |v: Vec<f32>| {
+            Tensor::from_data(TensorData::new(v, [1, 1, 1, half]), (device, DType::F32))
         };
         Self {
             cos: make(cos),
