@@ -396,11 +396,8 @@ fn a_rebased_cache_attends_exactly_as_the_unbased_one() {
     for c in 0..6 {
         if c == 3 {
             // Move every position back by 5 frames (sinks go negative).
-            let shift = engine::wan::rope::Rope::<B>::temporal_shift(
-                &m.config,
-                -5,
-                &Default::default(),
-            );
+            let shift =
+                engine::wan::rope::Rope::<B>::temporal_shift(&m.config, -5, &Default::default());
             rebased.rebase(&shift, 5 * frame_tokens);
             offset = 5;
         }

@@ -4,6 +4,9 @@
 
 mod models;
 
+pub use crate::backend::TextEncoderDevice;
+pub use models::default_text_dtype;
+
 use crate::{
     backend::{self, BackendKind, WithBackend},
     tensor_file::{self, F32Tensor},
@@ -430,34 +433,6 @@ pub fn run(args: EngineArgs) -> i32 {
         Err(e) => {
             eprintln!("hanzo-live engine: {e}");
             1
-        }
-    }
-}
-
-/// Where the text encoder runs (`--text-encoder-device`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TextEncoderDevice {
-    /// The selected backend (the GPU where there is one).
-    Auto,
-    /// The default CPU backend, whatever the DiT uses.
-    Cpu,
-}
-
-impl TextEncoderDevice {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" | "" => Ok(Self::Auto),
-            "cpu" => Ok(Self::Cpu),
-            other => Err(format!("unknown text encoder device {other:?} (auto, cpu)")),
-        }
-    }
-
-    /// The backend the encoder runs on when the DiT runs on `dit`.
-    pub fn backend(self, dit: BackendKind) -> BackendKind {
-        match self {
-            Self::Auto if dit != BackendKind::Candle => dit,
-            // candle cannot run the bf16 encoder on the CPU.
-            _ => backend::DEFAULT_CPU,
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod params;
 pub mod passthrough;
 pub mod vod;
+pub mod wan;
 
 use crate::frame::Frame;
 use params::{ParamSpec, Params};

@@ -13,6 +13,8 @@ pub const MAX_PROMPT_CHARS: usize = 2000;
 pub const MAX_PROMPTS: usize = 8;
 /// Largest prompt weight.
 pub const MAX_PROMPT_WEIGHT: f64 = 100.0;
+/// Most chunks a prompt transition may take.
+pub const MAX_TRANSITION_STEPS: i64 = 64;
 
 /// What values a parameter takes.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +40,10 @@ pub enum ParamKind {
     },
     /// Prompts: strings, or `{text, weight}` objects.
     Prompts,
+    /// One of a few strings.
+    Choice { options: &'static [&'static str] },
+    /// A prompt transition: `{target_prompts, num_steps, temporal_interpolation_method}`.
+    Transition,
 }
 
 /// One parameter a pipeline accepts.
@@ -63,6 +69,15 @@ pub struct WeightedPrompt {
     pub weight: f64,
 }
 
+/// A transition to other prompts over `num_steps` chunks (0 = at once).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransitionValue {
+    pub target_prompts: Vec<WeightedPrompt>,
+    pub num_steps: i64,
+    /// `linear` or `slerp`.
+    pub temporal_interpolation_method: String,
+}
+
 /// A validated value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ParamValue {
@@ -71,6 +86,8 @@ pub enum ParamValue {
     Bool(bool),
     Steps(Vec<i64>),
     Prompts(Vec<WeightedPrompt>),
+    Choice(String),
+    Transition(TransitionValue),
 }
 
 impl ParamValue {
@@ -82,6 +99,8 @@ impl ParamValue {
             ParamValue::Bool(v) => json!(v),
             ParamValue::Steps(v) => json!(v),
             ParamValue::Prompts(v) => json!(v),
+            ParamValue::Choice(v) => json!(v),
+            ParamValue::Transition(v) => json!(v),
         }
     }
 }
@@ -110,6 +129,17 @@ fn invalid(key: &str, reason: impl Into<String>) -> ParamError {
 }
 
 impl ParamSpec {
+    /// The schema of the value alone (no title, description, default).
+    fn json_schema_kind(&self) -> Value {
+        let mut s = self.json_schema();
+        if let Some(o) = s.as_object_mut() {
+            for k in ["title", "description", "default", "x-live"] {
+                o.remove(k);
+            }
+        }
+        s
+    }
+
     /// This parameter as a JSON-schema property (with `x-live` marking live parameters).
     pub fn json_schema(&self) -> Value {
         let mut s = match &self.kind {
@@ -151,6 +181,20 @@ impl ParamSpec {
                         "weight": { "type": "number", "minimum": 0, "maximum": MAX_PROMPT_WEIGHT, "default": 1.0 }
                     }}
                 ]},
+            }),
+            ParamKind::Choice { options } => json!({ "type": "string", "enum": options }),
+            ParamKind::Transition => json!({
+                "type": "object",
+                "required": ["target_prompts"],
+                "additionalProperties": false,
+                "properties": {
+                    "target_prompts": ParamSpec { kind: ParamKind::Prompts, ..self.clone() }
+                        .json_schema_kind(),
+                    "num_steps": { "type": "integer", "minimum": 0,
+                                   "maximum": MAX_TRANSITION_STEPS, "default": 4 },
+                    "temporal_interpolation_method": { "type": "string",
+                        "enum": ["linear", "slerp"], "default": "linear" }
+                }
             }),
         };
         s["title"] = json!(self.title);
@@ -244,8 +288,55 @@ impl ParamSpec {
                 Ok(ParamValue::Steps(steps))
             }
             ParamKind::Prompts => validate_prompts(key, v).map(ParamValue::Prompts),
+            ParamKind::Choice { options } => v
+                .as_str()
+                .filter(|c| options.contains(c))
+                .map(|c| ParamValue::Choice(c.to_owned()))
+                .ok_or_else(|| invalid(key, format!("must be one of {}", options.join(", ")))),
+            ParamKind::Transition => validate_transition(key, v).map(ParamValue::Transition),
         }
     }
+}
+
+fn validate_transition(key: &str, v: &Value) -> Result<TransitionValue, ParamError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| invalid(key, "must be {target_prompts, num_steps}"))?;
+    if let Some(extra) = o.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "target_prompts" | "num_steps" | "temporal_interpolation_method"
+        )
+    }) {
+        return Err(invalid(key, format!("unknown field '{extra}'")));
+    }
+    let prompts = o
+        .get("target_prompts")
+        .ok_or_else(|| invalid(key, "needs target_prompts"))?;
+    let target_prompts = validate_prompts(&format!("{key}.target_prompts"), prompts)?;
+    let num_steps = match o.get("num_steps") {
+        None => 4,
+        Some(n) => as_integer(n)
+            .filter(|n| (0..=MAX_TRANSITION_STEPS).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    key,
+                    format!("num_steps must be an integer from 0 to {MAX_TRANSITION_STEPS}"),
+                )
+            })?,
+    };
+    let method = match o.get("temporal_interpolation_method") {
+        None => "linear",
+        Some(m) => m
+            .as_str()
+            .filter(|m| matches!(*m, "linear" | "slerp"))
+            .ok_or_else(|| invalid(key, "temporal_interpolation_method must be linear or slerp"))?,
+    };
+    Ok(TransitionValue {
+        target_prompts,
+        num_steps,
+        temporal_interpolation_method: method.to_owned(),
+    })
 }
 
 fn as_integer(v: &Value) -> Option<i64> {
@@ -514,6 +605,74 @@ mod tests {
         assert_eq!(err(json!([1])), "parameters must be a JSON object");
         let long = "x".repeat(MAX_PROMPT_CHARS + 1);
         assert!(err(json!({"prompts": [long]})).contains("longer than 2000"));
+    }
+
+    #[test]
+    fn choices_and_transitions_validate() {
+        let specs = vec![
+            ParamSpec {
+                key: "prompt_interpolation_method",
+                title: "",
+                description: "",
+                kind: ParamKind::Choice {
+                    options: &["linear", "slerp"],
+                },
+                default: json!("linear"),
+                live: true,
+            },
+            ParamSpec {
+                key: "transition",
+                title: "",
+                description: "",
+                kind: ParamKind::Transition,
+                default: Value::Null,
+                live: true,
+            },
+        ];
+        let p = validate_object(
+            &specs,
+            &json!({"prompt_interpolation_method": "slerp",
+                    "transition": {"target_prompts": ["a fox"], "num_steps": 3}}),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            p["prompt_interpolation_method"],
+            ParamValue::Choice("slerp".into())
+        );
+        let ParamValue::Transition(t) = &p["transition"] else {
+            panic!("{p:?}")
+        };
+        assert_eq!(
+            (t.num_steps, t.temporal_interpolation_method.as_str()),
+            (3, "linear")
+        );
+        let err = |v: Value| validate_object(&specs, &v, true).unwrap_err().to_string();
+        assert_eq!(
+            err(json!({"prompt_interpolation_method": "cubic"})),
+            "parameter 'prompt_interpolation_method': must be one of linear, slerp"
+        );
+        assert_eq!(
+            err(json!({"transition": {"target_prompts": ["a"], "num_steps": 65}})),
+            "parameter 'transition': num_steps must be an integer from 0 to 64"
+        );
+        assert_eq!(
+            err(json!({"transition": {"target_prompts": []}})),
+            "parameter 'transition.target_prompts': must hold 1 to 8 prompts, got 0"
+        );
+        assert_eq!(
+            err(json!({"transition": {"target_prompts": ["a"], "speed": 1}})),
+            "parameter 'transition': unknown field 'speed'"
+        );
+        let schema = object_schema(&specs);
+        assert_eq!(
+            schema["properties"]["prompt_interpolation_method"]["enum"],
+            json!(["linear", "slerp"])
+        );
+        assert_eq!(
+            schema["properties"]["transition"]["properties"]["num_steps"]["maximum"],
+            64
+        );
     }
 
     #[test]

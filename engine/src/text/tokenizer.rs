@@ -67,13 +67,28 @@ impl Umt5Tokenizer {
                 "no such file (expected tokenizer.json or a directory holding it)".into(),
             ));
         }
-        let mut inner =
-            tokenizers::Tokenizer::from_file(&file).map_err(|e| load_err(e.to_string()))?;
+        let inner = tokenizers::Tokenizer::from_file(&file).map_err(|e| load_err(e.to_string()))?;
+        Self::from_inner(inner, file)
+    }
+
+    /// A tokenizer from `tokenizer.json` text.
+    pub fn from_json(json: &str) -> Result<Self, TokenizerError> {
+        let path = PathBuf::from("<tokenizer.json>");
+        let inner: tokenizers::Tokenizer =
+            json.parse()
+                .map_err(|e: tokenizers::Error| TokenizerError::Load {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+        Self::from_inner(inner, path)
+    }
+
+    fn from_inner(mut inner: tokenizers::Tokenizer, path: PathBuf) -> Result<Self, TokenizerError> {
         inner.with_padding(None);
         Self {
             inner,
             max_length: 0,
-            path: file,
+            path,
         }
         .with_max_length(MAX_LENGTH)
     }

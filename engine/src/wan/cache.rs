@@ -73,8 +73,13 @@ pub trait KvCache<B: Backend> {
     ///
     /// # Shapes
     /// - k, v: `[B, n, H, d]`
-    fn attend(&mut self, layer: usize, starts: &[usize], k: Tensor<B, 4>, v: Tensor<B, 4>)
-    -> Attend<B>;
+    fn attend(
+        &mut self,
+        layer: usize,
+        starts: &[usize],
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+    ) -> Attend<B>;
 }
 
 /// One layer's self-attention K/V.
@@ -210,7 +215,10 @@ impl<B: Backend> LayerKv<B> {
         }
         self.global_end = self.global_end.max(start + n);
         self.local_end = p.local_end;
-        (gather_spans(&self.k, &p.spans), gather_spans(&self.v, &p.spans))
+        (
+            gather_spans(&self.k, &p.spans),
+            gather_spans(&self.v, &p.spans),
+        )
     }
 }
 

@@ -215,6 +215,61 @@ impl<B: Backend> WanModel<B> {
         &self.device
     }
 
+    /// Folds a LoRA into the blocks' linears: `W += scale·B·A` for each module the LoRA
+    /// names (`blocks.N.self_attn.q`, …, `blocks.N.ffn.2`). Returns how many linears were
+    /// merged; a LoRA module that is not one of them, or whose shapes do not fit, is an error.
+    pub fn merge_lora(&mut self, lora: &super::lora::Lora, scale: f64) -> Result<usize, LoadError> {
+        let mut left: std::collections::BTreeSet<&String> = lora.pairs.keys().collect();
+        let mut merged = 0;
+        let device = self.device.clone();
+        for (i, blk) in self.blocks.iter_mut().enumerate() {
+            let linears: [(&str, &mut Linear<B>); 10] = [
+                ("self_attn.q", &mut blk.self_attn.q),
+                ("self_attn.k", &mut blk.self_attn.k),
+                ("self_attn.v", &mut blk.self_attn.v),
+                ("self_attn.o", &mut blk.self_attn.o),
+                ("cross_attn.q", &mut blk.cross_attn.q),
+                ("cross_attn.k", &mut blk.cross_attn.k),
+                ("cross_attn.v", &mut blk.cross_attn.v),
+                ("cross_attn.o", &mut blk.cross_attn.o),
+                ("ffn.0", &mut blk.ffn_in),
+                ("ffn.2", &mut blk.ffn_out),
+            ];
+            for (name, lin) in linears {
+                let module = format!("blocks.{i}.{name}");
+                let Some(pair) = lora.pairs.get(&module) else {
+                    continue;
+                };
+                left.remove(&module);
+                let [d_in, d_out] = lin.dims();
+                let r = pair.a.shape[0];
+                for (key, found, want) in [
+                    ("lora_A", pair.a.shape.to_vec(), vec![r, d_in]),
+                    ("lora_B", pair.b.shape.to_vec(), vec![d_out, r]),
+                ] {
+                    if found != want {
+                        return Err(LoadError::Shape {
+                            key: format!("{module}.{key}.weight"),
+                            expected: want,
+                            found,
+                        });
+                    }
+                }
+                let a = tensor(pair.a.clone(), &device, DType::F32);
+                let b = tensor(pair.b.clone(), &device, DType::F32);
+                lin.merge_lora(a, b, scale);
+                merged += 1;
+            }
+        }
+        if !left.is_empty() {
+            return Err(LoadError::Unexpected {
+                count: left.len(),
+                first: left.into_iter().take(5).cloned().collect(),
+            });
+        }
+        Ok(merged)
+    }
+
     /// Embeds the context once (`text_embedding`), zero-padding it to `text_len` rows.
     ///
     /// # Shapes

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod config;
 pub mod dit;
+pub mod lora;
 pub mod nn;
 pub mod rope;
 pub mod sampling;

@@ -57,6 +57,26 @@ impl<B: Backend> Linear<B> {
         })
     }
 
+    /// Merges a LoRA into the weight: `W += scale·B·A` (PEFT's `merge`), computed in f32 and
+    /// stored back in the weight's dtype.
+    ///
+    /// # Shapes
+    /// - a: `[r, in]` (`lora_A`), b: `[out, r]` (`lora_B`)
+    pub fn merge_lora(&mut self, a: Tensor<B, 2>, b: Tensor<B, 2>, scale: f64) {
+        let dtype = self.weight_t.dtype();
+        // Wᵀ += scale·Aᵀ·Bᵀ
+        let delta = a
+            .cast(DType::F32)
+            .transpose()
+            .matmul(b.cast(DType::F32).transpose());
+        self.weight_t = (self.weight_t.clone().cast(DType::F32) + delta * scale).cast(dtype);
+    }
+
+    /// `[in, out]`.
+    pub fn dims(&self) -> [usize; 2] {
+        self.weight_t.dims()
+    }
+
     /// # Shapes
     /// - x: `[..., in]` (rank `D`) → `[..., out]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
@@ -168,5 +188,32 @@ pub fn attention<B: Backend>(
             };
             softmax(scores, 3).cast(dtype).matmul(v)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type B = burn::backend::Flex;
+
+    fn t2(v: Vec<f32>, shape: [usize; 2]) -> Tensor<B, 2> {
+        Tensor::from_data(TensorData::new(v, shape), &Default::default())
+    }
+
+    #[test]
+    fn lora_merge_adds_scale_times_b_a() {
+        // W = [[1, 2, 3], [4, 5, 6]] (out 2, in 3); A = [[1, 0, 2]] (r 1); B = [[1], [-1]].
+        // B·A = [[1, 0, 2], [-1, 0, -2]]; with scale 0.5: W' = [[1.5, 2, 4], [3.5, 5, 5]].
+        let w = t2(vec![1., 2., 3., 4., 5., 6.], [2, 3]);
+        let mut lin = Linear::<B> {
+            weight_t: w.transpose(),
+            bias: None,
+        };
+        lin.merge_lora(t2(vec![1., 0., 2.], [1, 3]), t2(vec![1., -1.], [2, 1]), 0.5);
+        let x = t2(vec![1., 0., 0., 0., 1., 0., 0., 0., 1.], [3, 3]);
+        // Rows of x·Wᵀ for the unit vectors are the columns of W'.
+        let y: Vec<f32> = lin.forward(x).into_data().to_vec().unwrap();
+        assert_eq!(y, vec![1.5, 3.5, 2., 5., 4., 5.]);
     }
 }

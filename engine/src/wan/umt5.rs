@@ -110,6 +110,39 @@ impl Umt5Config {
         Self::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// The configuration a checkpoint's tensor shapes imply (Wan ships its encoder without a
+    /// `config.json`): vocabulary and width from the embedding, layers from the block keys,
+    /// heads from the position bias, head size and FFN width from the projections; the rest
+    /// are UMT5's. `None` when a tensor it reads is absent.
+    pub fn infer(ck: &Checkpoint) -> Option<Self> {
+        let emb = ck.shape("token_embedding.weight")?;
+        let layers = ck
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix("blocks.")?
+                    .split_once('.')?
+                    .0
+                    .parse::<usize>()
+                    .ok()
+            })
+            .max()?
+            + 1;
+        let heads = ck.shape("blocks.0.pos_embedding.embedding.weight")?;
+        let q = ck.shape("blocks.0.attn.q.weight")?;
+        let ff = ck.shape("blocks.0.ffn.fc1.weight")?;
+        let num_heads = *heads.get(1)?;
+        Some(Self {
+            vocab_size: emb[0],
+            d_model: emb[1],
+            d_kv: q[0] / num_heads.max(1),
+            d_ff: ff[0],
+            num_layers: layers,
+            num_heads,
+            relative_attention_num_buckets: heads[0],
+            ..Self::umt5_xxl()
+        })
+    }
+
     /// Parameters.
     pub fn parameters(&self) -> usize {
         let inner = self.num_heads * self.d_kv;
@@ -219,14 +252,18 @@ impl<B: Backend> Umt5Encoder<B> {
         device: &B::Device,
         dtype: DType,
     ) -> Result<Self, LoadError> {
-        let ck = Checkpoint::read_with(
+        Self::load(config, Self::open(path, dtype)?, device, dtype)
+    }
+
+    /// Opens an encoder checkpoint under original keys (fp8 dequantised into `fp8_to`).
+    pub fn open(path: &Path, fp8_to: DType) -> Result<Checkpoint, LoadError> {
+        Checkpoint::read_with(
             path,
             Variant::Generator,
-            dtype,
+            fp8_to,
             detect_layout,
             transformers_to_original,
-        )?;
-        Self::load(config, ck, device, dtype)
+        )
     }
 
     /// Builds the encoder from a checkpoint under original keys; every tensor must be used.

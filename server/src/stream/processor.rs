@@ -182,6 +182,8 @@ pub fn spawn_processor(
                     },
                 };
                 prepared = true;
+                // A transition is an action: the pipeline has started it.
+                params.remove("transition");
                 if std::mem::take(&mut reset) {
                     input.clear();
                 }

@@ -77,6 +77,20 @@ impl Default for AutoencoderKLWanConfig {
 }
 
 impl AutoencoderKLWanConfig {
+    /// Wan2.1's topology at the width and latent size a checkpoint's tensors show (the
+    /// original `.pth` has no `config.json`): `base_dim` from `encoder.conv1`, `z_dim` from
+    /// `conv2`.
+    pub fn infer(ck: &crate::wan::Checkpoint) -> Self {
+        let mut c = Self::wan2_1();
+        if let Some(s) = ck.shape("encoder.conv1.weight") {
+            c.base_dim = s[0];
+        }
+        if let Some(s) = ck.shape("conv2.weight") {
+            c.z_dim = s[0];
+        }
+        c
+    }
+
     /// Wan2.1's VAE (`Wan2.1_VAE.pth`).
     pub fn wan2_1() -> Self {
         Self {

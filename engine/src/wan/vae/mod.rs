@@ -772,15 +772,19 @@ impl<B: Backend> WanVae<B> {
         device: &B::Device,
         dtype: DType,
     ) -> Result<Self, LoadError> {
-        let n = config.num_res_blocks;
-        let ck = Checkpoint::read_with(
+        let ck = Self::open(path, config.num_res_blocks)?;
+        Self::load(config, ck, device, dtype)
+    }
+
+    /// Opens a VAE checkpoint under original keys.
+    pub fn open(path: &Path, num_res_blocks: usize) -> Result<Checkpoint, LoadError> {
+        Checkpoint::read_with(
             path,
             Variant::Generator,
             DType::F32,
             keys::detect_layout,
-            |k| keys::diffusers_to_original(k, n),
-        )?;
-        Self::load(config, ck, device, dtype)
+            |k| keys::diffusers_to_original(k, num_res_blocks),
+        )
     }
 
     /// Builds the model from a checkpoint under original keys; every tensor must be used.

@@ -27,6 +27,7 @@
 //! than a whole file in memory.
 
 pub mod fp8;
+pub mod pickle;
 pub mod random;
 pub mod read;
 
@@ -140,6 +141,11 @@ impl Checkpoint {
             taken_bytes: 0,
             progress: None,
         }
+    }
+
+    /// A checkpoint over an index [`read::index`] returned (keys as they are).
+    pub fn from_index(entries: BTreeMap<String, Entry>, path: PathBuf) -> Self {
+        Self::from_entries(entries, Layout::Original, path, None)
     }
 
     /// Tensors already in memory, under original keys (tests, tools).

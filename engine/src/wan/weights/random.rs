@@ -51,7 +51,7 @@ impl RandomFill {
         (fill, recorder)
     }
 
-    pub(super) fn make(&mut self, key: &str, shape: &[usize]) -> TensorData {
+    pub fn make(&mut self, key: &str, shape: &[usize]) -> TensorData {
         let data = self.generate(key, shape);
         if let Some(r) = &self.recorder {
             r.0.lock()

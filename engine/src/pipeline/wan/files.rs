@@ -1,0 +1,266 @@
+//! Where the Wan pipelines' files live under `--models-dir`: the original app's layout
+//! (`hanzoai/live` `download_models.py`; `../shared/reference/scope.md` §2.3), one table for
+//! every pipeline. The model-download manifests reuse it: each entry names the Hugging Face
+//! repository and file it comes from.
+//!
+//! ```text
+//! <models-dir>/
+//!   Wan2.1-T2V-1.3B/config.json                      DiT config (all)
+//!   Wan2.1-T2V-1.3B/Wan2.1_VAE.pth                   VAE (all)
+//!   Wan2.1-T2V-1.3B/google/umt5-xxl/tokenizer.json   tokenizer (all)
+//!   Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth  text encoder, bf16 (or ↓)
+//!   WanVideo_comfy/umt5-xxl-enc-fp8_e4m3fn.safetensors  text encoder, fp8 (or ↑)
+//!   Self-Forcing/checkpoints/self_forcing_dmd.pt     self-forcing
+//!   LongLive-1.3B/models/longlive_base.pt            longlive
+//!   LongLive-1.3B/models/lora.pt                     longlive
+//!   StreamDiffusionV2/wan_causal_dmd_v2v/model.pt    streamdiffusionv2 (or StreamDiffusionV2/model.pt)
+//! ```
+
+use super::WanPipeline;
+use std::path::{Path, PathBuf};
+
+/// What a file is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The DiT's `config.json` (original Wan layout).
+    DitConfig,
+    /// `Wan2.1_VAE.pth`.
+    Vae,
+    /// UMT5's `tokenizer.json`.
+    Tokenizer,
+    /// The UMT5-XXL encoder weights.
+    TextEncoder,
+    /// The method's DiT checkpoint.
+    Dit,
+    /// LongLive's LoRA.
+    Lora,
+}
+
+/// One file a pipeline may use.
+#[derive(Clone, Copy, Debug)]
+pub struct Artefact {
+    pub role: Role,
+    /// Path under the models directory.
+    pub local: &'static str,
+    /// Hugging Face repository and the file's path in it.
+    pub repo: &'static str,
+    pub file: &'static str,
+    /// Which pipelines use it.
+    pub pipelines: &'static [WanPipeline],
+}
+
+const ALL: &[WanPipeline] = &[
+    WanPipeline::SelfForcing,
+    WanPipeline::LongLive,
+    WanPipeline::StreamDiffusionV2,
+];
+
+/// Every file, in the order a pipeline looks for them; where two entries share a role for
+/// a pipeline, the first present is used.
+pub const ARTEFACTS: &[Artefact] = &[
+    Artefact {
+        role: Role::DitConfig,
+        local: "Wan2.1-T2V-1.3B/config.json",
+        repo: "Wan-AI/Wan2.1-T2V-1.3B",
+        file: "config.json",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::Vae,
+        local: "Wan2.1-T2V-1.3B/Wan2.1_VAE.pth",
+        repo: "Wan-AI/Wan2.1-T2V-1.3B",
+        file: "Wan2.1_VAE.pth",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::Tokenizer,
+        local: "Wan2.1-T2V-1.3B/google/umt5-xxl/tokenizer.json",
+        repo: "Wan-AI/Wan2.1-T2V-1.3B",
+        file: "google/umt5-xxl/tokenizer.json",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::TextEncoder,
+        local: "Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth",
+        repo: "Wan-AI/Wan2.1-T2V-1.3B",
+        file: "models_t5_umt5-xxl-enc-bf16.pth",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::TextEncoder,
+        local: "WanVideo_comfy/umt5-xxl-enc-fp8_e4m3fn.safetensors",
+        repo: "Kijai/WanVideo_comfy",
+        file: "umt5-xxl-enc-fp8_e4m3fn.safetensors",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::Dit,
+        local: "Self-Forcing/checkpoints/self_forcing_dmd.pt",
+        repo: "gdhe17/Self-Forcing",
+        file: "checkpoints/self_forcing_dmd.pt",
+        pipelines: &[WanPipeline::SelfForcing],
+    },
+    Artefact {
+        role: Role::Dit,
+        local: "LongLive-1.3B/models/longlive_base.pt",
+        repo: "Efficient-Large-Model/LongLive-1.3B",
+        file: "models/longlive_base.pt",
+        pipelines: &[WanPipeline::LongLive],
+    },
+    Artefact {
+        role: Role::Lora,
+        local: "LongLive-1.3B/models/lora.pt",
+        repo: "Efficient-Large-Model/LongLive-1.3B",
+        file: "models/lora.pt",
+        pipelines: &[WanPipeline::LongLive],
+    },
+    Artefact {
+        role: Role::Dit,
+        local: "StreamDiffusionV2/wan_causal_dmd_v2v/model.pt",
+        repo: "jerryfeng/StreamDiffusionV2",
+        file: "wan_causal_dmd_v2v/model.pt",
+        pipelines: &[WanPipeline::StreamDiffusionV2],
+    },
+    Artefact {
+        // The original app's location (it downloaded the file from Google Drive).
+        role: Role::Dit,
+        local: "StreamDiffusionV2/model.pt",
+        repo: "jerryfeng/StreamDiffusionV2",
+        file: "wan_causal_dmd_v2v/model.pt",
+        pipelines: &[WanPipeline::StreamDiffusionV2],
+    },
+];
+
+/// The roles a pipeline needs.
+pub fn roles(p: WanPipeline) -> &'static [Role] {
+    match p {
+        WanPipeline::LongLive => &[
+            Role::DitConfig,
+            Role::Vae,
+            Role::Tokenizer,
+            Role::TextEncoder,
+            Role::Dit,
+            Role::Lora,
+        ],
+        _ => &[
+            Role::DitConfig,
+            Role::Vae,
+            Role::Tokenizer,
+            Role::TextEncoder,
+            Role::Dit,
+        ],
+    }
+}
+
+/// The candidates for `role` of pipeline `p`, in order of preference.
+pub fn candidates(p: WanPipeline, role: Role) -> impl Iterator<Item = &'static Artefact> {
+    ARTEFACTS
+        .iter()
+        .filter(move |a| a.role == role && a.pipelines.contains(&p))
+}
+
+/// A pipeline's files, found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelFiles {
+    pub dit_config: PathBuf,
+    pub vae: PathBuf,
+    pub tokenizer: PathBuf,
+    pub text_encoder: PathBuf,
+    pub dit: PathBuf,
+    pub lora: Option<PathBuf>,
+}
+
+/// Files a pipeline needs that are not there: each role with the paths looked at.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("missing model files under {}: {}", dir.display(), describe(missing))]
+pub struct MissingFiles {
+    pub dir: PathBuf,
+    /// (role, the paths looked for).
+    pub missing: Vec<(Role, Vec<PathBuf>)>,
+}
+
+fn describe(missing: &[(Role, Vec<PathBuf>)]) -> String {
+    missing
+        .iter()
+        .map(|(role, paths)| {
+            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            format!("{role:?} (looked for {})", paths.join(" or "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ModelFiles {
+    /// Finds pipeline `p`'s files under `dir`.
+    pub fn locate(dir: &Path, p: WanPipeline) -> Result<Self, MissingFiles> {
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for &role in roles(p) {
+            let paths: Vec<PathBuf> = candidates(p, role).map(|a| dir.join(a.local)).collect();
+            match paths.iter().find(|p| p.is_file()) {
+                Some(path) => found.push((role, path.clone())),
+                None => missing.push((role, paths)),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(MissingFiles {
+                dir: dir.to_owned(),
+                missing,
+            });
+        }
+        let get = |role| {
+            found
+                .iter()
+                .find(|(r, _)| *r == role)
+                .map(|(_, p)| p.clone())
+        };
+        let need = |role| get(role).unwrap_or_default();
+        Ok(Self {
+            dit_config: need(Role::DitConfig),
+            vae: need(Role::Vae),
+            tokenizer: need(Role::Tokenizer),
+            text_encoder: need(Role::TextEncoder),
+            dit: need(Role::Dit),
+            lora: get(Role::Lora),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_files_name_every_path_looked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = ModelFiles::locate(dir.path(), WanPipeline::LongLive).unwrap_err();
+        assert_eq!(e.missing.len(), 6);
+        let text = e.to_string();
+        for part in [
+            "Wan2.1-T2V-1.3B/config.json",
+            "models_t5_umt5-xxl-enc-bf16.pth or",
+            "WanVideo_comfy/umt5-xxl-enc-fp8_e4m3fn.safetensors",
+            "LongLive-1.3B/models/lora.pt",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
+        // The fork's StreamDiffusionV2 location is accepted.
+        for a in ARTEFACTS
+            .iter()
+            .filter(|a| a.pipelines.contains(&WanPipeline::StreamDiffusionV2))
+            .filter(|a| a.local != "StreamDiffusionV2/wan_causal_dmd_v2v/model.pt")
+        {
+            let path = dir.path().join(a.local);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"x").unwrap();
+        }
+        let f = ModelFiles::locate(dir.path(), WanPipeline::StreamDiffusionV2).unwrap();
+        assert_eq!(f.dit, dir.path().join("StreamDiffusionV2/model.pt"));
+        assert_eq!(
+            f.text_encoder,
+            dir.path()
+                .join("Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth")
+        );
+        assert_eq!(f.lora, None);
+    }
+}

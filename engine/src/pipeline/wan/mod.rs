@@ -1,0 +1,288 @@
+//! The Wan2.1 streaming pipelines: Self-Forcing and LongLive (text → video) and
+//! StreamDiffusionV2 (video → video), on the engine's DiT, VAE and UMT5.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`spec`] | each pipeline's description and parameters (defaults and their sources) |
+//! | [`files`] | where the files live under `--models-dir` (one table, reused by downloads) |
+//! | [`load`] | loading the models with progress and typed errors; [`load::WanModels`] |
+//! | [`t2v`] | the Self-Forcing / LongLive chunk loop (rolling cache, LongLive's re-cache) |
+//! | [`sdv2`] | StreamDiffusionV2: streaming encode, noise controller, stream batch |
+//! | [`ring`] | StreamDiffusionV2's rolling KV cache with the adaptive sink |
+//! | [`prompts`] | weighted prompts, blending and transitions |
+//! | [`noise`] | per-chunk seeded noise, replay and recording |
+//! | [`stream`] | a stream as the media loop's [`crate::pipeline::Pipeline`] (frames ↔ tensors) |
+//! | [`tiny`] | the small real tokenizer and the tiny model sets of `engine make-tiny` |
+//!
+//! A loaded pipeline ([`LoadedWan`]) holds the models once; every stream gets its own
+//! [`WanStream`] with all its state (caches, RNG, positions, prompts).
+
+pub mod files;
+pub mod load;
+pub mod noise;
+pub mod prompts;
+pub mod ring;
+pub mod sdv2;
+pub mod spec;
+pub mod stream;
+pub mod t2v;
+pub mod tiny;
+
+use crate::{
+    backend::{BackendKind, WithBackend},
+    pipeline::{
+        LoadedPipeline, Pipeline, PipelineError, PipelineSpec,
+        params::{self, ParamValue, Params},
+    },
+};
+use burn::tensor::{Tensor, backend::Backend};
+use load::{LoadContext, LoadStage, WanLoadError, WanModels};
+use noise::Noise;
+use serde_json::Value;
+use std::{sync::Arc, time::Duration};
+
+/// The Wan pipelines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WanPipeline {
+    SelfForcing,
+    LongLive,
+    StreamDiffusionV2,
+}
+
+impl WanPipeline {
+    pub const ALL: [WanPipeline; 3] = [
+        WanPipeline::StreamDiffusionV2,
+        WanPipeline::SelfForcing,
+        WanPipeline::LongLive,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            WanPipeline::SelfForcing => "self-forcing",
+            WanPipeline::LongLive => "longlive",
+            WanPipeline::StreamDiffusionV2 => "streamdiffusionv2",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.id() == id)
+    }
+
+    pub fn spec(self) -> PipelineSpec {
+        spec::spec(self)
+    }
+}
+
+/// Time a chunk spent in each model (the GPU is synchronised at each boundary).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ChunkTimings {
+    /// Prompt encoding, blending and the cross-attention cache.
+    pub text: Duration,
+    pub dit: Duration,
+    /// Encode (video → video) and decode.
+    pub vae: Duration,
+}
+
+impl ChunkTimings {
+    pub fn total(&self) -> Duration {
+        self.text + self.dit + self.vae
+    }
+}
+
+/// What one chunk produced.
+#[derive(Clone, Debug)]
+pub struct ChunkOutput<B: Backend> {
+    /// `[1, 3, T, H, W]` in [-1, 1]; `None` while a stream batch fills.
+    pub video: Option<Tensor<B, 5>>,
+    /// The denoised latents decoded into `video`, `[1, 16, F, H/8, W/8]`.
+    pub latents: Option<Tensor<B, 5>>,
+    pub timings: ChunkTimings,
+}
+
+/// One stream of a Wan pipeline, on backend `B`.
+pub trait WanStream<B: Backend>: Send {
+    /// Applies the runtime parameters (all of them, every chunk; unchanged values change
+    /// nothing). `reset` starts the stream afresh.
+    fn apply(&mut self, params: &Params, reset: bool) -> Result<(), PipelineError>;
+    /// Input frames the next chunk needs (0 for text → video).
+    fn input_frames(&self) -> usize;
+    /// The next chunk. `input` is `[1, 3, T, H, W]` in [-1, 1] (video → video).
+    fn next_chunk(&mut self, input: Option<Tensor<B, 5>>) -> Result<ChunkOutput<B>, PipelineError>;
+    /// The stream's noise (to record or replay it).
+    fn noise(&self) -> &Noise;
+    fn set_noise(&mut self, noise: Noise);
+}
+
+/// Load parameters every Wan pipeline has.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Geometry {
+    pub height: usize,
+    pub width: usize,
+    pub seed: u64,
+}
+
+impl Geometry {
+    /// Latent height and width (÷8).
+    pub fn latent(&self) -> (usize, usize) {
+        (self.height / 8, self.width / 8)
+    }
+
+    /// Tokens per latent frame ((H/16)·(W/16)).
+    pub fn frame_tokens(&self) -> usize {
+        (self.height / 16) * (self.width / 16)
+    }
+}
+
+pub(crate) fn int(p: &Params, key: &str) -> Option<i64> {
+    match p.get(key) {
+        Some(ParamValue::Int(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+pub(crate) fn float(p: &Params, key: &str) -> Option<f64> {
+    match p.get(key) {
+        Some(ParamValue::Float(v)) => Some(*v),
+        Some(ParamValue::Int(v)) => Some(*v as f64),
+        _ => None,
+    }
+}
+
+pub(crate) fn flag(p: &Params, key: &str) -> Option<bool> {
+    match p.get(key) {
+        Some(ParamValue::Bool(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+/// A loaded Wan pipeline: the models, shared by its streams.
+pub struct LoadedWan<B: Backend> {
+    pub kind: WanPipeline,
+    spec: PipelineSpec,
+    load_params: Params,
+    pub models: Arc<WanModels<B>>,
+}
+
+impl<B: Backend> LoadedWan<B> {
+    /// Validates `load_params` (JSON; missing ones take their defaults) and loads `kind`'s
+    /// models on `device`, then warms up when `ctx.warm_up`.
+    pub fn load(
+        kind: WanPipeline,
+        ctx: &LoadContext,
+        load_params: &Value,
+        device: &B::Device,
+    ) -> Result<Self, WanLoadError> {
+        let spec = kind.spec();
+        let mut all = params::defaults(&spec.load_params);
+        all.extend(
+            params::validate_object(&spec.load_params, load_params, false)
+                .map_err(|e| WanLoadError::Params(e.to_string()))?,
+        );
+        // Check the settings before reading gigabytes.
+        match kind {
+            WanPipeline::StreamDiffusionV2 => {
+                sdv2::Settings::from_params(&all).map_err(WanLoadError::Params)?;
+            }
+            _ => {
+                t2v::Settings::from_params(kind, &all).map_err(WanLoadError::Params)?;
+            }
+        }
+        let models = Arc::new(load::load_models::<B>(kind, ctx, device)?);
+        let loaded = Self {
+            kind,
+            spec,
+            load_params: all,
+            models,
+        };
+        if ctx.warm_up {
+            ctx.report(LoadStage::WarmUp, 0.0);
+            let mut s = loaded.stream();
+            let defaults = params::defaults(&loaded.spec.runtime_params);
+            load::guarded("the warm-up", || -> Result<(), PipelineError> {
+                s.apply(&defaults, true)?;
+                let input = (s.input_frames() > 0).then(|| {
+                    let f = loaded.frame();
+                    Tensor::zeros([1, 3, s.input_frames(), f.height, f.width], device)
+                });
+                s.next_chunk(input).map(|_| ())
+            })?
+            .map_err(|e| WanLoadError::Panic(format!("the warm-up chunk failed: {e}")))?;
+        }
+        ctx.report(LoadStage::WarmUp, 1.0);
+        Ok(loaded)
+    }
+
+    /// Output height, width and seed.
+    pub fn frame(&self) -> Geometry {
+        Geometry {
+            height: int(&self.load_params, "height").unwrap_or(512) as usize,
+            width: int(&self.load_params, "width").unwrap_or(512) as usize,
+            seed: int(&self.load_params, "seed").unwrap_or(42) as u64,
+        }
+    }
+
+    /// A fresh stream (no prompt applied yet: call [`WanStream::apply`]).
+    pub fn stream(&self) -> Box<dyn WanStream<B>> {
+        match self.kind {
+            WanPipeline::StreamDiffusionV2 => Box::new(sdv2::Sdv2Stream::new(
+                self.models.clone(),
+                sdv2::Settings::from_params(&self.load_params)
+                    .unwrap_or_else(|e| unreachable!("{e}")),
+            )),
+            kind => Box::new(t2v::T2vStream::new(
+                self.models.clone(),
+                t2v::Settings::from_params(kind, &self.load_params)
+                    .unwrap_or_else(|e| unreachable!("{e}")),
+            )),
+        }
+    }
+}
+
+impl<B: Backend> LoadedPipeline for LoadedWan<B> {
+    fn spec(&self) -> &PipelineSpec {
+        &self.spec
+    }
+
+    fn load_params(&self) -> &Params {
+        &self.load_params
+    }
+
+    fn new_stream(&self) -> Box<dyn Pipeline> {
+        Box::new(stream::StreamPipeline::new(
+            self.stream(),
+            self.frame(),
+            self.models.dit.device().clone(),
+        ))
+    }
+}
+
+struct LoadJob<'a> {
+    kind: WanPipeline,
+    ctx: &'a LoadContext,
+    params: &'a Value,
+}
+
+impl WithBackend for LoadJob<'_> {
+    type Output = Result<Box<dyn LoadedPipeline>, WanLoadError>;
+    fn run<B: Backend>(self, _kind: BackendKind, device: B::Device) -> Self::Output {
+        let loaded = LoadedWan::<B>::load(self.kind, self.ctx, self.params, &device)?;
+        Ok(Box::new(loaded))
+    }
+}
+
+/// Loads pipeline `kind` on `ctx.backend` with JSON `load_params`.
+pub fn load_pipeline(
+    kind: WanPipeline,
+    ctx: &LoadContext,
+    load_params: &Value,
+) -> Result<Box<dyn LoadedPipeline>, WanLoadError> {
+    crate::backend::dispatch(
+        ctx.backend,
+        LoadJob {
+            kind,
+            ctx,
+            params: load_params,
+        },
+    )
+    .map_err(|e| WanLoadError::Unsupported(e.to_string()))?
+}

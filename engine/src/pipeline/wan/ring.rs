@@ -1,0 +1,385 @@
+//! StreamDiffusionV2's sink-token-guided rolling KV cache
+//! (`chenfengxu714/StreamDiffusionV2@c5a0f20 models/wan/causal_model.py`,
+//! `CausalWanSelfAttention.forward`), one copy per stream-batch row.
+//!
+//! Per layer and row, a buffer of `frames` latent frames; the first `sink` frame slots hold
+//! the sink. It fills linearly; once full, each new frame overwrites the slot of the oldest
+//! non-sink frame (a FIFO of slots). **Adaptive sink**: when a one-frame chunk would evict,
+//! the cosine similarity between each sink frame's mean key (and mean value) and the new
+//! frame's is computed, `avg = (cos_k + cos_v)/2`; if `min(avg) < threshold` the new frame
+//! replaces the least similar sink instead. Queries attend to every filled slot (no
+//! window). A chunk written again (the same start: later denoising steps of the first chunk)
+//! overwrites the slots it took.
+//!
+//! Upstream also runs the similarity check while the buffer is still filling, comparing
+//! against sink slots that may not be written yet, and queues the result for the first
+//! eviction; here the check runs when a frame is about to be evicted, the only time it can
+//! change what is kept.
+
+use burn::tensor::{Bool, DType, Tensor, TensorData, backend::Backend};
+use std::collections::VecDeque;
+
+use crate::wan::{
+    cache::{Attend, KvCache, take_tensor, write_rows},
+    rope::Rope,
+};
+
+/// The ring's sizes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RingConfig {
+    /// Slots, in latent frames (`num_kv_cache`).
+    pub frames: usize,
+    /// Sink slots (`num_sink_tokens`, in frames).
+    pub sink: usize,
+    /// Tokens per latent frame.
+    pub frame_tokens: usize,
+    /// `adapt_sink_threshold`; below −1 never triggers (−1 turns it off, as upstream).
+    pub adapt_threshold: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct RowState {
+    /// Slots written so far.
+    filled: usize,
+    /// Non-sink slots, oldest first.
+    queue: VecDeque<usize>,
+    /// The last chunk written: its first token and the slots its frames took.
+    last: Option<(usize, Vec<usize>)>,
+    /// The first token of the frame in each slot.
+    occupant: Vec<Option<usize>>,
+}
+
+#[derive(Clone, Debug)]
+struct Layer<B: Backend> {
+    /// `[rows, frames·frame_tokens, H, d]`.
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    rows: Vec<RowState>,
+}
+
+/// One ring per stream-batch row, for every layer.
+#[derive(Clone, Debug)]
+pub struct RingCache<B: Backend> {
+    pub config: RingConfig,
+    layers: Vec<Layer<B>>,
+    /// The cache rows the next call's batch rows use.
+    active: std::ops::Range<usize>,
+    /// How many times a sink was replaced (all layers and rows).
+    pub sink_refreshes: u64,
+}
+
+impl<B: Backend> RingCache<B> {
+    /// Empty rings of `rows` rows.
+    pub fn new(
+        config: RingConfig,
+        rows: usize,
+        layers: usize,
+        heads: usize,
+        head_dim: usize,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Self {
+        let tokens = config.frames * config.frame_tokens;
+        let zeros = || Tensor::zeros([rows, tokens, heads, head_dim], (device, dtype));
+        let row = RowState {
+            occupant: vec![None; config.frames],
+            ..RowState::default()
+        };
+        Self {
+            config,
+            layers: (0..layers)
+                .map(|_| Layer {
+                    k: zeros(),
+                    v: zeros(),
+                    rows: vec![row.clone(); rows],
+                })
+                .collect(),
+            active: 0..rows,
+            sink_refreshes: 0,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.rows.len())
+    }
+
+    /// The next calls' batch rows are cache rows `rows`.
+    pub fn use_rows(&mut self, rows: std::ops::Range<usize>) {
+        assert!(rows.end <= self.rows());
+        self.active = rows;
+    }
+
+    /// Copies row 0 into `rows` rows (after the first chunk, StreamDiffusionV2 replicates
+    /// the cache once per denoising step).
+    pub fn replicate(&mut self, rows: usize) {
+        for l in &mut self.layers {
+            let k = l.k.clone().narrow(0, 0, 1);
+            let v = l.v.clone().narrow(0, 0, 1);
+            l.k = k.repeat_dim(0, rows);
+            l.v = v.repeat_dim(0, rows);
+            let first = l.rows[0].clone();
+            l.rows = vec![first; rows];
+        }
+        self.active = 0..rows;
+    }
+
+    /// The first token of the frame in each slot of (`layer`, `row`).
+    pub fn occupants(&self, layer: usize, row: usize) -> Vec<Option<usize>> {
+        self.layers[layer].rows[row].occupant.clone()
+    }
+
+    /// Moves every position back by `delta_tokens` (see [`crate::wan::cache`]): keys rotated
+    /// by `shift`, bookkeeping shifted.
+    pub fn rebase(&mut self, shift: &Rope<B>, delta_tokens: usize) {
+        for l in &mut self.layers {
+            let k = take_tensor(&mut l.k);
+            l.k = shift.apply(k);
+            for r in &mut l.rows {
+                if let Some((start, _)) = &mut r.last {
+                    *start = start.wrapping_sub(delta_tokens);
+                }
+                for o in r.occupant.iter_mut().flatten() {
+                    *o = o.wrapping_sub(delta_tokens);
+                }
+            }
+        }
+    }
+
+    /// `(cos_k + cos_v)/2` of each sink frame against the new frame, for cache row `row`.
+    ///
+    /// # Shapes
+    /// - k, v: the new frame's `[1, frame_tokens, H, d]`
+    fn sink_similarity(
+        layer: &Layer<B>,
+        cfg: &RingConfig,
+        row: usize,
+        k: &Tensor<B, 4>,
+        v: &Tensor<B, 4>,
+    ) -> Vec<f64> {
+        let fs = cfg.frame_tokens;
+        let cos = |cache: &Tensor<B, 4>, new: &Tensor<B, 4>| -> Vec<f64> {
+            let [_, _, h, d] = new.dims();
+            let sink = cache
+                .clone()
+                .narrow(0, row, 1)
+                .narrow(1, 0, cfg.sink * fs)
+                .cast(DType::F32)
+                .reshape([cfg.sink, fs, h * d])
+                .mean_dim(1)
+                .reshape([cfg.sink, h * d]);
+            let new = new
+                .clone()
+                .cast(DType::F32)
+                .reshape([1, fs, h * d])
+                .mean_dim(1)
+                .reshape([1, h * d]);
+            let dot = (sink.clone() * new.clone()).sum_dim(1);
+            let norms =
+                (sink.clone() * sink).sum_dim(1).sqrt() * (new.clone() * new).sum_dim(1).sqrt();
+            let values: Vec<f32> = (dot / norms.clamp_min(1e-8))
+                .into_data()
+                .to_vec()
+                .unwrap_or_default();
+            values.into_iter().map(f64::from).collect()
+        };
+        let (ck, cv) = (cos(&layer.k, k), cos(&layer.v, v));
+        ck.iter().zip(&cv).map(|(a, b)| (a + b) / 2.0).collect()
+    }
+}
+
+/// The sink slot the adaptive rule replaces, if any: the least similar one when the lowest
+/// similarity is below the threshold (first on ties, as `argmin`).
+pub fn adaptive_sink_choice(similarity: &[f64], threshold: f64) -> Option<usize> {
+    let (idx, min) = similarity.iter().enumerate().fold(
+        None,
+        |best: Option<(usize, f64)>, (i, s)| match best {
+            Some((_, m)) if *s >= m => best,
+            _ => Some((i, *s)),
+        },
+    )?;
+    (min < threshold).then_some(idx)
+}
+
+impl<B: Backend> KvCache<B> for RingCache<B> {
+    fn attend(
+        &mut self,
+        layer_index: usize,
+        starts: &[usize],
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+    ) -> Attend<B> {
+        let cfg = self.config;
+        let fs = cfg.frame_tokens;
+        let n = k.dims()[1] / fs;
+        let active = self.active.clone();
+        assert_eq!(starts.len(), active.len(), "one start per active row");
+        let adaptive = cfg.sink > 0 && cfg.adapt_threshold >= -1.0 && n == 1;
+        let mut refreshes = 0;
+        let layer = &mut self.layers[layer_index];
+        for (bi, row) in active.clone().enumerate() {
+            let start = starts[bi];
+            let (rk, rv) = (k.clone().narrow(0, bi, 1), v.clone().narrow(0, bi, 1));
+            let state = &layer.rows[row];
+            let slots: Vec<usize> = match &state.last {
+                Some((s, slots)) if *s == start => slots.clone(),
+                _ if state.filled + n <= cfg.frames => (state.filled..state.filled + n).collect(),
+                _ => {
+                    let mut slots = Vec::with_capacity(n);
+                    for j in 0..n {
+                        let choice = if adaptive {
+                            let fk = rk.clone().narrow(1, j * fs, fs);
+                            let fv = rv.clone().narrow(1, j * fs, fs);
+                            let sim = RingCache::sink_similarity(layer, &cfg, row, &fk, &fv);
+                            adaptive_sink_choice(&sim, cfg.adapt_threshold)
+                        } else {
+                            None
+                        };
+                        let state = &mut layer.rows[row];
+                        let slot = match choice {
+                            Some(sink) => {
+                                refreshes += 1;
+                                sink
+                            }
+                            None => {
+                                let s = state.queue.pop_front().unwrap_or(cfg.sink);
+                                state.queue.push_back(s);
+                                s
+                            }
+                        };
+                        slots.push(slot);
+                    }
+                    slots
+                }
+            };
+            let state = &mut layer.rows[row];
+            if state.last.as_ref().is_none_or(|(s, _)| *s != start)
+                && state.filled + n <= cfg.frames
+            {
+                for s in &slots {
+                    if *s >= cfg.sink {
+                        state.queue.push_back(*s);
+                    }
+                }
+                state.filled += n;
+            }
+            for (j, slot) in slots.iter().enumerate() {
+                state.occupant[*slot] = Some(start + j * fs);
+            }
+            state.last = Some((start, slots.clone()));
+            // Contiguous slots are one write.
+            let contiguous = slots.windows(2).all(|w| w[1] == w[0] + 1);
+            if contiguous {
+                let range = slots[0] * fs..(slots[0] + n) * fs;
+                write_rows(&mut layer.k, row..row + 1, range.clone(), rk);
+                write_rows(&mut layer.v, row..row + 1, range, rv);
+            } else {
+                for (j, slot) in slots.iter().enumerate() {
+                    let range = slot * fs..(slot + 1) * fs;
+                    let (fk, fv) = (
+                        rk.clone().narrow(1, j * fs, fs),
+                        rv.clone().narrow(1, j * fs, fs),
+                    );
+                    write_rows(&mut layer.k, row..row + 1, range.clone(), fk);
+                    write_rows(&mut layer.v, row..row + 1, range, fv);
+                }
+            }
+        }
+        self.sink_refreshes += refreshes;
+        let layer = &self.layers[layer_index];
+        let filled: Vec<usize> = active.clone().map(|r| layer.rows[r].filled).collect();
+        let max = filled.iter().copied().max().unwrap_or(0);
+        let rows_k = layer.k.clone().narrow(0, active.start, active.len());
+        let rows_v = layer.v.clone().narrow(0, active.start, active.len());
+        let (k, v) = (rows_k.narrow(1, 0, max * fs), rows_v.narrow(1, 0, max * fs));
+        let mask = (filled.iter().any(|f| *f != max)).then(|| {
+            let hidden: Vec<bool> = filled
+                .iter()
+                .flat_map(|f| (0..max * fs).map(move |t| t >= f * fs))
+                .collect();
+            Tensor::<B, 4, Bool>::from_data(
+                TensorData::new(hidden, [filled.len(), 1, 1, max * fs]),
+                &k.device(),
+            )
+        });
+        Attend { k, v, mask }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type B = burn::backend::Flex;
+
+    #[test]
+    fn the_rule_picks_the_least_similar_sink_below_the_threshold() {
+        assert_eq!(adaptive_sink_choice(&[0.9, 0.1, 0.5], 0.2), Some(1));
+        assert_eq!(adaptive_sink_choice(&[0.9, 0.3, 0.5], 0.2), None);
+        assert_eq!(adaptive_sink_choice(&[-0.4, -0.4, 0.5], 0.2), Some(0));
+        assert_eq!(adaptive_sink_choice(&[0.9, 0.1], -1.0), None);
+    }
+
+    /// A frame whose keys and values all point along `dir` (one token per frame, one head).
+    fn frame(dir: [f32; 2]) -> Tensor<B, 4> {
+        Tensor::from_data(
+            TensorData::new(dir.to_vec(), [1, 1, 1, 2]),
+            &Default::default(),
+        )
+    }
+
+    fn write(ring: &mut RingCache<B>, start: usize, dir: [f32; 2]) {
+        ring.attend(0, &[start], frame(dir), frame(dir));
+    }
+
+    #[test]
+    fn a_full_ring_evicts_the_oldest_non_sink_frame_or_a_dissimilar_sink() {
+        let cfg = RingConfig {
+            frames: 4,
+            sink: 2,
+            frame_tokens: 1,
+            adapt_threshold: 0.2,
+        };
+        let mut ring = RingCache::<B>::new(cfg, 1, 1, 1, 2, &Default::default(), DType::F32);
+        // Sinks along x and y, then two frames fill the ring.
+        write(&mut ring, 0, [1.0, 0.0]);
+        write(&mut ring, 1, [0.0, 1.0]);
+        write(&mut ring, 2, [1.0, 1.0]);
+        write(&mut ring, 3, [1.0, 1.0]);
+        assert_eq!(ring.occupants(0, 0), [Some(0), Some(1), Some(2), Some(3)]);
+        // A frame close to both sinks (cos 0.71 each) evicts the oldest non-sink frame.
+        write(&mut ring, 4, [1.0, 1.0]);
+        assert_eq!(ring.occupants(0, 0), [Some(0), Some(1), Some(4), Some(3)]);
+        write(&mut ring, 5, [1.0, 1.0]);
+        assert_eq!(ring.occupants(0, 0), [Some(0), Some(1), Some(4), Some(5)]);
+        // A frame along −x: cos with sink 0 is −1, with sink 1 is 0: both below 0.2, sink 0
+        // is the least similar and is replaced; the FIFO is left as it was.
+        write(&mut ring, 6, [-1.0, 0.0]);
+        assert_eq!(ring.occupants(0, 0), [Some(6), Some(1), Some(4), Some(5)]);
+        assert_eq!(ring.sink_refreshes, 1);
+        // Close to both sinks again (cos 0.71): the FIFO's oldest, slot 2.
+        write(&mut ring, 7, [-1.0, 1.0]);
+        assert_eq!(ring.occupants(0, 0), [Some(6), Some(1), Some(7), Some(5)]);
+        // The same chunk again overwrites its own slot.
+        write(&mut ring, 7, [-1.0, 0.9]);
+        assert_eq!(ring.occupants(0, 0), [Some(6), Some(1), Some(7), Some(5)]);
+    }
+
+    #[test]
+    fn rows_that_filled_less_are_masked() {
+        let cfg = RingConfig {
+            frames: 3,
+            sink: 1,
+            frame_tokens: 1,
+            adapt_threshold: -1.0,
+        };
+        let mut ring = RingCache::<B>::new(cfg, 1, 1, 1, 2, &Default::default(), DType::F32);
+        write(&mut ring, 0, [1.0, 0.0]);
+        ring.replicate(2);
+        // Row 0 takes a new frame; row 1 writes frame 0 again.
+        let kv = Tensor::cat(vec![frame([0.0, 1.0]), frame([1.0, 0.0])], 0);
+        let seen = ring.attend(0, &[1, 0], kv.clone(), kv);
+        assert_eq!(seen.k.dims(), [2, 2, 1, 2]);
+        let mask: Vec<bool> = seen.mask.unwrap().into_data().to_vec().unwrap();
+        assert_eq!(mask, [false, false, false, true]);
+    }
+}

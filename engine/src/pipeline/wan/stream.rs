@@ -1,0 +1,102 @@
+//! A [`WanStream`] as the media loop's [`Pipeline`]: RGB24 frames in (resized to the loaded
+//! size, `x/127.5 − 1`), RGB24 frames out (`(x + 1)·127.5`, rounded, clamped).
+
+use super::{Geometry, WanStream};
+use crate::{
+    frame::Frame,
+    pipeline::{Pipeline, PipelineError, Requirements, params::Params},
+};
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+
+/// Frames → `[1, 3, T, H, W]` in [-1, 1].
+pub fn frames_to_tensor<B: Backend>(
+    frames: &[Frame],
+    height: usize,
+    width: usize,
+    device: &B::Device,
+) -> Tensor<B, 5> {
+    let t = frames.len();
+    let plane = height * width;
+    let mut values = vec![0f32; 3 * t * plane];
+    for (f, frame) in frames.iter().enumerate() {
+        let resized;
+        let frame = if frame.width() as usize == width && frame.height() as usize == height {
+            frame
+        } else {
+            resized = frame.resized(width as u32, height as u32);
+            &resized
+        };
+        for (i, px) in frame.data().chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                values[(c * t + f) * plane + i] = f32::from(px[c]) / 127.5 - 1.0;
+            }
+        }
+    }
+    Tensor::from_data(
+        TensorData::new(values, [1, 3, t, height, width]),
+        (device, DType::F32),
+    )
+}
+
+/// `[1, 3, T, H, W]` in [-1, 1] → frames.
+pub fn tensor_to_frames<B: Backend>(video: Tensor<B, 5>) -> Result<Vec<Frame>, PipelineError> {
+    let [_, _, t, h, w] = video.dims();
+    let values: Vec<f32> = video
+        .cast(DType::F32)
+        .into_data()
+        .to_vec()
+        .map_err(|e| PipelineError::Fatal(format!("{e:?}")))?;
+    let plane = h * w;
+    (0..t)
+        .map(|f| {
+            let mut rgb = Vec::with_capacity(plane * 3);
+            for i in 0..plane {
+                for c in 0..3 {
+                    let x = values[(c * t + f) * plane + i];
+                    rgb.push(((x + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8);
+                }
+            }
+            Frame::new(w as u32, h as u32, rgb).map_err(|e| PipelineError::Fatal(e.to_string()))
+        })
+        .collect()
+}
+
+/// One stream as a [`Pipeline`].
+pub struct StreamPipeline<B: Backend> {
+    stream: Box<dyn WanStream<B>>,
+    geometry: Geometry,
+    device: B::Device,
+}
+
+impl<B: Backend> StreamPipeline<B> {
+    pub fn new(stream: Box<dyn WanStream<B>>, geometry: Geometry, device: B::Device) -> Self {
+        Self {
+            stream,
+            geometry,
+            device,
+        }
+    }
+}
+
+impl<B: Backend> Pipeline for StreamPipeline<B> {
+    fn prepare(&mut self, params: &Params, reset: bool) -> Result<Requirements, PipelineError> {
+        self.stream.apply(params, reset)?;
+        Ok(Requirements {
+            input_frames: self.stream.input_frames(),
+        })
+    }
+
+    fn process(
+        &mut self,
+        input: Vec<Frame>,
+        _params: &Params,
+    ) -> Result<Vec<Frame>, PipelineError> {
+        let g = &self.geometry;
+        let input = (!input.is_empty())
+            .then(|| frames_to_tensor::<B>(&input, g.height, g.width, &self.device));
+        match self.stream.next_chunk(input)?.video {
+            Some(video) => tensor_to_frames(video),
+            None => Ok(Vec::new()),
+        }
+    }
+}
