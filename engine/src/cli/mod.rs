@@ -2,9 +2,11 @@
 //! from files (how others check parity); and benchmarks. The server binary embeds [`EngineArgs`] as its `engine`
 //! subcommand; [`run`] does the work and returns the process exit code.
 
+mod generate;
 mod models;
 
 pub use crate::backend::TextEncoderDevice;
+pub use generate::{BenchLoadArgs, GenerateArgs, MakeTinyArgs, VideoCodec, peak_rss_mib};
 pub use models::default_text_dtype;
 
 use crate::{
@@ -182,6 +184,13 @@ pub enum EngineCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Run a Wan pipeline (self-forcing, longlive, streamdiffusionv2) chunk by chunk from
+    /// the files under --models-dir; writes `video` [1,3,T,H,W] in [-1,1] and `latents`
+    Generate(Box<GenerateArgs>),
+    /// Write a tiny random model set in the real file layout (for tests and CPU trials)
+    MakeTiny(MakeTinyArgs),
+    /// Write a made-up 1.3B DiT checkpoint (--make), or load one and report peak memory
+    BenchLoad(BenchLoadArgs),
     /// Time RMSNorm, RoPE, attention, one block and a full forward with random weights
     Bench {
         /// Model: 1.3b, 14b or tiny
@@ -244,6 +253,11 @@ fn check_dtype(kind: BackendKind, dtype: DType) -> Result<(), String> {
 
 /// Runs a command; returns the exit code (0 ok, 1 failure, 2 bad usage).
 pub fn run(args: EngineArgs) -> i32 {
+    run_with(args, None)
+}
+
+/// [`run`] with a codec for `.mp4` input and output (the server binary passes its own).
+pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
     let requested = match args.backend.as_deref().map(BackendKind::parse).transpose() {
         Ok(r) => r,
         Err(e) => {
@@ -261,6 +275,19 @@ pub fn run(args: EngineArgs) -> i32 {
     if let EngineCommand::Info = args.command {
         return info(requested, args.cpu, text_device);
     }
+    if let EngineCommand::MakeTiny(a) = &args.command {
+        let cpu = backend::select(requested.filter(|k| k.is_cpu()), true);
+        let result = cpu
+            .map_err(|e| e.to_string())
+            .and_then(|cpu| generate::make_tiny(a, cpu));
+        return match result {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("hanzo-live engine: {e}");
+                1
+            }
+        };
+    }
     // The text encoder alone honours --text-encoder-device cpu.
     let cpu = args.cpu
         || (matches!(
@@ -275,7 +302,20 @@ pub fn run(args: EngineArgs) -> i32 {
         }
     };
     let result = match args.command {
-        EngineCommand::Info => unreachable!("handled above"),
+        EngineCommand::Info | EngineCommand::MakeTiny(_) => unreachable!("handled above"),
+        EngineCommand::Generate(args) => backend::dispatch(
+            kind,
+            generate::GenerateJob {
+                args: *args,
+                text_device,
+                codec,
+            },
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|r| r),
+        EngineCommand::BenchLoad(args) => backend::dispatch(kind, generate::BenchLoadJob(args))
+            .map_err(|e| e.to_string())
+            .and_then(|r| r),
         EngineCommand::Forward {
             config,
             weights,

@@ -196,6 +196,11 @@ impl<B: Backend> Sdv2Stream<B> {
         self.last_frame = None;
     }
 
+    /// Sinks the adaptive rule has replaced so far (all layers and rows).
+    pub fn sink_refreshes(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| c.sink_refreshes)
+    }
+
     /// Whether the next chunk is a stream's first.
     pub fn fresh(&self) -> bool {
         self.cache.is_none()

@@ -16,7 +16,7 @@ fn size(key: &'static str, title: &'static str, default: i64, source: &'static s
         title,
         description: source,
         kind: ParamKind::Int {
-            min: 64,
+            min: 16,
             max: 2048,
             multiple_of: Some(16),
         },
