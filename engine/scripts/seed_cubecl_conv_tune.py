@@ -114,6 +114,8 @@ def main():
     ap.add_argument("--config", help="a diffusers AutoencoderKLWan config.json [default: Wan2.1's]")
     ap.add_argument("--cache-dir", default="target/autotune")
     ap.add_argument("--device-dir", default="0.10.0/device-0-0-cuda")
+    ap.add_argument("--dtype", default="F32", choices=["F32", "BF16", "F16"],
+                    help="the VAE's compute dtype (the pipelines run it in bf16 on a GPU)")
     args = ap.parse_args()
     path = os.path.join(args.cache_dir, args.device_dir, LOG)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -125,7 +127,7 @@ def main():
     added = 0
     with open(path, "a") as f:
         for call in sorted(conv_calls(args.height, args.width, args.config)):
-            e = entry(call, "F32")
+            e = entry(call, args.dtype)
             k = json.dumps(e["key"], sort_keys=True)
             if k not in have:
                 have.add(k)

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     let cli = server::config::Cli::parse();
     if let Some(server::config::Command::Engine(mut args)) = cli.command {
         args.cpu |= cli.cpu;
-        let code = engine::cli::run(args);
+        let code = engine::cli::run_with(args, Some(&server::media::mp4::Mp4Codec));
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     server::telemetry::init();

@@ -84,9 +84,12 @@ pub struct GenerateArgs {
     /// Any other load or runtime parameter: `key=<json>` (repeatable)
     #[arg(long = "set")]
     pub set: Vec<String>,
-    /// DiT/VAE compute dtype: f32, bf16 or f16 [default: bf16 on a GPU, f32 on the CPU]
+    /// DiT compute dtype: f32, bf16 or f16 [default: bf16 on a GPU, f32 on the CPU]
     #[arg(long)]
     pub dtype: Option<String>,
+    /// VAE compute dtype [default: f32]
+    #[arg(long)]
+    pub vae_dtype: Option<String>,
     /// Frame rate written into an .mp4
     #[arg(long, default_value_t = 16.0)]
     pub fps: f64,
@@ -251,6 +254,7 @@ impl WithBackend for GenerateJob<'_> {
             weights,
             backend: kind,
             dtype: a.dtype.as_deref().map(super::parse_dtype).transpose()?,
+            vae_dtype: a.vae_dtype.as_deref().map(super::parse_dtype).transpose()?,
             text_encoder_device: self.text_device,
             progress: Some(progress),
             warm_up: a.warm_up,

@@ -39,6 +39,8 @@ pub struct EncoderSettings {
     pub max_fps: f32,
     /// A keyframe at least this often (frames); keyframes are also sent on request (PLI).
     pub keyframe_interval: u32,
+    /// Let rate control skip frames (live streams); a file wants every frame.
+    pub skip_frames: bool,
 }
 
 impl Default for EncoderSettings {
@@ -47,6 +49,7 @@ impl Default for EncoderSettings {
             bitrate_bps: 4_000_000,
             max_fps: 30.0,
             keyframe_interval: 120,
+            skip_frames: true,
         }
     }
 }
@@ -66,7 +69,7 @@ impl H264Encoder {
             .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::Baseline)
             // Rate control may skip a frame (an empty access unit, which callers drop).
-            .skip_frames(true)
+            .skip_frames(settings.skip_frames)
             .intra_frame_period(IntraFramePeriod::from_num_frames(
                 settings.keyframe_interval,
             ));

@@ -6,3 +6,4 @@
 
 pub mod clip;
 pub mod h264;
+pub mod mp4;

@@ -77,8 +77,10 @@ pub enum Weights {
 pub struct LoadContext {
     pub weights: Weights,
     pub backend: BackendKind,
-    /// Compute dtype of the DiT and VAE [default: bf16 on a GPU, f32 on the CPU].
+    /// Compute dtype of the DiT [default: bf16 on a GPU, f32 on the CPU].
     pub dtype: Option<DType>,
+    /// Compute dtype of the VAE [default: f32].
+    pub vae_dtype: Option<DType>,
     pub text_encoder_device: TextEncoderDevice,
     pub progress: Option<ProgressFn>,
     /// Run one chunk before the load completes (compiles and tunes GPU kernels).
@@ -92,13 +94,20 @@ impl LoadContext {
             weights: Weights::Files(models_dir.into()),
             backend,
             dtype: None,
+            vae_dtype: None,
             text_encoder_device: TextEncoderDevice::Auto,
             progress: None,
             warm_up: !backend.is_cpu(),
         }
     }
 
-    /// The DiT/VAE dtype on the chosen backend.
+    /// The VAE's dtype: f32 unless told otherwise (on burn-cuda 0.21 a bf16 VAE trips a
+    /// fusion bug in fused reductions; see docs/perf.md).
+    pub fn vae_dtype(&self) -> DType {
+        self.vae_dtype.unwrap_or(DType::F32)
+    }
+
+    /// The DiT's dtype on the chosen backend.
     pub fn dtype(&self) -> DType {
         self.dtype.unwrap_or(if self.backend.is_cpu() {
             DType::F32
@@ -309,6 +318,7 @@ pub fn load_models<B: Backend>(
 
     // VAE.
     ctx.report(LoadStage::Vae, 0.0);
+    let dtype = ctx.vae_dtype();
     let vae = match &files {
         None => WanVae::load(
             AutoencoderKLWanConfig::wan2_1(),
