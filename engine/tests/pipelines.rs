@@ -167,28 +167,32 @@ fn worst(a: &[Tensor<B, 5>], b: &[Tensor<B, 5>]) -> f64 {
 #[test]
 fn self_forcing_equals_the_uncached_block_causal_recomputation() {
     let dir = models_dir();
-    // A 6-frame cache with a 3-frame sink: chunks 2 and 3 roll it.
-    let params = json!({"height": H, "width": W, "local_attn_size": 6, "sink_size": 3, "seed": 9});
-    let loaded = load(dir.path(), WanPipeline::SelfForcing, params);
-    let mut s = loaded.stream();
-    s.apply(
-        &runtime(WanPipeline::SelfForcing, json!({"prompts": ["a red fox"]})),
-        true,
-    )
-    .unwrap();
-    let got = run_t2v(s.as_mut(), 4);
-    let steps = FlowMatchSchedule::new(5.0)
-        .unwrap()
-        .warp_steps(&[1000, 750, 500, 250])
+    // A 6-frame cache with a 3-frame sink (chunks 2 and 3 roll it), and a sink longer than a
+    // chunk (4 of 8 frames: chunk 1's passes write into the sink).
+    for (window, sink) in [(6, 3), (8, 4)] {
+        let params = json!({"height": H, "width": W, "local_attn_size": window,
+                            "sink_size": sink, "seed": 9});
+        let loaded = load(dir.path(), WanPipeline::SelfForcing, params);
+        let mut s = loaded.stream();
+        s.apply(
+            &runtime(WanPipeline::SelfForcing, json!({"prompts": ["a red fox"]})),
+            true,
+        )
         .unwrap();
-    let ctx = context(&loaded, "a red fox");
-    let want = t2v_reference(&loaded.models.dit, &ctx, &steps, 4, 6, 3, 9);
-    let err = worst(&got, &want);
-    eprintln!("self-forcing vs uncached reference: {err:e}");
-    assert!(err <= 1e-4, "{err:e}");
-    // The video is the streaming decode of those latents.
-    let video = values(s.next_chunk(None).unwrap().video.unwrap());
-    assert_eq!(video.len(), 3 * 12 * H * W);
+        let got = run_t2v(s.as_mut(), 4);
+        let steps = FlowMatchSchedule::new(5.0)
+            .unwrap()
+            .warp_steps(&[1000, 750, 500, 250])
+            .unwrap();
+        let ctx = context(&loaded, "a red fox");
+        let want = t2v_reference(&loaded.models.dit, &ctx, &steps, 4, window, sink, 9);
+        let err = worst(&got, &want);
+        eprintln!("self-forcing (window {window}, sink {sink}) vs uncached reference: {err:e}");
+        assert!(err <= 1e-4, "{err:e}");
+        // The video is the streaming decode of those latents.
+        let video = values(s.next_chunk(None).unwrap().video.unwrap());
+        assert_eq!(video.len(), 3 * 12 * H * W);
+    }
 }
 
 #[test]
@@ -243,9 +247,9 @@ fn longlive_with_its_lora_equals_the_uncached_recomputation() {
 }
 
 /// §7's cache, frame by frame: each frame's K/V per layer; a pass over frames `[s, e)`
-/// attends to the sink frames and the last `window − sink` frames up to `e`; a recompute
-/// (`e` ≤ frames written, `s > 0`) leaves the sink frames and the frames already out of the
-/// window alone.
+/// attends to the sink frames and the last `window − sink` frames up to `e`; the re-cache
+/// (`recompute`, `s > 0`) leaves the sink frames and the frames already out of the window
+/// alone.
 /// One frame's keys and values.
 type FrameKv = (Tensor<B, 4>, Tensor<B, 4>);
 
@@ -253,7 +257,7 @@ struct FrameCache {
     window: usize,
     sink: usize,
     layers: Vec<BTreeMap<usize, FrameKv>>,
-    written: usize,
+    recompute: bool,
 }
 
 impl KvCache<B> for FrameCache {
@@ -266,7 +270,7 @@ impl KvCache<B> for FrameCache {
     ) -> Attend<B> {
         let (s, n) = (starts[0] / FS, k.dims()[1] / FS);
         let e = s + n;
-        let recompute = e <= self.written && s > 0;
+        let recompute = self.recompute && s > 0;
         let recent = e.saturating_sub(self.window - self.sink).max(self.sink);
         for f in s..e {
             if recompute && f < recent {
@@ -275,9 +279,6 @@ impl KvCache<B> for FrameCache {
             let kf = k.clone().narrow(1, (f - s) * FS, FS);
             let vf = v.clone().narrow(1, (f - s) * FS, FS);
             self.layers[layer].insert(f, (kf, vf));
-        }
-        if layer + 1 == self.layers.len() {
-            self.written = self.written.max(e);
         }
         let seen: Vec<&FrameKv> = self.layers[layer]
             .iter()
@@ -319,7 +320,7 @@ fn the_longlive_prompt_switch_equals_a_recache_computed_from_scratch() {
         window,
         sink,
         layers: vec![BTreeMap::new(); m.config.num_layers],
-        written: 0,
+        recompute: false,
     };
     let cross = |p: &str| -> CrossCache<B> { m.cross_cache(context(&loaded, p)) };
     let (panda, fox) = (cross("a panda"), cross("a red fox"));
@@ -331,7 +332,9 @@ fn the_longlive_prompt_switch_equals_a_recache_computed_from_scratch() {
             // Re-cache: the last 6 clean frames (3..9) at t = 0 under the new prompt.
             let frames = Tensor::cat(want[1..3].to_vec(), 2);
             let t = Timesteps::per_row(&[0.0], 2 * f);
+            cache.recompute = true;
             let _ = m.forward_causal(frames, &t, &[f], cross, &mut cache);
+            cache.recompute = false;
         }
         let eps = noise(42, (c * f) as u64, 2, [1, 16, f, H / 8, W / 8]);
         let mut x = eps[0].clone();
@@ -710,4 +713,74 @@ fn loading_names_the_missing_or_truncated_file() {
     .err()
     .unwrap();
     assert!(matches!(e, WanLoadError::Params(_)), "{e}");
+    // A config that does not fit the weights: the error names the file and the tensor.
+    let config = dir.path().join("Wan2.1-T2V-1.3B/config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"ffn_dim\": 32", "\"ffn_dim\": 40")).unwrap();
+    let e = LoadedWan::<B>::load(
+        WanPipeline::StreamDiffusionV2,
+        &ctx,
+        &json!({}),
+        &Default::default(),
+    )
+    .err()
+    .unwrap();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("wan_causal_dmd_v2v/model.pt: tensor blocks.0.ffn.0.weight has shape [32, 24], expected [40, 24]"),
+        "{msg}"
+    );
+    std::fs::write(&config, text).unwrap();
+
+    // bf16 where the backend cannot compute it.
+    let candle = LoadContext {
+        backend: BackendKind::Candle,
+        dtype: Some(DType::BF16),
+        ..ctx.clone()
+    };
+    #[allow(deprecated)]
+    let e = LoadedWan::<burn::backend::Candle>::load(
+        WanPipeline::StreamDiffusionV2,
+        &candle,
+        &json!({}),
+        &Default::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(e, WanLoadError::Unsupported(_)), "{e}");
+}
+
+#[test]
+fn a_load_reports_its_stages_in_order() {
+    let dir = models_dir();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let ctx = LoadContext {
+        weights: Weights::Files(dir.path().to_owned()),
+        backend: BackendKind::Flex,
+        dtype: Some(DType::F32),
+        vae_dtype: None,
+        text_encoder_device: TextEncoderDevice::Auto,
+        progress: Some(std::sync::Arc::new(move |p| log.lock().unwrap().push(p))),
+        warm_up: true,
+    };
+    LoadedWan::<B>::load(
+        WanPipeline::SelfForcing,
+        &ctx,
+        &json!({"height": 32, "width": 32}),
+        &Default::default(),
+    )
+    .unwrap();
+    let seen = seen.lock().unwrap();
+    use engine::pipeline::wan::load::LoadStage::*;
+    let mut stages: Vec<_> = seen.iter().map(|p| p.stage).collect();
+    stages.dedup();
+    assert_eq!(stages, [TextEncoder, Dit, Vae, WarmUp]);
+    assert!(
+        seen.windows(2).all(|w| w[1].overall >= w[0].overall),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last().map(|p| p.overall), Some(1.0));
+    // Tensor by tensor inside the stages, not only at their ends.
+    assert!(seen.len() > 12, "{}", seen.len());
 }

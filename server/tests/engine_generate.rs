@@ -236,6 +236,40 @@ fn longlive_switches_prompts_and_writes_an_mp4() {
 }
 
 #[test]
+fn a_transition_moves_between_prompts_over_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let run = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--pipeline",
+            "self-forcing",
+            "--prompt",
+            "a panda",
+            "--chunks",
+            "4",
+            "--steps",
+            "1000,500",
+        ];
+        args.extend_from_slice(extra);
+        let o = generate(&p(name), &args);
+        assert!(o.status.success(), "{}", text(&o));
+        video(&p(name)).data
+    };
+    let plain = run("plain.safetensors", &[]);
+    let smooth = run("smooth.safetensors", &["--transition", "1:3:a red fox"]);
+    let jump = run("jump.safetensors", &["--switch", "1:a red fox"]);
+    // Chunk 0 (the first 9 of 45 frames, in each of the 3 channel planes) is the same;
+    // afterwards all three differ.
+    let plane = 45 * 32 * 32;
+    for c in 0..3 {
+        let chunk0 = c * plane..c * plane + 9 * 32 * 32;
+        assert_eq!(plain[chunk0.clone()], smooth[chunk0]);
+    }
+    assert_ne!(plain, smooth);
+    assert_ne!(smooth, jump);
+}
+
+#[test]
 fn generate_explains_bad_requests() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.safetensors");

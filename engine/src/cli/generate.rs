@@ -60,6 +60,9 @@ pub struct GenerateArgs {
     /// Switch prompts before chunk K: `K:prompt` (repeatable; LongLive re-caches)
     #[arg(long)]
     pub switch: Vec<String>,
+    /// Start a transition before chunk K: `K:STEPS:prompt` (repeatable)
+    #[arg(long)]
+    pub transition: Vec<String>,
     /// Input video for video → video: .safetensors (`video` [1,3,T,H,W] in [-1,1]) or .mp4
     #[arg(long)]
     pub input: Option<PathBuf>,
@@ -91,7 +94,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub vae_dtype: Option<String>,
     /// Frame rate written into an .mp4
-    #[arg(long, default_value_t = 16.0)]
+    #[arg(long, default_value_t = 16.0, value_parser = positive_fps)]
     pub fps: f64,
     /// Run one chunk before timing (GPU kernel compilation)
     #[arg(long)]
@@ -130,6 +133,13 @@ pub struct BenchLoadArgs {
     pub config: Option<PathBuf>,
     #[arg(long, default_value = "bf16")]
     pub dtype: String,
+}
+
+fn positive_fps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 && f <= 1000.0 => Ok(f),
+        _ => Err(format!("{s:?} is not a frame rate (0 < fps ≤ 1000)")),
+    }
 }
 
 fn parse_json_value(s: &str) -> Value {
@@ -183,19 +193,45 @@ fn parameters(a: &GenerateArgs, kind: WanPipeline) -> Result<(Value, Value), Str
     Ok((load, runtime))
 }
 
-fn switches(a: &GenerateArgs) -> Result<BTreeMap<usize, String>, String> {
-    a.switch
-        .iter()
-        .map(|s| {
-            let (k, p) = s
-                .split_once(':')
-                .ok_or_else(|| format!("--switch {s:?}: expected CHUNK:prompt"))?;
-            let k: usize = k
-                .parse()
-                .map_err(|_| format!("--switch {s:?}: {k:?} is not a chunk index"))?;
-            Ok((k, p.to_owned()))
-        })
-        .collect()
+/// The prompt changes of `--switch K:prompt` and `--transition K:STEPS:prompt`, by chunk.
+fn prompt_events(a: &GenerateArgs) -> Result<BTreeMap<usize, ParamValue>, String> {
+    let prompt = |text: &str| {
+        vec![params::WeightedPrompt {
+            text: text.to_owned(),
+            weight: 1.0,
+        }]
+    };
+    let chunk = |flag: &str, s: &str, k: &str| {
+        k.parse::<usize>()
+            .map_err(|_| format!("--{flag} {s:?}: {k:?} is not a chunk index"))
+    };
+    let mut events = BTreeMap::new();
+    for s in &a.switch {
+        let (k, p) = s
+            .split_once(':')
+            .ok_or_else(|| format!("--switch {s:?}: expected CHUNK:prompt"))?;
+        events.insert(chunk("switch", s, k)?, ParamValue::Prompts(prompt(p)));
+    }
+    for s in &a.transition {
+        let mut parts = s.splitn(3, ':');
+        let (Some(k), Some(n), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("--transition {s:?}: expected CHUNK:STEPS:prompt"));
+        };
+        let num_steps = n
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=params::MAX_TRANSITION_STEPS).contains(n))
+            .ok_or_else(|| format!("--transition {s:?}: {n:?} is not 0 to 64 steps"))?;
+        events.insert(
+            chunk("transition", s, k)?,
+            ParamValue::Transition(params::TransitionValue {
+                target_prompts: prompt(p),
+                num_steps,
+                temporal_interpolation_method: "linear".into(),
+            }),
+        );
+    }
+    Ok(events)
 }
 
 pub(super) struct GenerateJob<'a> {
@@ -219,7 +255,7 @@ impl WithBackend for GenerateJob<'_> {
             )
         })?;
         let (load_params, runtime_json) = parameters(a, pipeline)?;
-        let switches = switches(a)?;
+        let events = prompt_events(a)?;
         let weights = match (&a.random_weights, &a.models_dir) {
             (Some(size), _) => {
                 let (dit, text) = match size.as_str() {
@@ -312,17 +348,17 @@ impl WithBackend for GenerateJob<'_> {
         let run_start = Instant::now();
         let mut first_frame = None;
         for c in 0..a.chunks {
-            if let Some(p) = switches.get(&c) {
-                let mut next = runtime.clone();
-                next.insert(
-                    "prompts".into(),
-                    ParamValue::Prompts(vec![params::WeightedPrompt {
-                        text: p.clone(),
-                        weight: 1.0,
-                    }]),
-                );
-                stream.apply(&next, false).map_err(|e| e.to_string())?;
-                runtime = next;
+            match events.get(&c) {
+                Some(p @ ParamValue::Prompts(_)) => {
+                    runtime.insert("prompts".into(), p.clone());
+                    stream.apply(&runtime, false).map_err(|e| e.to_string())?;
+                }
+                Some(t @ ParamValue::Transition(_)) => {
+                    let mut once = runtime.clone();
+                    once.insert("transition".into(), t.clone());
+                    stream.apply(&once, false).map_err(|e| e.to_string())?;
+                }
+                _ => {}
             }
             let chunk_input = match &input {
                 Some(video) => {

@@ -11,8 +11,11 @@
 //! - `local_end += e − global_end` (minus the eviction); the chunk is written at
 //!   `[local_end − n, local_end)`, so repeated passes over one chunk (later denoising steps,
 //!   the clean pass) overwrite the same slots;
-//! - a *recompute* (`e ≤ global_end` and `s > 0`: LongLive's re-cache after a prompt switch)
-//!   does not overwrite the sink tokens (LongLive's `global_sink`);
+//! - a *recompute* (LongLive's re-cache after a prompt switch, flagged by the caller with
+//!   [`WanCache::recompute`]) starting past frame 0 does not overwrite the sink tokens
+//!   (LongLive's `global_sink`); upstream infers it from `e ≤ global_end and s > 0`, which also
+//!   matches a chunk's later passes and, with a sink longer than a chunk, would leave the
+//!   first pass's noisy K/V in the sink;
 //! - the queries attend to `[max(0, local_end − max_attention), local_end)`, keeping the sink
 //!   tokens when that span would drop them.
 //!
@@ -113,6 +116,7 @@ pub fn plan(
     local_end: usize,
     start: usize,
     n: usize,
+    recompute: bool,
 ) -> Plan {
     let end = start + n;
     let grow = end as i64 - global_end as i64;
@@ -122,8 +126,7 @@ pub fn plan(
     } else {
         (0, (local_end as i64 + grow).max(n as i64) as usize)
     };
-    let recompute = end <= global_end && start > 0;
-    let write_start = if recompute {
+    let write_start = if recompute && start > 0 {
         (new_local - n).max(cfg.sink.min(new_local))
     } else {
         new_local - n
@@ -187,12 +190,13 @@ impl<B: Backend> LayerKv<B> {
         &mut self,
         cfg: &CacheConfig,
         start: usize,
+        recompute: bool,
         k: Tensor<B, 4>,
         v: Tensor<B, 4>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let n = k.dims()[1];
         let b = self.k.dims()[0];
-        let p = plan(cfg, self.global_end, self.local_end, start, n);
+        let p = plan(cfg, self.global_end, self.local_end, start, n, recompute);
         if p.evict > 0 && self.local_end > cfg.sink + p.evict {
             let (from, to) = (
                 cfg.sink + p.evict..self.local_end,
@@ -227,6 +231,9 @@ impl<B: Backend> LayerKv<B> {
 pub struct WanCache<B: Backend> {
     pub config: CacheConfig,
     pub layers: Vec<LayerKv<B>>,
+    /// The next calls recompute frames already written (LongLive's re-cache): the sink is
+    /// kept unless they start at frame 0.
+    pub recompute: bool,
 }
 
 impl<B: Backend> KvCache<B> for WanCache<B> {
@@ -243,7 +250,7 @@ impl<B: Backend> KvCache<B> for WanCache<B> {
             "WanCache rows share one position"
         );
         let config = self.config;
-        let (k, v) = self.layers[layer].update(&config, start, k, v);
+        let (k, v) = self.layers[layer].update(&config, start, self.recompute, k, v);
         Attend { k, v, mask: None }
     }
 }
@@ -270,6 +277,7 @@ impl<B: Backend> WanCache<B> {
                     local_end: 0,
                 })
                 .collect(),
+            recompute: false,
         }
     }
 
@@ -285,15 +293,6 @@ impl<B: Backend> WanCache<B> {
             l.v = l.v.clone().zeros_like();
             l.global_end = 0;
             l.local_end = 0;
-        }
-    }
-
-    /// Zeroes every buffer but keeps the positions (LongLive's re-cache without
-    /// `global_sink`).
-    pub fn zero(&mut self) {
-        for l in &mut self.layers {
-            l.k = l.k.clone().zeros_like();
-            l.v = l.v.clone().zeros_like();
         }
     }
 
@@ -323,18 +322,18 @@ mod tests {
     #[test]
     fn a_global_cache_grows_and_repeated_passes_overwrite_in_place() {
         let cfg = CacheConfig::frames(4, 0, 10);
-        let p = plan(&cfg, 0, 0, 0, 10);
+        let p = plan(&cfg, 0, 0, 0, 10, false);
         assert_eq!(
             (p.evict, p.local_end, p.write.clone(), p.spans.clone()),
             (0, 10, 0..10, std::iter::once(0..10).collect::<Vec<_>>())
         );
         // The same chunk again (next denoising step): same slots.
-        let p = plan(&cfg, 10, 10, 0, 10);
+        let p = plan(&cfg, 10, 10, 0, 10, false);
         assert_eq!(
             (p.local_end, p.write.clone(), p.spans.clone()),
             (10, 0..10, std::iter::once(0..10).collect::<Vec<_>>())
         );
-        let p = plan(&cfg, 10, 10, 10, 10);
+        let p = plan(&cfg, 10, 10, 10, 10, false);
         assert_eq!(
             (p.local_end, p.spans),
             (20, std::iter::once(0..20).collect::<Vec<_>>())
@@ -345,7 +344,7 @@ mod tests {
     fn a_window_evicts_after_the_sink_and_attends_to_sink_plus_recent() {
         // 3-frame window of 1-token frames, 1 sink frame.
         let cfg = CacheConfig::frames(3, 1, 1);
-        let p = plan(&cfg, 3, 3, 3, 1);
+        let p = plan(&cfg, 3, 3, 3, 1, false);
         assert_eq!(
             (p.evict, p.local_end, p.spans),
             (1, 3, std::iter::once(0..3).collect::<Vec<_>>())
@@ -355,7 +354,7 @@ mod tests {
             max_attention: 2,
             ..cfg
         };
-        let p = plan(&cfg, 3, 3, 3, 1);
+        let p = plan(&cfg, 3, 3, 3, 1, false);
         assert_eq!(p.spans, vec![0..1, 2..3]);
     }
 
@@ -364,10 +363,15 @@ mod tests {
         // LongLive: 12-frame window (1 token per frame here), 3 sink frames, 15 frames
         // written; the re-cache recomputes frames 3..15 in place.
         let cfg = CacheConfig::frames(12, 3, 1);
-        let p = plan(&cfg, 15, 12, 3, 12);
+        let p = plan(&cfg, 15, 12, 3, 12, true);
         assert_eq!((p.evict, p.local_end, p.write), (0, 12, 3..12));
         // Starting at frame 0 (a switch within the first 12 frames) rewrites the sink too.
-        let p = plan(&cfg, 9, 9, 0, 9);
+        let p = plan(&cfg, 9, 9, 0, 9, true);
         assert_eq!((p.local_end, p.write), (9, 0..9));
+        // A chunk's later passes are not recomputes: with a 4-frame sink, chunk 1 (frames
+        // 3..6) rewrites all its frames on every pass.
+        let cfg = CacheConfig::frames(12, 4, 1);
+        let p = plan(&cfg, 6, 6, 3, 3, false);
+        assert_eq!(p.write, 3..6);
     }
 }

@@ -271,7 +271,14 @@ pub fn load_models<B: Backend>(
                 path: f.dit_config.clone(),
                 message: e.to_string(),
             })?;
-            let ck = Checkpoint::read(&f.dit, Variant::Generator).map_err(ck_err(&f.dit))?;
+            // Self-Forcing's README and demo load the EMA weights (`--use_ema`); LongLive's
+            // config has `use_ema: false`; StreamDiffusionV2 ships `generator` only.
+            let variant = if p == WanPipeline::SelfForcing {
+                Variant::Ema
+            } else {
+                Variant::Generator
+            };
+            let ck = Checkpoint::read(&f.dit, variant).map_err(ck_err(&f.dit))?;
             (config, ck)
         }
         _ => unreachable!("files are located for Weights::Files"),
@@ -301,7 +308,8 @@ pub fn load_models<B: Backend>(
         && let Some(path) = files.as_ref().and_then(|f| f.lora.clone())
     {
         let lora = Lora::read(&path).map_err(ck_err(&path))?;
-        let scale = lora::LONGLIVE_ALPHA / lora.rank.max(1) as f64;
+        // LongLive's adapter config sets α = r (256): W += B·A.
+        let scale = lora::LONGLIVE_ALPHA / lora::LONGLIVE_RANK as f64;
         let merged = dit.merge_lora(&lora, scale).map_err(ck_err(&path))?;
         let want = lora::BLOCK_LINEARS.len() * config.num_layers;
         if merged != want {

@@ -17,6 +17,7 @@
 //! A loaded pipeline ([`LoadedWan`]) holds the models once; every stream gets its own
 //! [`WanStream`] with all its state (caches, RNG, positions, prompts).
 
+mod core;
 pub mod files;
 pub mod load;
 pub mod noise;
@@ -122,6 +123,15 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// From validated load parameters (which hold the spec's defaults).
+    pub fn from_params(p: &Params) -> Self {
+        Self {
+            height: int(p, "height").unwrap_or_default() as usize,
+            width: int(p, "width").unwrap_or_default() as usize,
+            seed: int(p, "seed").unwrap_or_default() as u64,
+        }
+    }
+
     /// Latent height and width (÷8).
     pub fn latent(&self) -> (usize, usize) {
         (self.height / 8, self.width / 8)
@@ -214,11 +224,7 @@ impl<B: Backend> LoadedWan<B> {
 
     /// Output height, width and seed.
     pub fn frame(&self) -> Geometry {
-        Geometry {
-            height: int(&self.load_params, "height").unwrap_or(512) as usize,
-            width: int(&self.load_params, "width").unwrap_or(512) as usize,
-            seed: int(&self.load_params, "seed").unwrap_or(42) as u64,
-        }
+        Geometry::from_params(&self.load_params)
     }
 
     /// A fresh stream (no prompt applied yet: call [`WanStream::apply`]).

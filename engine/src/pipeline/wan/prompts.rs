@@ -166,10 +166,16 @@ struct Running {
 }
 
 /// The prompts a stream is conditioned on, and the transition between them.
+///
+/// The media loop re-sends every parameter each chunk, so a `prompts` value is acted on only
+/// when it differs from the last one received (a transition's target leaves that value as it
+/// was: the stream does not jump back to it).
 #[derive(Default)]
 pub struct Conditioning {
     prompts: Vec<WeightedPrompt>,
     method: Interpolation,
+    /// The last `prompts` and method received through [`Self::set_prompts`].
+    received: Option<(Vec<WeightedPrompt>, Interpolation)>,
     /// The blend of `prompts` with `method`, once computed.
     blended: Option<Context>,
     /// The context the last chunk used.
@@ -192,15 +198,33 @@ impl Conditioning {
         self.transition.is_some()
     }
 
-    /// Whether the next chunk jumps to other prompts (a change that is not a transition).
-    pub fn pending_jump(&self) -> bool {
-        self.dirty && self.current.is_some() && self.transition.is_none()
+    /// Whether the next chunk jumps to another context (a change that is not a transition):
+    /// the new blend is computed (from the encoder's cache) and compared with the one in use.
+    pub fn pending_jump(
+        &mut self,
+        encode: &mut dyn FnMut(&str) -> Result<Context, String>,
+    ) -> Result<bool, String> {
+        if !self.dirty || self.transition.is_some() {
+            return Ok(false);
+        }
+        let Some(current) = self.current.clone() else {
+            return Ok(false);
+        };
+        if self.blended.is_none() {
+            self.blended = Some(blend_prompts(&self.prompts, self.method, encode)?);
+        }
+        Ok(self.blended.as_ref() != Some(&current))
     }
 
-    /// Sets the prompts (applied at once on the next chunk). The same prompts, weights and
-    /// method again change nothing.
+    /// Sets the prompts (applied at once on the next chunk). The value last received again
+    /// changes nothing, nor do the prompts already in use (a transition's target).
     pub fn set_prompts(&mut self, prompts: &[WeightedPrompt], method: Interpolation) {
-        if prompts == self.prompts.as_slice() && method == self.method && !self.dirty {
+        let incoming = (prompts.to_vec(), method);
+        if self.received.as_ref() == Some(&incoming) {
+            return;
+        }
+        self.received = Some(incoming);
+        if prompts == self.prompts() && method == self.method {
             return;
         }
         self.prompts = prompts.to_vec();
@@ -218,7 +242,12 @@ impl Conditioning {
     ) -> Result<(), String> {
         let method = self.method;
         if t.num_steps <= 0 || self.current.is_none() {
-            self.set_prompts(&t.target_prompts, method);
+            if t.target_prompts != self.prompts() {
+                self.prompts = t.target_prompts.clone();
+                self.blended = None;
+                self.transition = None;
+                self.dirty = true;
+            }
             return Ok(());
         }
         let to = blend_prompts(&t.target_prompts, method, encode)?;
@@ -427,6 +456,39 @@ mod tests {
         let jump = c.next_chunk(&mut enc).unwrap();
         assert!(jump.changed && jump.jumped);
         close(&jump.context, &[0., 0.]);
+    }
+
+    #[test]
+    fn the_prompts_resent_every_chunk_do_not_undo_a_transition() {
+        let mut enc = |p: &str| -> Result<Context, String> {
+            Ok(match p {
+                "a" => ctx(&[0.], 1),
+                _ => ctx(&[10.], 1),
+            })
+        };
+        let mut c = Conditioning::default();
+        let a = [wp("a", 1.0)];
+        c.set_prompts(&a, Interpolation::Linear);
+        c.next_chunk(&mut enc).unwrap();
+        let t = TransitionValue {
+            target_prompts: vec![wp("b", 1.0)],
+            num_steps: 2,
+            temporal_interpolation_method: "linear".into(),
+        };
+        c.start_transition(&t, &mut enc).unwrap();
+        for want in [5.0, 10.0, 10.0] {
+            // The media loop applies its (old) prompts again before each chunk.
+            c.set_prompts(&a, Interpolation::Linear);
+            assert!(!c.pending_jump(&mut enc).unwrap());
+            close(&c.next_chunk(&mut enc).unwrap().context, &[want]);
+        }
+        // The viewer now sends the target itself: nothing moves.
+        c.set_prompts(&[wp("b", 1.0)], Interpolation::Linear);
+        assert!(!c.next_chunk(&mut enc).unwrap().changed);
+        // Only the method changed, one prompt: the blend is the same, no jump.
+        c.set_prompts(&[wp("b", 1.0)], Interpolation::Slerp);
+        assert!(!c.pending_jump(&mut enc).unwrap());
+        assert!(!c.next_chunk(&mut enc).unwrap().changed);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct RingConfig {
     pub sink: usize,
     /// Tokens per latent frame.
     pub frame_tokens: usize,
-    /// `adapt_sink_threshold`; below −1 never triggers (−1 turns it off, as upstream).
+    /// `adapt_sink_threshold`; −1 (or below) turns it off, as upstream.
     pub adapt_threshold: f64,
 }
 
@@ -44,9 +44,9 @@ struct RowState {
     /// Non-sink slots, oldest first.
     queue: VecDeque<usize>,
     /// The last chunk written: its first token and the slots its frames took.
-    last: Option<(usize, Vec<usize>)>,
-    /// The first token of the frame in each slot.
-    occupant: Vec<Option<usize>>,
+    last: Option<(i64, Vec<usize>)>,
+    /// The first token of the frame in each slot (negative once re-based past it).
+    occupant: Vec<Option<i64>>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,7 +124,7 @@ impl<B: Backend> RingCache<B> {
     }
 
     /// The first token of the frame in each slot of (`layer`, `row`).
-    pub fn occupants(&self, layer: usize, row: usize) -> Vec<Option<usize>> {
+    pub fn occupants(&self, layer: usize, row: usize) -> Vec<Option<i64>> {
         self.layers[layer].rows[row].occupant.clone()
     }
 
@@ -136,10 +136,10 @@ impl<B: Backend> RingCache<B> {
             l.k = shift.apply(k);
             for r in &mut l.rows {
                 if let Some((start, _)) = &mut r.last {
-                    *start = start.wrapping_sub(delta_tokens);
+                    *start -= delta_tokens as i64;
                 }
                 for o in r.occupant.iter_mut().flatten() {
-                    *o = o.wrapping_sub(delta_tokens);
+                    *o -= delta_tokens as i64;
                 }
             }
         }
@@ -213,11 +213,12 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
         let n = k.dims()[1] / fs;
         let active = self.active.clone();
         assert_eq!(starts.len(), active.len(), "one start per active row");
-        let adaptive = cfg.sink > 0 && cfg.adapt_threshold >= -1.0 && n == 1;
+        // −1 (or below) is off: no cosine similarity is below it.
+        let adaptive = cfg.sink > 0 && cfg.adapt_threshold > -1.0 && n == 1;
         let mut refreshes = 0;
         let layer = &mut self.layers[layer_index];
         for (bi, row) in active.clone().enumerate() {
-            let start = starts[bi];
+            let start = starts[bi] as i64;
             let (rk, rv) = (k.clone().narrow(0, bi, 1), v.clone().narrow(0, bi, 1));
             let state = &layer.rows[row];
             let slots: Vec<usize> = match &state.last {
@@ -263,7 +264,7 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
                 state.filled += n;
             }
             for (j, slot) in slots.iter().enumerate() {
-                state.occupant[*slot] = Some(start + j * fs);
+                state.occupant[*slot] = Some(start + (j * fs) as i64);
             }
             state.last = Some((start, slots.clone()));
             // Contiguous slots are one write.

@@ -15,7 +15,8 @@
 //!   reading and writing cache copy `i` at its own positions; slot `i < n−1` is then re-noised
 //!   to step `i+1`, slot `n−1`'s `x0` is decoded (4 frames). Output is `n−1` chunks late; the
 //!   first `n−1` later chunks give none. Off: each chunk runs its `n` steps one after another
-//!   (step `i` on cache copy `i`), the same computation without the lag. There is no clean
+//!   (step `i` on cache copy `i`), the same computation without the lag (upstream's
+//!   `inference_wo_batch` instead keeps one cache that its last pass writes). There is no clean
 //!   pass: copy `i` holds past chunks' K/V from their step-`i` inputs.
 //! - **KV cache**: the ring of [`super::ring`] (6 frames, 3 sink, adaptive sink 0.2).
 //! - **RoPE refresh**: when a chunk would start at frame 50, positions move back so it starts
@@ -30,10 +31,11 @@
 //! (in the sequential mode: mixing noise, then one draw before each later step).
 
 use super::{
-    ChunkOutput, ChunkTimings, Geometry, WanStream, flag, float, int,
+    ChunkOutput, ChunkTimings, Geometry, WanStream,
+    core::StreamCore,
+    flag, float, int,
     load::WanModels,
     noise::{ChunkRng, Noise},
-    prompts::{Conditioning, Interpolation},
     ring::{RingCache, RingConfig},
 };
 use crate::{
@@ -50,7 +52,7 @@ use crate::{
         vae::{LatentSpace, VaeDecodeStream, VaeEncodeStream},
     },
 };
-use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 use std::{sync::Arc, time::Instant};
 
 /// The schedule's shift (`timestep_shift: 8.0`, steps not warped).
@@ -77,11 +79,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_params(p: &Params) -> Result<Self, String> {
         let s = Self {
-            geometry: Geometry {
-                height: int(p, "height").unwrap_or(512) as usize,
-                width: int(p, "width").unwrap_or(512) as usize,
-                seed: int(p, "seed").unwrap_or(42) as u64,
-            },
+            geometry: Geometry::from_params(p),
             num_kv_cache: int(p, "num_kv_cache").unwrap_or(6) as usize,
             num_sink: int(p, "num_sink_tokens").unwrap_or(3) as usize,
             adapt_sink_threshold: float(p, "adapt_sink_threshold").unwrap_or(0.2),
@@ -108,10 +106,10 @@ impl Settings {
 }
 
 /// The motion-aware noise scale: `0.9·(s_user − 0.1·d) + 0.1·s_prev`, with `d` the clamped
-/// largest RMS frame difference over 0.2.
+/// largest RMS frame difference over 0.2; kept in [0, 1] (a mix outside it would extrapolate).
 pub fn controlled_noise_scale(max_rms_diff: f64, s_user: f64, s_prev: f64) -> f64 {
     let d = (max_rms_diff / 0.2).clamp(0.0, 1.0);
-    0.9 * (s_user - 0.1 * d) + 0.1 * s_prev
+    (0.9 * (s_user - 0.1 * d) + 0.1 * s_prev).clamp(0.0, 1.0)
 }
 
 /// The first step's timestep for noise scale `s`: `int(1000·s) − 100`, at least 0.
@@ -132,20 +130,17 @@ struct Slot<B: Backend> {
 
 /// One video → video stream.
 pub struct Sdv2Stream<B: Backend> {
-    models: Arc<WanModels<B>>,
+    core: StreamCore<B>,
     pub settings: Settings,
     schedule: FlowMatchSchedule,
     steps: Vec<f64>,
     noise_scale: f64,
     controller: bool,
     manage_cache: bool,
-    cond: Conditioning,
-    cross: Option<CrossCache<B>>,
     cache: Option<RingCache<B>>,
     encoder: VaeEncodeStream<B>,
     decoder: VaeDecodeStream<B>,
     slots: Vec<Option<Slot<B>>>,
-    noise: Noise,
     position: usize,
     generated: u64,
     last_frame: Option<Tensor<B, 5>>,
@@ -161,20 +156,17 @@ impl<B: Backend> Sdv2Stream<B> {
         let encoder = models.vae.encode_stream();
         let decoder = models.vae.decode_stream();
         Self {
-            models,
+            core: StreamCore::new(models),
             settings,
             schedule: FlowMatchSchedule::new(SHIFT).unwrap_or_else(|e| unreachable!("{e}")),
             steps: vec![700.0, 500.0],
             noise_scale: 0.8,
             controller: true,
             manage_cache: true,
-            cond: Conditioning::default(),
-            cross: None,
             cache: None,
             encoder,
             decoder,
             slots: Vec::new(),
-            noise: Noise::seeded(),
             position: 0,
             generated: 0,
             last_frame: None,
@@ -186,11 +178,10 @@ impl<B: Backend> Sdv2Stream<B> {
 
     fn restart(&mut self) {
         self.cache = None;
-        self.cross = None;
-        self.encoder = self.models.vae.encode_stream();
-        self.decoder = self.models.vae.decode_stream();
+        self.encoder = self.core.models.vae.encode_stream();
+        self.decoder = self.core.models.vae.decode_stream();
         self.slots.clear();
-        self.cond.reset();
+        self.core.reset();
         self.position = 0;
         self.generated = 0;
         self.last_frame = None;
@@ -204,25 +195,6 @@ impl<B: Backend> Sdv2Stream<B> {
     /// Whether the next chunk is a stream's first.
     pub fn fresh(&self) -> bool {
         self.cache.is_none()
-    }
-
-    fn sync(&self) {
-        let _ = B::sync(self.models.dit.device());
-    }
-
-    fn draw(
-        &mut self,
-        rng: &mut ChunkRng,
-        shape: [usize; 5],
-    ) -> Result<Tensor<B, 5>, PipelineError> {
-        let values = self
-            .noise
-            .draw(rng, &shape)
-            .map_err(|e| PipelineError::Fatal(e.to_string()))?;
-        Ok(Tensor::from_data(
-            TensorData::new(values, shape),
-            (self.models.dit.device(), DType::F32),
-        ))
     }
 
     /// The largest RMS difference between consecutive frames of `[prev, input]`.
@@ -253,7 +225,7 @@ impl<B: Backend> Sdv2Stream<B> {
         rows: std::ops::Range<usize>,
         first_row_step: usize,
     ) -> Vec<Tensor<B, 5>> {
-        let dit = &self.models.dit;
+        let dit = &self.core.models.dit;
         let slots: Vec<&Slot<B>> = rows
             .clone()
             .map(|i| self.slots[i].as_ref().unwrap_or_else(|| unreachable!()))
@@ -294,21 +266,21 @@ impl<B: Backend> Sdv2Stream<B> {
         input: Tensor<B, 5>,
         cross: &CrossCache<B>,
         timings: &mut ChunkTimings,
-    ) -> Result<(Tensor<B, 5>, Tensor<B, 5>), PipelineError> {
-        let models = self.models.clone();
+    ) -> Result<Tensor<B, 5>, PipelineError> {
+        let models = self.core.models.clone();
         let started = Instant::now();
         let z = models
             .vae
             .encode_chunk(&mut self.encoder, input, self.settings.space())
             .map_err(|e| PipelineError::Retry(e.to_string()))?;
-        self.sync();
+        self.core.sync();
         timings.vae += started.elapsed();
 
         let started = Instant::now();
         let dit = &models.dit;
         let s = self.noise_scale;
         let mut rng = ChunkRng::new(self.settings.geometry.seed, 0);
-        let eps = self.draw(&mut rng, z.dims())?;
+        let eps = self.core.draw(&mut rng, z.dims())?;
         let x = eps * s + z * (1.0 - s);
         let cfg = RingConfig {
             frames: self.settings.num_kv_cache,
@@ -345,7 +317,7 @@ impl<B: Backend> Sdv2Stream<B> {
                     .as_ref()
                     .map(|s| s.rng.clone())
                     .unwrap_or_else(|| unreachable!());
-                let eps = self.draw(&mut rng, out.dims())?;
+                let eps = self.core.draw(&mut rng, out.dims())?;
                 let slot = self.slots[0].as_mut().unwrap_or_else(|| unreachable!());
                 slot.x = add_noise(&self.schedule, out, eps, self.steps[k + 1]);
                 slot.rng = rng;
@@ -358,18 +330,18 @@ impl<B: Backend> Sdv2Stream<B> {
             cache.replicate(n);
         }
         let x0 = x0.unwrap_or_else(|| unreachable!());
-        self.sync();
+        self.core.sync();
         timings.dit += started.elapsed();
         self.position = 2;
         self.generated = 2;
         self.s_prev = s;
         self.last_noise_scale = s;
-        Ok((x0.clone(), x0))
+        Ok(x0)
     }
 
     /// Moves every position back by `delta` frames (cache keys and chunks in flight).
     fn rebase(&mut self, delta: usize) {
-        let dit = &self.models.dit;
+        let dit = &self.core.models.dit;
         let shift = Rope::temporal_shift(&dit.config, -(delta as i64), dit.device());
         let fs = self.settings.geometry.frame_tokens();
         if let Some(cache) = &mut self.cache {
@@ -388,13 +360,7 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
         if reset {
             self.restart();
         }
-        let method = match params.get("prompt_interpolation_method") {
-            Some(ParamValue::Choice(m)) => Interpolation::parse(m),
-            _ => Interpolation::Linear,
-        };
-        if let Some(ParamValue::Prompts(p)) = params.get("prompts") {
-            self.cond.set_prompts(p, method);
-        }
+        self.core.apply_prompts(params)?;
         if let Some(ParamValue::Steps(s)) = params.get("denoising_step_list") {
             let steps: Vec<f64> = s.iter().map(|t| *t as f64).collect();
             if steps.len() != self.steps.len() && !self.fresh() {
@@ -412,13 +378,7 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
         if let Some(v) = flag(params, "manage_cache") {
             self.manage_cache = v;
         }
-        if let Some(ParamValue::Transition(t)) = params.get("transition") {
-            let models = self.models.clone();
-            self.cond
-                .start_transition(t, &mut |p| models.encode(p))
-                .map_err(PipelineError::Fatal)?;
-        }
-        if self.manage_cache && self.cond.pending_jump() && !self.fresh() {
+        if self.manage_cache && !self.fresh() && self.core.pending_jump()? {
             // The original restarts its stream session on a new prompt.
             self.restart();
         }
@@ -447,30 +407,16 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
             )));
         }
         let mut timings = ChunkTimings::default();
-        let models = self.models.clone();
-        let device = models.dit.device().clone();
+        let models = self.core.models.clone();
 
         let started = Instant::now();
-        let cond = self
-            .cond
-            .next_chunk(&mut |p| models.encode(p))
-            .map_err(|e| PipelineError::Fatal(format!("cannot encode the prompt: {e}")))?;
-        if cond.changed || self.cross.is_none() {
-            let rows = cond.context.values.len() / cond.context.dim;
-            let ctx: Tensor<B, 3> = Tensor::from_data(
-                TensorData::new(cond.context.values.to_vec(), [1, rows, cond.context.dim]),
-                (&device, DType::F32),
-            );
-            self.cross = Some(models.dit.cross_cache(ctx));
-        }
-        let cross = self.cross.clone().unwrap_or_else(|| unreachable!());
-        self.sync();
+        let (_, cross) = self.core.conditioning()?;
+        self.core.sync();
         timings.text = started.elapsed();
 
         let last = input.clone().narrow(2, t - 1, 1);
         let output = if self.fresh() {
-            let (x0, _) = self.first_chunk(input, &cross, &mut timings)?;
-            Some(x0)
+            Some(self.first_chunk(input, &cross, &mut timings)?)
         } else {
             let s = if self.controller {
                 controlled_noise_scale(self.motion(&input), self.noise_scale, self.s_prev)
@@ -482,15 +428,18 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
                 .vae
                 .encode_chunk(&mut self.encoder, input, self.settings.space())
                 .map_err(|e| PipelineError::Retry(e.to_string()))?;
-            self.sync();
+            self.core.sync();
             timings.vae += started.elapsed();
 
             let started = Instant::now();
             if self.position >= self.settings.rope_refresh {
-                self.rebase(self.position - (self.settings.num_kv_cache - 1));
+                // Back to `num_kv_cache − 1` (upstream), but never so far that the oldest
+                // chunk in flight (n − 1 frames back) would go below frame 0.
+                let target = (self.settings.num_kv_cache - 1).max(self.steps.len() - 1);
+                self.rebase(self.position - target);
             }
             let mut rng = ChunkRng::new(self.settings.geometry.seed, self.generated);
-            let eps = self.draw(&mut rng, z.dims())?;
+            let eps = self.core.draw(&mut rng, z.dims())?;
             let new = Slot {
                 x: eps * s + z * (1.0 - s),
                 position: self.position,
@@ -527,7 +476,7 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
                     }
                 }
             }
-            self.sync();
+            self.core.sync();
             timings.dit += started.elapsed();
             self.position += 1;
             self.generated += 1;
@@ -544,7 +493,7 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
                     .vae
                     .decode_chunk(&mut self.decoder, x0.clone(), LatentSpace::Normalized)
                     .map_err(|e| PipelineError::Fatal(e.to_string()))?;
-                self.sync();
+                self.core.sync();
                 timings.vae += started.elapsed();
                 Some(v)
             }
@@ -558,11 +507,11 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
     }
 
     fn noise(&self) -> &Noise {
-        &self.noise
+        &self.core.noise
     }
 
     fn set_noise(&mut self, noise: Noise) {
-        self.noise = noise;
+        self.core.noise = noise;
     }
 }
 
@@ -573,7 +522,7 @@ impl<B: Backend> Sdv2Stream<B> {
             .as_ref()
             .map(|s| s.rng.clone())
             .unwrap_or_else(|| unreachable!());
-        let eps = self.draw(&mut rng, x0.dims())?;
+        let eps = self.core.draw(&mut rng, x0.dims())?;
         let next = self.steps[i + 1];
         let slot = self.slots[i].as_mut().unwrap_or_else(|| unreachable!());
         slot.x = add_noise(&self.schedule, x0, eps, next);
@@ -596,6 +545,8 @@ mod tests {
         let s = controlled_noise_scale(0.1, 0.8, 0.8);
         assert!((s - 0.755).abs() < 1e-12, "{s}");
         assert_eq!(first_step(s), 655.0);
+        // The scale stays in [0, 1]: 0.9·(0.05 − 0.1) + 0.1·0 < 0 → 0.
+        assert_eq!(controlled_noise_scale(1.0, 0.05, 0.0), 0.0);
         // d clamps at 1: 0.9·(0.7 − 0.1) + 0.1·0.6 = 0.6 → t0 = 500.
         let s = controlled_noise_scale(3.0, 0.7, 0.6);
         assert!((s - 0.6).abs() < 1e-12, "{s}");

@@ -342,7 +342,8 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                         "Stream Batch",
                         "Run every denoising step of the stream in one batched DiT call per \
                          chunk (output n−1 chunks late; original). Off: each chunk's steps run \
-                         one after another.",
+                         one after another on the same per-step cache copies (same result, no \
+                         lag, n calls per chunk).",
                         true,
                         false,
                     ),

@@ -21,10 +21,11 @@
 //! (`|steps|` draws, each `[1, 16, 3, H/8, W/8]`).
 
 use super::{
-    ChunkOutput, ChunkTimings, Geometry, WanPipeline, WanStream, int,
+    ChunkOutput, ChunkTimings, Geometry, WanPipeline, WanStream,
+    core::StreamCore,
+    int,
     load::WanModels,
     noise::{ChunkRng, Noise},
-    prompts::{Conditioning, Interpolation},
 };
 use crate::{
     pipeline::{
@@ -41,7 +42,7 @@ use crate::{
         vae::{LatentSpace, VaeDecodeStream},
     },
 };
-use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 use std::{sync::Arc, time::Instant};
 
 /// Latent frames per chunk (`num_frame_per_block`).
@@ -65,11 +66,7 @@ pub struct Settings {
 impl Settings {
     /// From validated load parameters (defaults included).
     pub fn from_params(kind: WanPipeline, p: &Params) -> Result<Self, String> {
-        let geometry = Geometry {
-            height: int(p, "height").unwrap_or(480) as usize,
-            width: int(p, "width").unwrap_or(832) as usize,
-            seed: int(p, "seed").unwrap_or(42) as u64,
-        };
+        let geometry = Geometry::from_params(p);
         let local_attn_size = int(p, "local_attn_size").unwrap_or(21) as usize;
         let sink_size = int(p, "sink_size").unwrap_or(3) as usize;
         if local_attn_size < CHUNK_FRAMES || sink_size + CHUNK_FRAMES > local_attn_size {
@@ -90,16 +87,13 @@ impl Settings {
 
 /// One text → video stream.
 pub struct T2vStream<B: Backend> {
-    models: Arc<WanModels<B>>,
+    core: StreamCore<B>,
     pub settings: Settings,
     schedule: FlowMatchSchedule,
     /// The warped steps.
     steps: Vec<f64>,
-    cond: Conditioning,
-    cross: Option<CrossCache<B>>,
     cache: WanCache<B>,
     decoder: VaeDecodeStream<B>,
-    noise: Noise,
     /// RoPE position (latent frame) of the next chunk.
     position: usize,
     /// Latent frames generated (the seed offset; never re-based).
@@ -121,15 +115,12 @@ impl<B: Backend> T2vStream<B> {
         let cache = Self::empty_cache(&models, &settings);
         let decoder = models.vae.decode_stream();
         Self {
-            models,
+            core: StreamCore::new(models),
             settings,
             schedule,
             steps,
-            cond: Conditioning::default(),
-            cross: None,
             cache,
             decoder,
-            noise: Noise::seeded(),
             position: 0,
             generated: 0,
             history: None,
@@ -147,10 +138,9 @@ impl<B: Backend> T2vStream<B> {
 
     /// Starts over (same prompts and noise source).
     fn restart(&mut self) {
-        self.cache = Self::empty_cache(&self.models, &self.settings);
-        self.decoder = self.models.vae.decode_stream();
-        self.cross = None;
-        self.cond.reset();
+        self.cache = Self::empty_cache(&self.core.models, &self.settings);
+        self.decoder = self.core.models.vae.decode_stream();
+        self.core.reset();
         self.position = 0;
         self.generated = 0;
         self.history = None;
@@ -159,25 +149,6 @@ impl<B: Backend> T2vStream<B> {
     /// RoPE position of the next chunk.
     pub fn position(&self) -> usize {
         self.position
-    }
-
-    fn sync(&self) {
-        let _ = B::sync(self.models.dit.device());
-    }
-
-    fn draw(
-        &mut self,
-        rng: &mut ChunkRng,
-        shape: [usize; 5],
-    ) -> Result<Tensor<B, 5>, PipelineError> {
-        let values = self
-            .noise
-            .draw(rng, &shape)
-            .map_err(|e| PipelineError::Fatal(e.to_string()))?;
-        Ok(Tensor::from_data(
-            TensorData::new(values, shape),
-            (self.models.dit.device(), DType::F32),
-        ))
     }
 
     /// LongLive's `_recache_after_switch`: the last ≤ `local_attn_size` clean frames again
@@ -189,10 +160,13 @@ impl<B: Backend> T2vStream<B> {
         let n = history.dims()[2];
         let start = self.position - n;
         let t = Timesteps::per_row(&[0.0], n);
+        self.cache.recompute = true;
         let _ = self
+            .core
             .models
             .dit
             .forward_causal(history, &t, &[start], cross, &mut self.cache);
+        self.cache.recompute = false;
         self.recaches += 1;
     }
 
@@ -202,11 +176,8 @@ impl<B: Backend> T2vStream<B> {
             return;
         }
         let delta = self.position - self.settings.local_attn_size;
-        let shift = Rope::temporal_shift(
-            &self.models.dit.config,
-            -(delta as i64),
-            self.models.dit.device(),
-        );
+        let dit = &self.core.models.dit;
+        let shift = Rope::temporal_shift(&dit.config, -(delta as i64), dit.device());
         self.cache
             .rebase(&shift, delta * self.settings.geometry.frame_tokens());
         self.position -= delta;
@@ -219,25 +190,13 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
         if reset {
             self.restart();
         }
-        let method = match params.get("prompt_interpolation_method") {
-            Some(ParamValue::Choice(m)) => Interpolation::parse(m),
-            _ => Interpolation::Linear,
-        };
-        if let Some(ParamValue::Prompts(p)) = params.get("prompts") {
-            self.cond.set_prompts(p, method);
-        }
+        self.core.apply_prompts(params)?;
         if let Some(ParamValue::Steps(s)) = params.get("denoising_step_list") {
             let steps: Vec<u32> = s.iter().map(|t| *t as u32).collect();
             self.steps = self
                 .schedule
                 .warp_steps(&steps)
                 .map_err(|e| PipelineError::Retry(e.to_string()))?;
-        }
-        if let Some(ParamValue::Transition(t)) = params.get("transition") {
-            let models = self.models.clone();
-            self.cond
-                .start_transition(t, &mut |p| models.encode(p))
-                .map_err(PipelineError::Fatal)?;
         }
         Ok(())
     }
@@ -251,25 +210,12 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
         _input: Option<Tensor<B, 5>>,
     ) -> Result<ChunkOutput<B>, PipelineError> {
         let mut timings = ChunkTimings::default();
-        let models = self.models.clone();
+        let models = self.core.models.clone();
         let dit = &models.dit;
-        let device = dit.device().clone();
 
         let started = Instant::now();
-        let cond = self
-            .cond
-            .next_chunk(&mut |p| models.encode(p))
-            .map_err(|e| PipelineError::Fatal(format!("cannot encode the prompt: {e}")))?;
-        if cond.changed || self.cross.is_none() {
-            let rows = cond.context.values.len() / cond.context.dim;
-            let ctx: Tensor<B, 3> = Tensor::from_data(
-                TensorData::new(cond.context.values.to_vec(), [1, rows, cond.context.dim]),
-                (&device, DType::F32),
-            );
-            self.cross = Some(dit.cross_cache(ctx));
-        }
-        let cross = self.cross.clone().unwrap_or_else(|| unreachable!());
-        self.sync();
+        let (cond, cross) = self.core.conditioning()?;
+        self.core.sync();
         timings.text = started.elapsed();
 
         let started = Instant::now();
@@ -280,35 +226,35 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
         let (h, w) = self.settings.geometry.latent();
         let shape = [1, dit.config.in_dim, CHUNK_FRAMES, h, w];
         let mut rng = ChunkRng::new(self.settings.geometry.seed, self.generated);
-        let mut x = self.draw(&mut rng, shape)?;
+        let mut x = self.core.draw(&mut rng, shape)?;
         let steps = self.steps.clone();
         let mut x0 = x.clone();
         for (k, &t) in steps.iter().enumerate() {
             let ts = Timesteps::per_row(&[t], CHUNK_FRAMES);
             let v = dit.forward_causal(x.clone(), &ts, &[self.position], &cross, &mut self.cache);
-            x0 = x0_from_v(&self.schedule, x, v, t);
+            x0 = x0_from_v(&self.schedule, x.clone(), v, t);
             if let Some(&next) = steps.get(k + 1) {
-                let eps = self.draw(&mut rng, shape)?;
+                let eps = self.core.draw(&mut rng, shape)?;
                 x = add_noise(&self.schedule, x0.clone(), eps, next);
-            } else {
-                x = x0.clone();
             }
         }
         // The clean pass: the chunk's K/V at t = 0 (`context_noise`).
         let t0 = Timesteps::per_row(&[0.0], CHUNK_FRAMES);
         let _ = dit.forward_causal(x0.clone(), &t0, &[self.position], &cross, &mut self.cache);
-        let keep = self.settings.local_attn_size;
-        let history = match self.history.take() {
-            Some(h) => Tensor::cat(vec![h, x0.clone()], 2),
-            None => x0.clone(),
-        };
-        let frames = history.dims()[2];
-        self.history = Some(if frames > keep {
-            history.narrow(2, frames - keep, keep)
-        } else {
-            history
-        });
-        self.sync();
+        if self.settings.kind == WanPipeline::LongLive {
+            let keep = self.settings.local_attn_size;
+            let history = match self.history.take() {
+                Some(h) => Tensor::cat(vec![h, x0.clone()], 2),
+                None => x0.clone(),
+            };
+            let frames = history.dims()[2];
+            self.history = Some(if frames > keep {
+                history.narrow(2, frames - keep, keep)
+            } else {
+                history
+            });
+        }
+        self.core.sync();
         timings.dit = started.elapsed();
 
         let started = Instant::now();
@@ -316,7 +262,7 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
             .vae
             .decode_chunk(&mut self.decoder, x0.clone(), LatentSpace::Normalized)
             .map_err(|e| PipelineError::Fatal(e.to_string()))?;
-        self.sync();
+        self.core.sync();
         timings.vae = started.elapsed();
 
         self.position += CHUNK_FRAMES;
@@ -329,10 +275,10 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
     }
 
     fn noise(&self) -> &Noise {
-        &self.noise
+        &self.core.noise
     }
 
     fn set_noise(&mut self, noise: Noise) {
-        self.noise = noise;
+        self.core.noise = noise;
     }
 }

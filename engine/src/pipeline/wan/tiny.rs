@@ -9,7 +9,7 @@
 //! | `Wan2.1-T2V-1.3B/Wan2.1_VAE.pth` | plain state dict, original VAE keys, f32 (base_dim 4) |
 //! | `Wan2.1-T2V-1.3B/google/umt5-xxl/tokenizer.json` | a SentencePiece-style unigram tokenizer (`</s>` appended), [`tokenizer_json`] |
 //! | `Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth` | Wan T5 keys, bf16 (d_model 32, 2 layers) |
-//! | `Self-Forcing/checkpoints/self_forcing_dmd.pt` | `generator` + `generator_ema`, `model.` + Wan keys |
+//! | `Self-Forcing/checkpoints/self_forcing_dmd.pt` | `generator` + `generator_ema` (the pipeline loads the EMA weights, as the original's `--use_ema`), `model.` + Wan keys |
 //! | `LongLive-1.3B/models/longlive_base.pt`, `models/lora.pt` | the same; the LoRA as PEFT keys under `generator_lora` (rank 4) |
 //! | `StreamDiffusionV2/wan_causal_dmd_v2v/model.pt` | `generator`, `model.` + Wan keys |
 
@@ -293,8 +293,11 @@ pub fn write_model_set(
         let root = match p {
             WanPipeline::StreamDiffusionV2 => Node::dict([("generator".to_owned(), state)]),
             _ => Node::dict([
-                ("generator".to_owned(), state.clone()),
-                ("generator_ema".to_owned(), state),
+                ("generator".to_owned(), state),
+                (
+                    "generator_ema".to_owned(),
+                    dit_state(&c, seed + 30 + i as u64)?,
+                ),
             ]),
         };
         let path = local(files::Role::Dit, p);
