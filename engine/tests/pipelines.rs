@@ -2,7 +2,7 @@
 //! checked against independent, straightforward implementations written here:
 //! - Self-Forcing / LongLive: every chunk recomputed from scratch with one full forward over
 //!   all frames so far and the block-causal (window + sink) mask — no cache;
-//! - LongLive's prompt switch: a per-frame K/V store that follows §7 literally;
+//! - LongLive's prompt switch: a per-frame K/V store that follows its re-cache literally;
 //! - StreamDiffusionV2: every step of every chunk recomputed with a mask over
 //!   `[first chunk at its last step, earlier chunks at this step, this chunk]`;
 //! - the stream batch against the sequential schedule, and a stream past the RoPE table.
@@ -246,7 +246,7 @@ fn longlive_with_its_lora_equals_the_uncached_recomputation() {
     assert!(rel_err(&merged, &plain) > 1e-3);
 }
 
-/// §7's cache, frame by frame: each frame's K/V per layer; a pass over frames `[s, e)`
+/// LongLive's cache, frame by frame: each frame's K/V per layer; a pass over frames `[s, e)`
 /// attends to the sink frames and the last `window − sink` frames up to `e`; the re-cache
 /// (`recompute`, `s > 0`) leaves the sink frames and the frames already out of the window
 /// alone.

@@ -1,6 +1,7 @@
 //! `generate`, `make-tiny` and `bench-load`: the Wan pipelines from the command line, the
 //! tiny model sets, and the loader's memory figure.
 
+use super::models::host;
 use crate::{
     backend::{BackendKind, TextEncoderDevice, WithBackend},
     frame::Frame,
@@ -14,7 +15,7 @@ use crate::{
             tiny,
         },
     },
-    tensor_file::{self, F32Tensor},
+    tensor_file,
     wan::{Checkpoint, Variant, WanConfig, WanModel, umt5::Umt5Config},
 };
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
@@ -425,16 +426,6 @@ impl WithBackend for GenerateJob<'_> {
         let video = Tensor::cat(videos, 2);
         write_output::<B>(&a.out, video, Tensor::cat(latents, 2), self.codec, a.fps)
     }
-}
-
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<F32Tensor, String> {
-    let shape = t.dims().to_vec();
-    let data = t
-        .cast(DType::F32)
-        .into_data()
-        .to_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(F32Tensor::new(shape, data))
 }
 
 fn is_safetensors(p: &Path) -> bool {

@@ -451,7 +451,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             let config = match model.as_str() {
                 "1.3b" => WanConfig::t2v_1_3b(),
                 "14b" => WanConfig::t2v_14b(),
-                "tiny" => tiny_config(),
+                "tiny" => WanConfig::tiny(),
                 other => return Err(format!("unknown model {other:?} (1.3b, 14b, tiny)")),
             };
             let job = BenchJob {
@@ -533,17 +533,6 @@ fn info(requested: Option<BackendKind>, cpu: bool, text_device: TextEncoderDevic
             1
         }
     }
-}
-
-/// The golden tests' tiny config (`algorithms.md` §11).
-pub fn tiny_config() -> WanConfig {
-    let mut c = WanConfig::t2v_1_3b();
-    c.dim = 24;
-    c.ffn_dim = 32;
-    c.num_heads = 2;
-    c.num_layers = 2;
-    c.text_dim = 32;
-    c
 }
 
 struct ForwardJob {

@@ -13,7 +13,7 @@ use crate::{
 use burn::tensor::{DType, Int, Tensor, TensorData, backend::Backend};
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<F32Tensor, String> {
+pub(super) fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<F32Tensor, String> {
     let shape = t.dims().to_vec();
     let data = t
         .cast(DType::F32)

@@ -226,7 +226,7 @@ impl<B: Backend> LayerKv<B> {
     }
 }
 
-/// The self-attention caches of every layer for one stream (§4.2 semantics).
+/// The self-attention caches of every layer for one stream (the semantics above).
 #[derive(Clone, Debug)]
 pub struct WanCache<B: Backend> {
     pub config: CacheConfig,

@@ -137,6 +137,19 @@ impl WanConfig {
     ///
     /// Upstream: `Wan-Video/Wan2.1@9737cba wan/configs/wan_t2v_14B.py` (dim 5120, ffn 13824,
     /// 40 heads, 40 layers).
+    /// The tiny test model (the golden tests' and `make-tiny`'s): dim 24, 2 heads of 12,
+    /// FFN 32, 2 layers, text width 32.
+    pub fn tiny() -> Self {
+        Self {
+            dim: 24,
+            ffn_dim: 32,
+            num_heads: 2,
+            num_layers: 2,
+            text_dim: 32,
+            ..Self::t2v_1_3b()
+        }
+    }
+
     pub fn t2v_14b() -> Self {
         Self::t2v(5120, 13824, 40, 40)
     }

@@ -1,5 +1,5 @@
 //! Where the Wan pipelines' files live under `--models-dir`: the original app's layout
-//! (`hanzoai/live` `download_models.py`; `../shared/reference/scope.md` §2.3), one table for
+//! (`hanzoai/live` `download_models.py`), one table for
 //! every pipeline. The model-download manifests reuse it: each entry names the Hugging Face
 //! repository and file it comes from.
 //!

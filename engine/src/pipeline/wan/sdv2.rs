@@ -259,6 +259,24 @@ impl<B: Backend> Sdv2Stream<B> {
             .collect()
     }
 
+    /// The input frames' latents (raw μ or normalised, as the settings say).
+    fn encode(
+        &mut self,
+        input: Tensor<B, 5>,
+        timings: &mut ChunkTimings,
+    ) -> Result<Tensor<B, 5>, PipelineError> {
+        let started = Instant::now();
+        let z = self
+            .core
+            .models
+            .vae
+            .encode_chunk(&mut self.encoder, input, self.settings.space())
+            .map_err(|e| PipelineError::Retry(e.to_string()))?;
+        self.core.sync();
+        timings.vae += started.elapsed();
+        Ok(z)
+    }
+
     /// The first chunk: 5 frames → 2 latents, the steps one after another, then one cache
     /// copy per step.
     fn first_chunk(
@@ -268,13 +286,7 @@ impl<B: Backend> Sdv2Stream<B> {
         timings: &mut ChunkTimings,
     ) -> Result<Tensor<B, 5>, PipelineError> {
         let models = self.core.models.clone();
-        let started = Instant::now();
-        let z = models
-            .vae
-            .encode_chunk(&mut self.encoder, input, self.settings.space())
-            .map_err(|e| PipelineError::Retry(e.to_string()))?;
-        self.core.sync();
-        timings.vae += started.elapsed();
+        let z = self.encode(input, timings)?;
 
         let started = Instant::now();
         let dit = &models.dit;
@@ -423,13 +435,7 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
             } else {
                 self.noise_scale
             };
-            let started = Instant::now();
-            let z = models
-                .vae
-                .encode_chunk(&mut self.encoder, input, self.settings.space())
-                .map_err(|e| PipelineError::Retry(e.to_string()))?;
-            self.core.sync();
-            timings.vae += started.elapsed();
+            let z = self.encode(input, &mut timings)?;
 
             let started = Instant::now();
             if self.position >= self.settings.rope_refresh {

@@ -11,7 +11,7 @@
 //! 4. the VAE decodes the chunk, streaming.
 //!
 //! The cache holds `local_attn_size` frames (Self-Forcing 21 = its global 81-frame cache,
-//! LongLive 12); when full it rolls, keeping the first `sink_size` frames (§4.2, see
+//! LongLive 12); when full it rolls, keeping the first `sink_size` frames (see
 //! [`crate::wan::cache`]). Positions are re-based before the 1024-frame RoPE table runs out,
 //! so a stream never ends. LongLive re-caches on a prompt jump: the last ≤ `local_attn_size`
 //! clean frames run through the DiT once more at t = 0 with the new prompt, overwriting their

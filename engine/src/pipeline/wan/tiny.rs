@@ -32,15 +32,9 @@ use burn::tensor::{DType, TensorData, backend::Backend};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-/// The tiny DiT (the golden tests' shape, `algorithms.md` §11).
+/// The tiny DiT ([`WanConfig::tiny`]).
 pub fn dit_config() -> WanConfig {
-    let mut c = WanConfig::t2v_1_3b();
-    c.dim = 24;
-    c.ffn_dim = 32;
-    c.num_heads = 2;
-    c.num_layers = 2;
-    c.text_dim = 32;
-    c
+    WanConfig::tiny()
 }
 
 /// The tiny text encoder (its width is the tiny DiT's `text_dim`).
