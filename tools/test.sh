@@ -31,7 +31,10 @@ cargo test --locked -p app -p engine -p server
 
 log "browser bundle"
 tools/build-site.sh
-cargo build --locked -p server --bin hanzo-live
+# The server as the README builds it: from the root, no package named (default-members).
+cargo build --locked --bin hanzo-live
+log "server-rendered pages of that build"
+tools/check-pages.sh target/debug/hanzo-live
 
 log "Playwright (headless Chromium against the real server)"
 (cd end2end && CI=1 npx playwright test)

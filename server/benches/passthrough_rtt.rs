@@ -24,7 +24,12 @@ const SLOTS: usize = 16;
 const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(8);
 
-async fn call(app: &axum::Router, req: Request<Body>) -> Value {
+/// The bench plays one guest: its stream is owned by this cookie.
+const GUEST: &str = "hanzo_guest=00000000000000000000000000000000000000000000000000000000000000bb";
+
+async fn call(app: &axum::Router, mut req: Request<Body>) -> Value {
+    req.headers_mut()
+        .insert("cookie", axum::http::HeaderValue::from_static(GUEST));
     let resp = app.clone().oneshot(req).await.unwrap();
     let bytes = http_body_util::BodyExt::collect(resp.into_body())
         .await

@@ -18,6 +18,8 @@ use std::{
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "hanzo_session";
+/// The guest cookie's name: a random token that makes a guest's streams theirs.
+pub const GUEST_COOKIE_NAME: &str = "hanzo_guest";
 /// How long a session lives without being used (each use extends it).
 pub const SESSION_TTL_DAYS: i64 = 30;
 
@@ -70,15 +72,34 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The session token in the request's cookies, if any.
 pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
+    cookie_token(headers, COOKIE_NAME)
+}
+
+/// The guest token in the request's cookies, if any.
+pub fn guest_token_from_headers(headers: &HeaderMap) -> Option<String> {
+    cookie_token(headers, GUEST_COOKIE_NAME)
+}
+
+/// Cookie `name`'s value if it is a token (64 hex digits).
+fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim().to_owned())
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `Set-Cookie` for a guest's token (for the browser session: no `Max-Age`).
+pub fn guest_cookie(token: &str, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{GUEST_COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Whether the request reached us over HTTPS (through a proxy that says so).

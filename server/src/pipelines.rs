@@ -31,6 +31,19 @@ pub enum LoadError {
     UnknownPipeline(String),
     #[error(transparent)]
     Params(#[from] ParamError),
+    /// Streams run on the loaded pipeline; another load would pull it from under them.
+    #[error("{}", busy_message(*.running, .pipeline))]
+    Busy { running: usize, pipeline: String },
+    #[error("cannot start loading: {0}")]
+    Thread(String),
+}
+
+fn busy_message(running: usize, pipeline: &str) -> String {
+    if running == 1 {
+        format!("1 stream is running on {pipeline}; stop it first")
+    } else {
+        format!("{running} streams are running on {pipeline}; stop them first")
+    }
 }
 
 /// Where loading stands.
@@ -98,8 +111,14 @@ impl PipelineManager {
     }
 
     /// Validates and starts loading `pipeline_id`. Returns at once. Loading what is already
-    /// loaded (same id and parameters) does nothing.
-    pub fn load(self: &Arc<Self>, pipeline_id: &str, load_params: &Value) -> Result<(), LoadError> {
+    /// loaded (same id and parameters) does nothing; loading anything else while `running`
+    /// streams use the loaded pipeline is refused (one pipeline serves every stream).
+    pub fn load(
+        self: &Arc<Self>,
+        pipeline_id: &str,
+        load_params: &Value,
+        running: usize,
+    ) -> Result<(), LoadError> {
         let spec =
             spec(pipeline_id).ok_or_else(|| LoadError::UnknownPipeline(pipeline_id.into()))?;
         let mut validated = params::defaults(&spec.load_params);
@@ -116,6 +135,12 @@ impl PipelineManager {
                 && s.load_params.as_ref() == Some(&params_json);
             if same && matches!(s.status, LoadStatus::Loaded | LoadStatus::Loading) {
                 return Ok(());
+            }
+            if running > 0 {
+                return Err(LoadError::Busy {
+                    running,
+                    pipeline: s.pipeline_id.clone().unwrap_or_default(),
+                });
             }
             s.generation += 1;
             s.status = LoadStatus::Loading;
@@ -143,9 +168,7 @@ impl PipelineManager {
                 };
                 this.finish(generation, result);
             })
-            .map_err(|e| {
-                LoadError::UnknownPipeline(format!("{pipeline_id} (cannot start loader: {e})"))
-            })?;
+            .map_err(|e| LoadError::Thread(e.to_string()))?;
         Ok(())
     }
 
@@ -206,15 +229,26 @@ mod tests {
     fn loads_in_the_background_and_reports_status() {
         let m = Arc::new(PipelineManager::new());
         assert_eq!(m.status().status, LoadStatus::NotLoaded);
-        m.load("passthrough", &json!({"height": 256})).unwrap();
+        m.load("passthrough", &json!({"height": 256}), 0).unwrap();
         let s = wait_loaded(&m);
         assert_eq!(s.status, LoadStatus::Loaded);
         assert_eq!(s.pipeline_id.as_deref(), Some("passthrough"));
         assert_eq!(s.load_params, Some(json!({"height": 256, "width": 512})));
         assert_eq!(m.current().unwrap().spec().id, "passthrough");
 
-        m.load("vod", &Value::Null).unwrap();
+        m.load("vod", &Value::Null, 0).unwrap();
         assert_eq!(wait_loaded(&m).status, LoadStatus::Loaded);
+        assert_eq!(m.current().unwrap().spec().id, "vod");
+
+        // With streams on it, the same load is fine and another is refused.
+        m.load("vod", &Value::Null, 2).unwrap();
+        let e = m.load("passthrough", &Value::Null, 2).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2 streams are running on vod; stop them first"
+        );
+        let e = m.load("passthrough", &Value::Null, 1).unwrap_err();
+        assert_eq!(e.to_string(), "1 stream is running on vod; stop it first");
         assert_eq!(m.current().unwrap().spec().id, "vod");
     }
 
@@ -222,10 +256,12 @@ mod tests {
     fn bad_requests_are_refused_and_change_nothing() {
         let m = Arc::new(PipelineManager::new());
         assert!(matches!(
-            m.load("nope", &json!({})),
+            m.load("nope", &json!({}), 0),
             Err(LoadError::UnknownPipeline(_))
         ));
-        let err = m.load("passthrough", &json!({"height": 100})).unwrap_err();
+        let err = m
+            .load("passthrough", &json!({"height": 100}), 0)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "parameter 'height': must be a multiple of 16, got 100"

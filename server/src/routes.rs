@@ -76,7 +76,10 @@ async fn load_pipeline(
     if user.is_none() && state.settings.require_login {
         return Err(app::service::ServiceError::Unauthorized("sign in to stream".into()).into());
     }
-    state.pipelines.load(&req.pipeline_id, &req.load_params)?;
+    let running = state.streams.len();
+    state
+        .pipelines
+        .load(&req.pipeline_id, &req.load_params, running)?;
     Ok(Json(
         json!({ "message": "Pipeline loading initiated successfully" }),
     ))

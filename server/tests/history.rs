@@ -203,15 +203,22 @@ async fn pages_are_newest_first_and_scoped_to_their_owner(pool: SqlitePool) {
     }
 }
 
-/// Ends a stream through the API.
-async fn hang_up(api: &Api, id: &str) {
+/// Ends a stream through the API, as its owner (the holder of `cookie`).
+async fn hang_up(api: &Api, id: &str, cookie: &str) {
     let uri = format!("/api/v1/webrtc/offer/{id}");
-    let r = api.call(axum::http::Method::DELETE, &uri, None, None).await;
+    let r = api
+        .call(axum::http::Method::DELETE, &uri, Some(cookie), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
 
-/// Loads passthrough and connects a peer as the holder of `cookie`.
-async fn stream(api: &Api, cookie: Option<&str>) -> Result<(Client, String), common::api::Reply> {
+/// Loads passthrough and connects a peer as the holder of `cookie`; returns the client, the
+/// session id and the cookie that owns the stream (the user's, or the guest cookie the
+/// answer set).
+async fn stream(
+    api: &Api,
+    cookie: Option<&str>,
+) -> Result<(Client, String, String), common::api::Reply> {
     let r = api
         .post(
             "/api/v1/pipeline/load",
@@ -244,7 +251,15 @@ async fn stream(api: &Api, cookie: Option<&str>) -> Result<(Client, String), com
     client
         .wait_state(RTCPeerConnectionState::Connected, T)
         .await;
-    Ok((client, r.body["sessionId"].as_str().unwrap().to_owned()))
+    let owner = match cookie {
+        Some(c) => c.to_owned(),
+        None => common::api::cookie_of(&r.headers),
+    };
+    Ok((
+        client,
+        r.body["sessionId"].as_str().unwrap().to_owned(),
+        owner,
+    ))
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]
@@ -252,7 +267,7 @@ async fn a_signed_in_users_stream_is_written_to_the_history(pool: SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let api = Api::new(server::app(common::state(pool.clone(), dir.path())));
     let me = api.sign_up("fay").await;
-    let (mut client, id) = stream(&api, Some(&me)).await.unwrap();
+    let (mut client, id, owner) = stream(&api, Some(&me)).await.unwrap();
     let frame = Frame::new(64, 64, vec![128; 64 * 64 * 3]).unwrap();
     let sender = client.stream(vec![frame], 30.0);
     for _ in 0..10 {
@@ -279,7 +294,7 @@ async fn a_signed_in_users_stream_is_written_to_the_history(pool: SqlitePool) {
     client.next_message("parameters_updated", T).await;
     client.next_frame(T).await;
 
-    hang_up(&api, &id).await;
+    hang_up(&api, &id, &owner).await;
     sender.abort();
     client.close().await;
 
@@ -306,8 +321,9 @@ async fn a_signed_in_users_stream_is_written_to_the_history(pool: SqlitePool) {
 async fn guests_stream_without_history_unless_login_is_required(pool: SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let api = Api::new(server::app(common::state(pool.clone(), dir.path())));
-    let (client, id) = stream(&api, None).await.unwrap();
-    hang_up(&api, &id).await;
+    let (client, id, guest) = stream(&api, None).await.unwrap();
+    assert!(guest.starts_with("hanzo_guest="), "{guest}");
+    hang_up(&api, &id, &guest).await;
     client.close().await;
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
         .fetch_one(&pool)
@@ -337,7 +353,7 @@ async fn guests_stream_without_history_unless_login_is_required(pool: SqlitePool
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     client.close().await;
     let me = api.sign_up("gus").await;
-    let (client, id) = stream(&api, Some(&me)).await.unwrap();
-    hang_up(&api, &id).await;
+    let (client, id, owner) = stream(&api, Some(&me)).await.unwrap();
+    hang_up(&api, &id, &owner).await;
     client.close().await;
 }

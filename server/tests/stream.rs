@@ -19,7 +19,15 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 
 const T: Duration = Duration::from_secs(20);
 
-async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+/// The guest cookie every request of these tests carries: they play one guest.
+pub const GUEST: &str =
+    "hanzo_guest=00000000000000000000000000000000000000000000000000000000000000aa";
+
+async fn call(app: &Router, mut req: Request<Body>) -> (StatusCode, Value) {
+    if !req.headers().contains_key("cookie") {
+        req.headers_mut()
+            .insert("cookie", axum::http::HeaderValue::from_static(GUEST));
+    }
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = http_body_util::BodyExt::collect(resp.into_body())
@@ -466,6 +474,7 @@ async fn a_failing_pipeline_ends_only_its_own_session() {
         let (mut client, sdp) = Client::offer(false).await;
         let ctx = StartContext {
             id: uuid::Uuid::new_v4().to_string(),
+            owner: server::stream::owner::Owner::Guest("test".into()),
             loaded,
             initial: Default::default(),
             ice_servers: vec![],

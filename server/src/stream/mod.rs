@@ -12,12 +12,12 @@
 pub mod assembler;
 pub mod buffer;
 pub mod history;
+pub mod owner;
 pub mod processor;
 pub mod rtc;
 pub mod session;
 
 use crate::{
-    api::MaybeUser,
     error::{ApiError, ApiJson},
     state::AppState,
 };
@@ -25,11 +25,13 @@ use app::service::ServiceError;
 use axum::{
     Json, Router,
     extract::{Path, State},
-    http::StatusCode,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use engine::pipeline::params;
 use history::HistoryLog;
+use owner::Caller;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use session::{SessionHandle, StartContext, StartError};
@@ -52,6 +54,14 @@ impl Streams {
 
     pub fn get(&self, id: &str) -> Option<Arc<SessionHandle>> {
         self.lock().get(id).cloned()
+    }
+
+    /// The session `id` if `caller` owns it; anyone else gets the same 404 as for a session
+    /// that does not exist.
+    pub fn get_owned(&self, id: &str, caller: &Caller) -> Result<Arc<SessionHandle>, ApiError> {
+        self.get(id)
+            .filter(|s| caller.owns(&s.owner))
+            .ok_or_else(|| no_session(id))
     }
 
     pub fn len(&self) -> usize {
@@ -115,9 +125,10 @@ pub struct OfferRequest {
 
 async fn offer(
     State(state): State<AppState>,
-    MaybeUser(user): MaybeUser,
+    caller: Caller,
     ApiJson(req): ApiJson<OfferRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let user = caller.user;
     if user.is_none() && state.settings.require_login {
         return Err(ServiceError::Unauthorized("sign in to stream".into()).into());
     }
@@ -139,14 +150,15 @@ async fn offer(
             .map_err(|e| ApiError::Unprocessable(format!("initialParameters: {e}")))?,
     );
     let id = uuid::Uuid::new_v4().to_string();
-    let history = match &user {
-        Some(u) => {
+    let (owner, guest_cookie) = caller.new_owner()?;
+    let history = match user {
+        Some(user_id) => {
             let as_map = |v: Value| v.as_object().cloned().unwrap_or_default();
             Some(
                 HistoryLog::open(
                     state.db.clone(),
                     &id,
-                    u.id,
+                    user_id,
                     spec.id,
                     &as_map(params::to_json(loaded.load_params())),
                     &as_map(params::to_json(&initial)),
@@ -160,6 +172,7 @@ async fn offer(
     let metrics = Arc::clone(&state.metrics);
     let ctx = StartContext {
         id: id.clone(),
+        owner,
         loaded,
         initial,
         ice_servers: state
@@ -190,9 +203,11 @@ async fn offer(
     };
     tracing::info!(session = %id, pipeline = %handle.pipeline_id, "stream started");
     state.streams.insert(handle);
-    Ok(Json(
-        json!({ "sdp": answer, "type": "answer", "sessionId": id }),
-    ))
+    let body = Json(json!({ "sdp": answer, "type": "answer", "sessionId": id }));
+    Ok(match guest_cookie {
+        Some(cookie) => ([(header::SET_COOKIE, cookie)], body).into_response(),
+        None => body.into_response(),
+    })
 }
 
 /// `PATCH /api/v1/webrtc/offer/{id}` body.
@@ -203,10 +218,11 @@ pub struct TrickleRequest {
 
 async fn trickle(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<TrickleRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let session = state.streams.get(&id).ok_or_else(|| no_session(&id))?;
+    let session = state.streams.get_owned(&id, &caller)?;
     for c in req.candidates {
         session
             .add_ice_candidate(c)
@@ -218,9 +234,10 @@ async fn trickle(
 
 async fn hang_up(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let session = state.streams.get(&id).ok_or_else(|| no_session(&id))?;
+    let session = state.streams.get_owned(&id, &caller)?;
     session.request_stop();
     session.wait_finished().await;
     Ok(StatusCode::NO_CONTENT)
@@ -230,14 +247,16 @@ fn no_session(id: &str) -> ApiError {
     ApiError::NotFound(format!("no stream session {id}"))
 }
 
-/// `GET /api/v1/metrics`: the status bar's figures: system, then one entry per stream.
-async fn metrics(State(state): State<AppState>) -> Json<Value> {
+/// `GET /api/v1/metrics`: the status bar's figures: system, then one entry per stream of the
+/// caller's (another viewer's streams, ids and prompts never leave the server).
+async fn metrics(State(state): State<AppState>, caller: Caller) -> Json<Value> {
     let now = std::time::Instant::now();
     let mut body = state.metrics.snapshot_json();
     let streams: Vec<Value> = state
         .streams
         .all()
         .iter()
+        .filter(|s| caller.owns(&s.owner))
         .map(|s| {
             use std::sync::atomic::Ordering::Relaxed;
             json!({

@@ -82,6 +82,8 @@ fn internal(what: &str) -> impl FnOnce(webrtc::error::Error) -> StartError + '_ 
 /// What the registry keeps of a running session.
 pub struct SessionHandle {
     pub id: String,
+    /// Who may see and control it.
+    pub owner: super::owner::Owner,
     pub pipeline_id: String,
     pub started_at: Instant,
     pub stats: Arc<StreamStats>,
@@ -119,6 +121,7 @@ impl SessionHandle {
 /// Everything a new session needs from the server.
 pub struct StartContext {
     pub id: String,
+    pub owner: super::owner::Owner,
     pub loaded: Arc<dyn LoadedPipeline>,
     pub initial: Params,
     pub ice_servers: Vec<RTCIceServer>,
@@ -281,6 +284,7 @@ fn launch(
     let params = Arc::new(Mutex::new(ctx.initial.clone()));
     let handle = Arc::new(SessionHandle {
         id: ctx.id.clone(),
+        owner: ctx.owner.clone(),
         pipeline_id: spec.id.to_owned(),
         started_at: Instant::now(),
         stats: Arc::clone(&stats),
