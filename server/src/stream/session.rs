@@ -44,7 +44,7 @@ use webrtc::{
     },
     peer_connection::{
         PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceServer,
-        RTCPeerConnectionState, RTCSessionDescription,
+        RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
     },
 };
 
@@ -63,6 +63,13 @@ const DECODE_QUEUE: usize = 16;
 const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 /// Fewest PLIs: one per this interval.
 const PLI_MIN_INTERVAL: Duration = Duration::from_millis(500);
+/// ICE liveness: with no packet from the viewer for this long the connection is
+/// `disconnected`, this much later `failed` (the stream then ends), with keep-alives this
+/// often. A viewer that vanishes is released within about 7 s (webrtc-rs' defaults, 5 s + 25 s,
+/// held a closed tab's stream for 30 s).
+const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
+const ICE_FAILED: Duration = Duration::from_secs(4);
+const ICE_KEEPALIVE: Duration = Duration::from_secs(1);
 
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
@@ -144,8 +151,16 @@ pub async fn start(
     let config = RTCConfigurationBuilder::new()
         .with_ice_servers(ctx.ice_servers.clone())
         .build();
+    let settings = SettingEngineBuilder::new()
+        .with_ice_timeouts(
+            Some(ICE_DISCONNECTED),
+            Some(ICE_FAILED),
+            Some(ICE_KEEPALIVE),
+        )
+        .build();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(config)
+        .with_setting_engine(settings)
         .with_media_engine(engine)
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler { events: events_tx }))
@@ -420,6 +435,9 @@ impl Control {
             Arc::clone(&workers.keyframe),
         ));
         let mut channel: Option<Arc<dyn DataChannel>> = None;
+        // The viewer closing its data channel (the browser does when it stops or its page
+        // goes) ends the stream at once.
+        let (channel_closed_tx, mut channel_closed) = mpsc::unbounded_channel::<()>();
         let mut ticker = tokio::time::interval(METRICS_INTERVAL);
         let mut ticks = 0u64;
         let mut error: Option<String> = start_error;
@@ -437,6 +455,11 @@ impl Control {
                             break;
                         }
                         _ = async { stop.wait_for(|s| *s).await.is_ok() } => break,
+                        Some(()) = channel_closed.recv() => {
+                            tracing::info!(session = %self.id, "the viewer closed the data channel");
+                            channel = None;
+                            break;
+                        }
                         _ = ticker.tick() => {
                             ticks += 1;
                             self.sample_figures(ticks);
@@ -479,6 +502,7 @@ impl Control {
                             workers.updates.clone(),
                             Arc::clone(&self.params),
                             self.history.as_ref().map(|h| h.sender()),
+                            channel_closed_tx.clone(),
                         ));
                         channel = Some(dc);
                     }
@@ -692,6 +716,7 @@ async fn parameter_channel(
     updates: SyncSender<Params>,
     current: Arc<Mutex<Params>>,
     history: Option<super::history::HistorySender>,
+    closed: mpsc::UnboundedSender<()>,
 ) {
     while let Some(event) = dc.poll().await {
         match event {
@@ -708,6 +733,7 @@ async fn parameter_channel(
             _ => {}
         }
     }
+    let _ = closed.send(());
 }
 
 /// One data-channel message → the reply (`parameters_updated` or `error`).

@@ -84,6 +84,13 @@ impl Client {
     /// Builds the peer and its offer (non-trickle). `send_video` adds a camera-like track;
     /// otherwise the video transceiver is receive-only.
     pub async fn offer(send_video: bool) -> (Self, String) {
+        Self::offer_on(send_video, 0).await
+    }
+
+    /// As [`Client::offer`], the connection driven on its own reactor thread when
+    /// `reactor_threads > 0` (such a connection stops without a word when dropped:
+    /// [`Client::vanish`]).
+    pub async fn offer_on(send_video: bool, reactor_threads: usize) -> (Self, String) {
         let (engine, registry) = media_engine_and_interceptors().unwrap();
         let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
         let (state_tx, states) = mpsc::unbounded_channel();
@@ -98,6 +105,7 @@ impl Client {
                 frames: frames_tx,
             }))
             .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .with_dedicated_reactor_pool_size(reactor_threads)
             .build()
             .await
             .unwrap();
@@ -260,7 +268,18 @@ impl Client {
             .expect("frame stream ended")
     }
 
+    /// Closes as a browser does: the data channel first (an SCTP stream reset), then the
+    /// connection.
     pub async fn close(&self) {
+        let _ = self.channel.close().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let _ = self.pc.close().await;
+    }
+
+    /// Goes away without a word (a client made with [`Client::offer_on`] and a reactor
+    /// thread): dropping the connection stops its driver at its next turn, before it sends
+    /// anything more, and its socket closes; the other side only notices the silence.
+    pub fn vanish(self) {
+        drop(self);
     }
 }
