@@ -114,7 +114,7 @@ async fn run(app: &axum::Router, size: u32) -> (f64, f64, f64, Option<f64>) {
     let sent: Arc<Mutex<[Option<Instant>; SLOTS]>> = Arc::new(Mutex::new([None; SLOTS]));
     let frames: Vec<Frame> = (0..SLOTS).map(|i| marked_frame(size, i)).collect();
     let s2 = Arc::clone(&sent);
-    let sender = client.stream_timed(frames, 30.0, move |i, at| {
+    let sender = client.stream_timed(frames, 30.0, Default::default(), move |i, at| {
         s2.lock().unwrap()[i % SLOTS] = Some(at)
     });
 

@@ -207,6 +207,94 @@ async fn passthrough_returns_the_viewers_frames_resized(pool: SqlitePool) {
     client.close().await;
 }
 
+/// Fine RGB noise (a diffusion model's output at high noise: the hardest picture to code).
+fn noise_frame(w: u32, h: u32, seed: u64) -> Frame {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let data = (0..w * h * 3)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect();
+    Frame::new(w, h, data).unwrap()
+}
+
+/// Mean absolute difference between horizontally neighbouring samples: ~0 for a flat frame,
+/// tens for noise.
+fn roughness(f: &Frame) -> f64 {
+    let d = f.data();
+    let sum: u64 = d
+        .windows(4)
+        .step_by(3)
+        .map(|w| (w[0] as i64 - w[3] as i64).unsigned_abs())
+        .sum();
+    sum as f64 / (d.len() / 3) as f64
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn noise_after_flat_frames_keeps_coming_back(pool: SqlitePool) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let (_dir, app, _streams) = setup(pool);
+    // 128² and 512² are sizes at which OpenH264 once failed every frame after noise.
+    for size in [128, 256, 512] {
+        load(&app, "passthrough", json!({"height": size, "width": size})).await;
+        let (mut client, id) = connect(&app, true, json!({})).await;
+        let mut frames: Vec<Frame> = (0..10)
+            .map(|_| Frame::filled(size, size, [90, 90, 90]))
+            .collect();
+        frames.extend((0..20).map(|i| noise_frame(size, size, i)));
+        // The viewer's side codes every frame (a browser has the bandwidth on loopback).
+        let camera = server::media::h264::EncoderSettings {
+            bitrate_bps: 40_000_000,
+            ..Default::default()
+        };
+        let sent = Arc::new(AtomicUsize::new(0));
+        let sender = {
+            let sent = Arc::clone(&sent);
+            client.stream_timed(frames, 20.0, camera, move |_, _| {
+                sent.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        // Three flat → noise switches (4.5 s); noisy frames come back after every one.
+        let (mut received, mut noisy, mut switches, mut last_noisy) = (0, 0, 0, false);
+        let until = Instant::now() + Duration::from_millis(4500);
+        while Instant::now() < until {
+            let f = client.next_frame(T).await;
+            assert_eq!((f.width(), f.height()), (size, size));
+            received += 1;
+            let is_noisy = roughness(&f) > 1.0;
+            noisy += is_noisy as usize;
+            switches += (is_noisy && !last_noisy) as usize;
+            last_noisy = is_noisy;
+        }
+        sender.abort();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        while client.frames.try_recv().is_ok() {
+            received += 1;
+        }
+        let (_, m) = call(&app, common::get("/api/v1/metrics")).await;
+        let s = &m["streams"][0];
+        let sent = sent.load(Ordering::Relaxed) as u64;
+        eprintln!("{size}: sent {sent} received {received} noisy {noisy} switches {switches} {s}");
+        assert_eq!(s["encode_errors"], 0, "{size}: {s}");
+        assert!(
+            switches >= 3,
+            "{size}: {switches} switches, {noisy} noisy frames"
+        );
+        // Every frame the viewer sent arrived and decoded, and came back.
+        assert_eq!(s["frames_in"].as_u64().unwrap(), sent, "{size}: {s}");
+        assert_eq!(s["frames_out"].as_u64().unwrap(), sent, "{size}: {s}");
+        assert_eq!(received as u64, sent, "{size}: {s}");
+        hang_up(&app, &id).await;
+        client.close().await;
+    }
+}
+
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn vod_plays_the_bundled_clip_without_input(pool: SqlitePool) {
     let (_dir, app, _) = setup(pool);

@@ -6,8 +6,8 @@ use openh264::{
     OpenH264API,
     decoder::{Decoder, DecoderConfig},
     encoder::{
-        BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, Profile, RateControlMode,
-        UsageType,
+        BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, Profile, QpRange,
+        RateControlMode, UsageType,
     },
     formats::{RgbSliceU8, YUVBuffer, YUVSource},
 };
@@ -39,8 +39,19 @@ pub struct EncoderSettings {
     pub max_fps: f32,
     /// A keyframe at least this often (frames); keyframes are also sent on request (PLI).
     pub keyframe_interval: u32,
-    /// Let rate control skip frames (live streams); a file wants every frame.
+    /// Let rate control drop frames to hold the bitrate. Off by default: every generated
+    /// frame reaches the viewer, and a burst of hard frames (noise) is coded coarser and a
+    /// little over the bitrate instead of stuttering. (OpenH264 warns once per encoder that
+    /// it cannot then hold the bitrate strictly.)
     pub skip_frames: bool,
+    /// The finest quantiser rate control may pick (0..=51, lower is finer).
+    ///
+    /// OpenH264 sizes its output buffer from the picture size, and a frame of fine noise (what
+    /// a diffusion model shows at high noise) coded at a very low QP overflows it at some sizes
+    /// (128×128 and 512×512 among them): the encode fails and every later one with it. At 22
+    /// no size from 16×16 to 1024×1024 overflows, with margin (20 was the lowest that held),
+    /// and 22 is still visually lossless for camera and generated video.
+    pub min_qp: u8,
 }
 
 impl Default for EncoderSettings {
@@ -49,36 +60,64 @@ impl Default for EncoderSettings {
             bitrate_bps: 4_000_000,
             max_fps: 30.0,
             keyframe_interval: 120,
-            skip_frames: true,
+            skip_frames: false,
+            min_qp: 22,
         }
     }
 }
 
 /// RGB frames in, Annex-B access units out.
+///
+/// An encode that fails (OpenH264 leaves its encoder unusable after one) restarts the encoder
+/// at a coarser quantiser and encodes the frame again as a keyframe: the stream goes on, a
+/// little coarser, instead of failing frame after frame.
 pub struct H264Encoder {
     encoder: Encoder,
+    settings: EncoderSettings,
     keyframe_requested: bool,
+    restarts: u32,
+}
+
+/// How much coarser the quantiser gets on each restart.
+const RESTART_QP_STEP: u8 = 8;
+
+fn open(settings: &EncoderSettings) -> Result<Encoder, CodecError> {
+    let min_qp = settings.min_qp.min(51);
+    let config = EncoderConfig::new()
+        .bitrate(BitRate::from_bps(settings.bitrate_bps))
+        .max_frame_rate(FrameRate::from_hz(settings.max_fps))
+        .rate_control_mode(RateControlMode::Bitrate)
+        .usage_type(UsageType::CameraVideoRealTime)
+        .profile(Profile::Baseline)
+        // With skipping on, rate control may skip a frame (an empty access unit, which
+        // callers drop).
+        .skip_frames(settings.skip_frames)
+        .qp(QpRange::new(min_qp, 51))
+        .intra_frame_period(IntraFramePeriod::from_num_frames(
+            settings.keyframe_interval,
+        ));
+    Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| CodecError::new("encoder init", e))
 }
 
 impl H264Encoder {
     pub fn new(settings: EncoderSettings) -> Result<Self, CodecError> {
-        let config = EncoderConfig::new()
-            .bitrate(BitRate::from_bps(settings.bitrate_bps))
-            .max_frame_rate(FrameRate::from_hz(settings.max_fps))
-            .rate_control_mode(RateControlMode::Bitrate)
-            .usage_type(UsageType::CameraVideoRealTime)
-            .profile(Profile::Baseline)
-            // Rate control may skip a frame (an empty access unit, which callers drop).
-            .skip_frames(settings.skip_frames)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(
-                settings.keyframe_interval,
-            ));
-        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
-            .map_err(|e| CodecError::new("encoder init", e))?;
         Ok(Self {
-            encoder,
+            encoder: open(&settings)?,
+            settings,
             keyframe_requested: false,
+            restarts: 0,
         })
+    }
+
+    /// How often a failed encode restarted the encoder.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// The finest quantiser the encoder may use now (raised by restarts).
+    pub fn min_qp(&self) -> u8 {
+        self.settings.min_qp
     }
 
     /// The next encoded frame will be a keyframe (IDR).
@@ -109,12 +148,47 @@ impl H264Encoder {
         if std::mem::take(&mut self.keyframe_requested) {
             self.encoder.force_intra_frame();
         }
-        let bitstream = self
-            .encoder
+        let first = match self.encoder.encode(&yuv).map(|b| b.to_vec()) {
+            Ok(data) => return Ok(data),
+            Err(e) => e,
+        };
+        // The failed encoder is stuck: open a coarser one and code this frame as a keyframe.
+        let coarser = self.settings.min_qp.saturating_add(RESTART_QP_STEP).min(51);
+        let settings = EncoderSettings {
+            min_qp: coarser,
+            ..self.settings
+        };
+        self.encoder = open(&settings)?;
+        self.settings = settings;
+        self.restarts += 1;
+        self.encoder.force_intra_frame();
+        self.encoder
             .encode(&yuv)
-            .map_err(|e| CodecError::new("encode", e))?;
-        Ok(bitstream.to_vec())
+            .map(|b| b.to_vec())
+            .map_err(|again| {
+                CodecError::new(
+                    "encode",
+                    format!("{first}; again after a restart at min QP {coarser}: {again}"),
+                )
+            })
     }
+}
+
+/// Whether an Annex-B access unit holds an IDR slice (a decoder can start from it).
+pub fn is_keyframe(annexb: &[u8]) -> bool {
+    openh264::nal_units(annexb).any(|nal| nal_type(nal) == 5)
+}
+
+/// The type of a NAL unit with or without its start code.
+fn nal_type(nal: &[u8]) -> u8 {
+    let start = if nal.starts_with(&[0, 0, 0, 1]) {
+        4
+    } else if nal.starts_with(&[0, 0, 1]) {
+        3
+    } else {
+        0
+    };
+    nal.get(start).map_or(0, |b| b & 0x1f)
 }
 
 /// Annex-B in, RGB frames out.
@@ -214,10 +288,9 @@ mod tests {
         let second = enc.encode(&test_frame(64, 64, 4)).unwrap();
         enc.request_keyframe();
         let third = enc.encode(&test_frame(64, 64, 8)).unwrap();
-        let has_idr = |au: &[u8]| openh264::nal_units(au).any(|n| nal_type(n) == 5);
-        assert!(has_idr(&first));
-        assert!(!has_idr(&second));
-        assert!(has_idr(&third));
+        assert!(is_keyframe(&first));
+        assert!(!is_keyframe(&second));
+        assert!(is_keyframe(&third));
     }
 
     #[test]
@@ -237,14 +310,85 @@ mod tests {
         assert!(fresh.decode(&garbage).map(|f| f.is_empty()).unwrap_or(true));
     }
 
-    fn nal_type(nal: &[u8]) -> u8 {
-        let start = if nal.starts_with(&[0, 0, 0, 1]) {
-            4
-        } else if nal.starts_with(&[0, 0, 1]) {
-            3
-        } else {
-            0
+    /// Fine RGB noise, the hardest picture to code (a diffusion model's output at high noise).
+    pub(crate) fn noise_frame(w: u32, h: u32, seed: u64) -> Frame {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let data = (0..w * h * 3)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as u8
+            })
+            .collect();
+        Frame::new(w, h, data).unwrap()
+    }
+
+    /// Flat frames, then noise, with keyframes requested now and then; returns the encoder
+    /// and how many frames a decoder got back from its output.
+    fn flat_then_noise(settings: EncoderSettings, w: u32, h: u32) -> (H264Encoder, usize, usize) {
+        let mut enc = H264Encoder::new(settings).unwrap();
+        let mut dec = H264Decoder::new().unwrap();
+        let (mut coded, mut decoded) = (0, 0);
+        for i in 0..40u64 {
+            let frame = if i < 10 {
+                Frame::filled(w, h, [90, 90, 90])
+            } else {
+                noise_frame(w, h, i)
+            };
+            if i % 7 == 0 {
+                enc.request_keyframe();
+            }
+            let au = enc
+                .encode(&frame)
+                .unwrap_or_else(|e| panic!("{w}x{h} frame {i}: {e}"));
+            if !au.is_empty() {
+                coded += 1;
+                for f in dec.decode(&au).unwrap() {
+                    assert_eq!((f.width(), f.height()), (w, h));
+                    decoded += 1;
+                }
+            }
+        }
+        decoded += dec.flush().unwrap().len();
+        (enc, coded, decoded)
+    }
+
+    #[test]
+    fn noise_after_flat_frames_encodes_at_every_size() {
+        let file = EncoderSettings {
+            bitrate_bps: 20_000_000,
+            ..EncoderSettings::default()
         };
-        nal.get(start).map_or(0, |b| b & 0x1f)
+        let skipping = EncoderSettings {
+            skip_frames: true,
+            ..EncoderSettings::default()
+        };
+        for (w, h) in [(64, 64), (128, 128), (256, 256), (512, 512), (832, 480)] {
+            for settings in [EncoderSettings::default(), file, skipping] {
+                let (enc, coded, decoded) = flat_then_noise(settings, w, h);
+                assert_eq!(enc.restarts(), 0, "{w}x{h}: the encoder had to restart");
+                assert_eq!(decoded, coded, "{w}x{h}: frames lost in decoding");
+                if !settings.skip_frames {
+                    assert_eq!(coded, 40, "{w}x{h}: frames were skipped");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_encode_restarts_coarser_and_the_stream_goes_on() {
+        // At min QP 0 noise overflows OpenH264's buffer at 128×128 (see `min_qp`).
+        let settings = EncoderSettings {
+            min_qp: 0,
+            ..EncoderSettings::default()
+        };
+        let (enc, coded, decoded) = flat_then_noise(settings, 128, 128);
+        assert!(
+            enc.restarts() >= 1,
+            "min QP 0 no longer overflows: retune the test"
+        );
+        assert!(enc.min_qp() >= RESTART_QP_STEP);
+        assert_eq!((coded, decoded), (40, 40));
     }
 }

@@ -55,7 +55,7 @@ impl Mp4Codec {
             bitrate_bps: bitrate,
             max_fps: fps as f32,
             keyframe_interval: (fps * 2.0).round().max(1.0) as u32,
-            skip_frames: false,
+            ..EncoderSettings::default()
         })
         .map_err(|e| e.to_string())?;
         let (mut sps, mut pps) = (None, None);

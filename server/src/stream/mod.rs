@@ -269,6 +269,7 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Json<Value> {
                 "frames_in": s.stats.frames_in.load(Relaxed),
                 "frames_out": s.stats.frames_out.load(Relaxed),
                 "dropped_out": s.stats.dropped_out.load(Relaxed),
+                "encode_errors": s.stats.encode_errors.load(Relaxed),
                 "parameters": params::to_json(&s.params.lock().unwrap_or_else(|p| p.into_inner())),
             })
         })

@@ -33,6 +33,8 @@ pub const FPS_UPDATE_INTERVAL: Duration = Duration::from_millis(500);
 pub const OUTPUT_QUEUE_CHUNKS: usize = 3;
 /// How long a thread waits before it looks at the stop flag again.
 const POLL: Duration = Duration::from_millis(25);
+/// This many encode failures in a row end the stream (the encoder restarts after each).
+const MAX_ENCODE_FAILURES: u32 = 30;
 
 /// Figures of one stream, shared by its threads and read by the metrics.
 #[derive(Default)]
@@ -45,6 +47,8 @@ pub struct StreamStats {
     pub frames_out: AtomicU64,
     /// Output frames dropped because the queue was full.
     pub dropped_out: AtomicU64,
+    /// Output frames the encoder could not code (even after restarting).
+    pub encode_errors: AtomicU64,
     /// Current pacing rate (f64 bits).
     pipeline_fps: AtomicU64,
     /// Recent frame-received → frame-sent latencies, in microseconds.
@@ -284,7 +288,9 @@ pub struct EncodedFrame {
     pub origin: Instant,
 }
 
-/// Paces, encodes and hands frames to the writer.
+/// Paces, encodes and hands frames to the writer. An encoder that cannot start, or fails
+/// [`MAX_ENCODE_FAILURES`] frames in a row, ends the stream through `on_fail`.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_output(
     name: &str,
     frames: Receiver<TimedFrame>,
@@ -293,6 +299,7 @@ pub fn spawn_output(
     encoded: tokio::sync::mpsc::Sender<EncodedFrame>,
     stop: Arc<AtomicBool>,
     stats: Arc<StreamStats>,
+    on_fail: Box<dyn FnOnce(String) + Send>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("out-{name}"))
@@ -301,10 +308,12 @@ pub fn spawn_output(
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the encoder");
-                    stop.store(true, Ordering::Relaxed);
+                    on_fail(format!("cannot start the video encoder: {e}"));
                     return;
                 }
             };
+            let mut failures_in_a_row = 0u32;
+            let mut restarts = 0u32;
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 let item = match frames.recv_timeout(POLL) {
@@ -323,11 +332,35 @@ pub fn spawn_output(
                 if keyframe.swap(false, Ordering::Relaxed) {
                     encoder.request_keyframe();
                 }
-                let data = match encoder.encode(&item.frame) {
-                    Ok(d) if !d.is_empty() => d,
-                    Ok(_) => continue,
+                let result = encoder.encode(&item.frame);
+                if encoder.restarts() != restarts {
+                    restarts = encoder.restarts();
+                    tracing::warn!(
+                        restarts,
+                        min_qp = encoder.min_qp(),
+                        "the encoder failed a frame and restarted coarser"
+                    );
+                }
+                let data = match result {
+                    Ok(d) => {
+                        failures_in_a_row = 0;
+                        if d.is_empty() {
+                            continue; // rate control skipped it
+                        }
+                        d
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "frame not encoded");
+                        let total = stats.encode_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                        failures_in_a_row += 1;
+                        if failures_in_a_row >= MAX_ENCODE_FAILURES {
+                            on_fail(format!(
+                                "the video encoder failed {failures_in_a_row} frames in a row: {e}"
+                            ));
+                            return;
+                        }
+                        if total == 1 || total.is_multiple_of(100) {
+                            tracing::warn!(error = %e, total, "frame not encoded");
+                        }
                         continue;
                     }
                 };

@@ -1,5 +1,6 @@
 //! webrtc-rs building blocks: the codec we negotiate, the interceptor chain (NACK, RTCP
-//! reports, and keyframe requests forwarded to us), and the peer-connection event handler.
+//! reports, and keyframe requests forwarded to us), the runtime (tokio, with roomy UDP
+//! buffers) and the peer-connection event handler.
 
 use rtc::{
     interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket},
@@ -10,7 +11,15 @@ use rtc::{
     rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind},
     sansio::Protocol,
 };
-use std::{collections::VecDeque, sync::Arc, time::Instant};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio::sync::mpsc::UnboundedSender;
 use webrtc::{
     data_channel::DataChannel,
@@ -18,6 +27,10 @@ use webrtc::{
     peer_connection::{
         MediaEngine, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
         Registry, register_default_interceptors,
+    },
+    runtime::{
+        AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, Runtime,
+        TokioRuntime,
     },
 };
 
@@ -50,6 +63,101 @@ pub fn h264_codec() -> RTCRtpCodec {
         channels: 0,
         sdp_fmtp_line: H264_FMTP.to_owned(),
         rtcp_feedback: feedback,
+    }
+}
+
+/// The UDP receive and send buffers asked for (Linux caps them at `net.core.rmem_max` /
+/// `wmem_max`).
+///
+/// A video frame leaves its sender as a burst of packets: a keyframe of a noisy 512×512
+/// picture is ~200 KB, 170 packets at once from a sender that does not pace. The kernel's
+/// default 208 KB buffer (which counts ~2 KB per packet) overflows before the reactor reads,
+/// and the loss costs a NACK round trip or a keyframe; 4 MB holds a second of 30 Mbit/s.
+pub const UDP_BUFFER_BYTES: usize = 4 << 20;
+
+/// tokio, as webrtc-rs runs it, with [`UDP_BUFFER_BYTES`] socket buffers.
+#[derive(Debug)]
+pub struct RoomyUdpRuntime(TokioRuntime);
+
+impl RoomyUdpRuntime {
+    pub fn shared() -> Arc<dyn Runtime> {
+        Arc::new(Self(TokioRuntime))
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl Runtime for RoomyUdpRuntime {
+    fn spawn(&self, future: BoxFuture<'static, ()>) -> Box<dyn JoinHandle> {
+        self.0.spawn(future)
+    }
+
+    fn spawn_reactor(&self, pool: usize, future: BoxFuture<'static, ()>) -> Box<dyn JoinHandle> {
+        self.0.spawn_reactor(pool, future)
+    }
+
+    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        let s = socket2::SockRef::from(&socket);
+        // Best effort: a smaller buffer than asked for still works, with more loss on bursts.
+        let _ = s.set_send_buffer_size(UDP_BUFFER_BYTES);
+        let got = s
+            .set_recv_buffer_size(UDP_BUFFER_BYTES)
+            .and_then(|()| s.recv_buffer_size())
+            .unwrap_or(0);
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        if got < UDP_BUFFER_BYTES {
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    asked = UDP_BUFFER_BYTES,
+                    got,
+                    "UDP receive buffer smaller than asked: raise net.core.rmem_max \
+                     (sysctl -w net.core.rmem_max=4194304) or bursts of video may be lost"
+                )
+            });
+        }
+        self.0.wrap_udp_socket(socket)
+    }
+
+    fn wrap_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
+        self.0.wrap_tcp_listener(listener)
+    }
+
+    fn connect_tcp<'a>(
+        &'a self,
+        remote_addr: SocketAddr,
+    ) -> BoxFuture<'a, io::Result<Arc<dyn AsyncTcpStream>>> {
+        self.0.connect_tcp(remote_addr)
+    }
+
+    fn resolve_host<'a>(&'a self, host: &'a str) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
+        self.0.resolve_host(host)
+    }
+
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        self.0.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        self.0.interval(period)
+    }
+
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        self.0.block_on(future)
+    }
+
+    fn yield_now(&self) -> BoxFuture<'static, ()> {
+        self.0.yield_now()
+    }
+
+    fn name(&self) -> &'static str {
+        "tokio (roomy UDP buffers)"
     }
 }
 

@@ -165,6 +165,7 @@ pub async fn start(
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler { events: events_tx }))
         .with_udp_addrs(ctx.udp_addrs.clone())
+        .with_runtime(super::rtc::RoomyUdpRuntime::shared())
         .build()
         .await
         .map_err(internal("peer connection"))?;
@@ -331,8 +332,11 @@ fn launch(
         updates_rx,
         Arc::clone(&stop),
         Arc::clone(&stats),
-        Box::new(move |msg| {
-            let _ = fail_tx.send(msg);
+        Box::new({
+            let fail_tx = fail_tx.clone();
+            move |msg| {
+                let _ = fail_tx.send(msg);
+            }
         }),
     );
     let output = spawn_output(
@@ -343,6 +347,9 @@ fn launch(
         encoded_tx,
         Arc::clone(&stop),
         Arc::clone(&stats),
+        Box::new(move |msg| {
+            let _ = fail_tx.send(msg);
+        }),
     );
     let mut start_error = None;
     for t in [processor, output] {
@@ -586,6 +593,7 @@ impl Control {
         m["frames_in"] = json!(self.stats.frames_in.load(Ordering::Relaxed));
         m["frames_out"] = json!(self.stats.frames_out.load(Ordering::Relaxed));
         m["dropped_out"] = json!(self.stats.dropped_out.load(Ordering::Relaxed));
+        m["encode_errors"] = json!(self.stats.encode_errors.load(Ordering::Relaxed));
         m
     }
 }
@@ -674,23 +682,39 @@ fn spawn_receiver(
         }
     })?;
     tokio::spawn(async move {
-        let mut assembler = super::assembler::FrameAssembler::new();
+        use super::assembler::{Assembled, FrameAssembler};
+        let mut assembler = FrameAssembler::new();
         let mut last_pli: Option<Instant> = None;
+        // Until a keyframe arrives (at the start and after a loss) nothing can be decoded:
+        // frames before it are dropped here, and keyframes are asked for.
+        let mut awaiting_keyframe = true;
         while let Some(event) = remote.poll().await {
             let TrackRemoteEvent::OnRtpPacket(packet) = event else {
                 continue;
             };
             let media_ssrc = packet.header.ssrc;
-            match assembler.push(packet) {
-                Some(super::assembler::Assembled::Frame(au)) => match au_tx.try_send(au) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => need_keyframe.store(true, Ordering::Relaxed),
-                    Err(TrySendError::Disconnected(_)) => return,
-                },
-                Some(super::assembler::Assembled::Lost) => {
-                    need_keyframe.store(true, Ordering::Relaxed)
+            for assembled in assembler.push(packet) {
+                match assembled {
+                    Assembled::Frame(au) => {
+                        if awaiting_keyframe && !crate::media::h264::is_keyframe(&au) {
+                            need_keyframe.store(true, Ordering::Relaxed);
+                            continue;
+                        }
+                        awaiting_keyframe = false;
+                        match au_tx.try_send(au) {
+                            Ok(()) => {}
+                            Err(TrySendError::Full(_)) => {
+                                awaiting_keyframe = true;
+                                need_keyframe.store(true, Ordering::Relaxed);
+                            }
+                            Err(TrySendError::Disconnected(_)) => return,
+                        }
+                    }
+                    Assembled::Lost => {
+                        awaiting_keyframe = true;
+                        need_keyframe.store(true, Ordering::Relaxed);
+                    }
                 }
-                None => {}
             }
             if need_keyframe.load(Ordering::Relaxed)
                 && last_pli.is_none_or(|t| t.elapsed() >= PLI_MIN_INTERVAL)

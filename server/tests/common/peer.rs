@@ -5,20 +5,24 @@ use bytes::Bytes;
 use engine::frame::Frame;
 use rtc::{
     media::Sample,
+    rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication,
     rtp_transceiver::{
         RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
         rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind},
     },
 };
 use server::{
-    media::h264::{EncoderSettings, H264Decoder, H264Encoder},
+    media::h264::{EncoderSettings, H264Decoder, H264Encoder, is_keyframe},
     stream::{
         assembler::{Assembled, FrameAssembler},
-        rtc::{h264_codec, media_engine_and_interceptors},
+        rtc::{RoomyUdpRuntime, h264_codec, media_engine_and_interceptors},
     },
 };
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 use tokio::sync::mpsc;
@@ -26,7 +30,7 @@ use webrtc::{
     data_channel::{DataChannel, DataChannelEvent},
     media_stream::{
         MediaStreamTrack,
-        track_local::{TrackLocal, static_sample::TrackLocalStaticSample},
+        track_local::{TrackLocal, TrackLocalEvent, static_sample::TrackLocalStaticSample},
         track_remote::{TrackRemote, TrackRemoteEvent},
     },
     peer_connection::{
@@ -35,6 +39,15 @@ use webrtc::{
     },
     rtp_transceiver::RtpSender,
 };
+
+/// Aborts a task when dropped (the sender's keyframe-request watcher ends with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 struct ClientHandler {
     gathered: mpsc::UnboundedSender<()>,
@@ -57,13 +70,37 @@ impl PeerConnectionEventHandler for ClientHandler {
         tokio::spawn(async move {
             let mut assembler = FrameAssembler::new();
             let mut decoder = H264Decoder::new().unwrap();
+            // As a browser: after a loss, ask for a keyframe and wait for it.
+            let (mut awaiting_keyframe, mut last_pli) = (true, None::<Instant>);
             while let Some(ev) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(p) = ev
-                    && let Some(Assembled::Frame(au)) = assembler.push(p)
-                {
-                    for f in decoder.decode(&au).unwrap_or_default() {
-                        let _ = frames.send(f);
+                let TrackRemoteEvent::OnRtpPacket(p) = ev else {
+                    continue;
+                };
+                let ssrc = p.header.ssrc;
+                for out in assembler.push(p) {
+                    match out {
+                        Assembled::Frame(au) if !awaiting_keyframe || is_keyframe(&au) => {
+                            awaiting_keyframe = false;
+                            match decoder.decode(&au) {
+                                Ok(decoded) => decoded.into_iter().for_each(|f| {
+                                    let _ = frames.send(f);
+                                }),
+                                Err(_) => awaiting_keyframe = true,
+                            }
+                        }
+                        Assembled::Frame(_) => {}
+                        Assembled::Lost => awaiting_keyframe = true,
                     }
+                }
+                if awaiting_keyframe
+                    && last_pli.is_none_or(|t| t.elapsed() > Duration::from_millis(300))
+                {
+                    last_pli = Some(Instant::now());
+                    let pli = PictureLossIndication {
+                        sender_ssrc: 0,
+                        media_ssrc: ssrc,
+                    };
+                    let _ = track.write_rtcp(vec![Box::new(pli)]).await;
                 }
             }
         });
@@ -105,6 +142,7 @@ impl Client {
                 frames: frames_tx,
             }))
             .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .with_runtime(RoomyUdpRuntime::shared())
             .with_dedicated_reactor_pool_size(reactor_threads)
             .build()
             .await
@@ -198,19 +236,34 @@ impl Client {
 
     /// Sends `frames` at about `fps` from a background task.
     pub fn stream(&self, frames: Vec<Frame>, fps: f64) -> tokio::task::JoinHandle<()> {
-        self.stream_timed(frames, fps, |_, _| {})
+        self.stream_timed(frames, fps, EncoderSettings::default(), |_, _| {})
     }
 
-    /// As [`Client::stream`], calling `sent(index, when)` after each frame is written.
+    /// As [`Client::stream`], encoding with `settings` and calling `sent(index, when)` after
+    /// each frame is written.
     pub fn stream_timed(
         &self,
         frames: Vec<Frame>,
         fps: f64,
+        settings: EncoderSettings,
         sent: impl Fn(usize, Instant) + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let (track, sender) = self.track.clone().expect("a sending client");
+        // Answer the server's keyframe requests (PLI) as a browser does.
+        let keyframe = Arc::new(AtomicBool::new(false));
+        let requests = {
+            let (track, keyframe) = (Arc::clone(&track), Arc::clone(&keyframe));
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let TrackLocalEvent::OnRtcpPacket(_) = event {
+                        keyframe.store(true, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
         tokio::spawn(async move {
-            let mut encoder = H264Encoder::new(EncoderSettings::default()).unwrap();
+            let _requests = AbortOnDrop(requests);
+            let mut encoder = H264Encoder::new(settings).unwrap();
             let period = Duration::from_secs_f64(1.0 / fps);
             let mut tick = tokio::time::interval(period);
             let mut pt = None;
@@ -225,6 +278,9 @@ impl Client {
                     if pt.is_none() {
                         continue;
                     }
+                    encoder.request_keyframe();
+                }
+                if keyframe.swap(false, Ordering::Relaxed) {
                     encoder.request_keyframe();
                 }
                 let data = encoder.encode(frame).unwrap();
