@@ -22,8 +22,14 @@ async function expectFramesRising(page: Page) {
   await expect.poll(() => decodedFrames(page), { timeout: 10_000 }).toBeGreaterThan(before + 5);
 }
 
-async function streams(request: APIRequestContext) {
-  return (await (await request.get("/api/v1/metrics")).json()).streams as any[];
+/** The streams `client` may see in the metrics: a viewer sees only its own. */
+async function streamsSeenBy(client: APIRequestContext) {
+  return (await (await client.get("/api/v1/metrics")).json()).streams as any[];
+}
+
+/** The page's own streams (the request shares the browser's cookies, so its guest cookie). */
+async function streams(page: Page) {
+  return streamsSeenBy(page.request);
 }
 
 /** Presses Start and waits until the stream is live. */
@@ -32,10 +38,10 @@ async function start(page: Page) {
   await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "streaming", { timeout: 30_000 });
 }
 
-async function stop(page: Page, request: APIRequestContext) {
+async function stop(page: Page) {
   await page.getByTestId("start-button").click();
   await expect(page.getByTestId("video-area")).toHaveAttribute("data-phase", "idle");
-  await expect.poll(async () => (await streams(request)).length).toBe(0);
+  await expect.poll(async () => (await streams(page)).length).toBe(0);
 }
 
 test("camera → passthrough: the output plays, pauses, resumes, and shows metrics", async ({
@@ -51,6 +57,9 @@ test("camera → passthrough: the output plays, pauses, resumes, and shows metri
   await start(page);
   await expect(page.getByTestId("start-button")).toHaveText("Stop");
   await expectFramesRising(page);
+  // The stream is the page's: a client without its cookie sees none of it.
+  expect(await streams(page)).toHaveLength(1);
+  expect(await streamsSeenBy(request)).toEqual([]);
 
   // The status bar fills in from the server's metrics and the browser's stats.
   await expect(page.getByTestId("stream-state")).toHaveText("Live");
@@ -64,7 +73,7 @@ test("camera → passthrough: the output plays, pauses, resumes, and shows metri
   // Click pauses: the server holds the stream (parameters reach it), the picture stops.
   await page.getByTestId("video-area").click();
   await expect(page.getByTestId("stream-state")).toHaveText("Paused");
-  await expect.poll(async () => (await streams(request))[0]?.parameters?.paused).toBe(true);
+  await expect.poll(async () => (await streams(page))[0]?.parameters?.paused).toBe(true);
   await page.waitForTimeout(500);
   const paused = await decodedFrames(page);
   await page.waitForTimeout(1000);
@@ -73,14 +82,14 @@ test("camera → passthrough: the output plays, pauses, resumes, and shows metri
   // Space resumes.
   await page.locator("body").press("Space");
   await expect(page.getByTestId("stream-state")).toHaveText("Live");
-  await expect.poll(async () => (await streams(request))[0]?.parameters?.paused).toBe(false);
+  await expect.poll(async () => (await streams(page))[0]?.parameters?.paused).toBe(false);
   await expectFramesRising(page);
 
-  await stop(page, request);
+  await stop(page);
   expect(errors).toEqual([]);
 });
 
-test("video file mode streams the bundled clip", async ({ page, request }) => {
+test("video file mode streams the bundled clip", async ({ page }) => {
   await openStudio(page);
   await page.getByTestId("input-mode").selectOption("video");
   await expect(page.getByTestId("input-status")).toHaveText("Video Preview");
@@ -89,38 +98,38 @@ test("video file mode streams the bundled clip", async ({ page, request }) => {
     .toBeGreaterThan(0);
   await start(page);
   await expectFramesRising(page);
-  const s = await streams(request);
+  const s = await streams(page);
   expect(s[0].pipeline_id).toBe("passthrough");
   expect(s[0].frames_in).toBeGreaterThan(0);
-  await stop(page, request);
+  await stop(page);
 });
 
-test("switching the source while streaming keeps the stream going", async ({ page, request }) => {
+test("switching the source while streaming keeps the stream going", async ({ page }) => {
   await openStudio(page);
   await start(page);
   await expectFramesRising(page);
-  const before = (await streams(request))[0];
+  const before = (await streams(page))[0];
   // Camera → bundled clip: the sent track is replaced, the session stays.
   await page.getByTestId("input-mode").selectOption("video");
   await expect(page.getByTestId("input-status")).toHaveText("Video Preview");
   await expectFramesRising(page);
-  const after = (await streams(request))[0];
+  const after = (await streams(page))[0];
   expect(after.session_id).toBe(before.session_id);
   expect(after.frames_in).toBeGreaterThan(before.frames_in);
-  await stop(page, request);
+  await stop(page);
 });
 
-test("vod streams in text mode with no input", async ({ page, request }) => {
+test("vod streams in text mode with no input", async ({ page }) => {
   await openStudio(page);
   await page.getByTestId("pipeline-select").selectOption("vod");
   await expect(page.getByTestId("input-mode")).toHaveValue("text");
   await expect(page.getByTestId("text-mode-note")).toBeVisible();
   await start(page);
   await expectFramesRising(page);
-  const s = await streams(request);
+  const s = await streams(page);
   expect(s[0].pipeline_id).toBe("vod");
   expect(s[0].frames_in).toBe(0);
-  await stop(page, request);
+  await stop(page);
 });
 
 test("load settings validate inline and lock while streaming", async ({ page, request }) => {
@@ -149,5 +158,5 @@ test("load settings validate inline and lock while streaming", async ({ page, re
       page.evaluate(() => document.querySelector<HTMLVideoElement>("[data-testid=output-video]")!.videoHeight),
     )
     .toBe(272);
-  await stop(page, request);
+  await stop(page);
 });

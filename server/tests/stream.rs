@@ -260,10 +260,11 @@ async fn noise_after_flat_frames_keeps_coming_back(pool: SqlitePool) {
                 sent.fetch_add(1, Ordering::Relaxed);
             })
         };
-        // Three flat → noise switches (4.5 s); noisy frames come back after every one.
+        // Three flat → noise switches (3.5 s at 20 FPS; longer when the machine is loaded
+        // and the viewer's encoder slows down); noisy frames come back after every one.
         let (mut received, mut noisy, mut switches, mut last_noisy) = (0, 0, 0, false);
-        let until = Instant::now() + Duration::from_millis(4500);
-        while Instant::now() < until {
+        let until = Instant::now() + Duration::from_secs(15);
+        while switches < 3 && Instant::now() < until {
             let f = client.next_frame(T).await;
             assert_eq!((f.width(), f.height()), (size, size));
             received += 1;
@@ -286,10 +287,15 @@ async fn noise_after_flat_frames_keeps_coming_back(pool: SqlitePool) {
             switches >= 3,
             "{size}: {switches} switches, {noisy} noisy frames"
         );
-        // Every frame the viewer sent arrived and decoded, and came back.
-        assert_eq!(s["frames_in"].as_u64().unwrap(), sent, "{size}: {s}");
-        assert_eq!(s["frames_out"].as_u64().unwrap(), sent, "{size}: {s}");
-        assert_eq!(received as u64, sent, "{size}: {s}");
+        // Every frame the viewer sent arrived and decoded; each came back unless the
+        // server, falling behind on a loaded machine, dropped it for a newer one (and
+        // counted it).
+        let count = |k: &str| s[k].as_u64().unwrap();
+        assert_eq!(count("frames_in"), sent, "{size}: {s}");
+        let dropped = count("dropped_in") + count("dropped_out");
+        assert_eq!(count("frames_out") + dropped, sent, "{size}: {s}");
+        assert!(dropped * 4 < sent, "{size}: {s}");
+        assert_eq!(received as u64, count("frames_out"), "{size}: {s}");
         hang_up(&app, &id).await;
         client.close().await;
     }
@@ -508,12 +514,14 @@ async fn a_hundred_sessions_come_and_go_without_leaks(pool: SqlitePool) {
 }
 
 /// A pipeline that produces a few frames, then fails for good.
+/// A pipeline that fails after 20 chunks: with an error, or (`.2`) by panicking.
 struct Failing(
     engine::pipeline::PipelineSpec,
     engine::pipeline::params::Params,
+    bool,
 );
 
-struct FailingStream(u32);
+struct FailingStream(u32, bool);
 
 impl engine::pipeline::LoadedPipeline for Failing {
     fn spec(&self) -> &engine::pipeline::PipelineSpec {
@@ -523,7 +531,7 @@ impl engine::pipeline::LoadedPipeline for Failing {
         &self.1
     }
     fn new_stream(&self) -> Box<dyn engine::pipeline::Pipeline> {
-        Box::new(FailingStream(0))
+        Box::new(FailingStream(0, self.2))
     }
 }
 
@@ -542,6 +550,9 @@ impl engine::pipeline::Pipeline for FailingStream {
     ) -> Result<Vec<Frame>, engine::pipeline::PipelineError> {
         self.0 += 1;
         std::thread::sleep(Duration::from_millis(30));
+        if self.0 > 20 && self.1 {
+            panic!("index out of bounds (simulated)");
+        }
         if self.0 > 20 {
             return Err(engine::pipeline::PipelineError::Fatal(
                 "CUDA out of memory (simulated)".into(),
@@ -553,6 +564,19 @@ impl engine::pipeline::Pipeline for FailingStream {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_pipeline_ends_only_its_own_session() {
+    failing_pipeline_ends_only_its_own_session(false, "CUDA out of memory (simulated)").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_pipeline_ends_only_its_own_session() {
+    failing_pipeline_ends_only_its_own_session(
+        true,
+        "the pipeline panicked: index out of bounds (simulated)",
+    )
+    .await;
+}
+
+async fn failing_pipeline_ends_only_its_own_session(panics: bool, message: &str) {
     use server::stream::session::{self, StartContext};
     use std::sync::Arc;
 
@@ -583,7 +607,7 @@ async fn a_failing_pipeline_ends_only_its_own_session() {
     let mut spec = engine::pipeline::vod::spec();
     spec.output_fps = None;
     let failing: Arc<dyn engine::pipeline::LoadedPipeline> =
-        Arc::new(Failing(spec, Default::default()));
+        Arc::new(Failing(spec, Default::default(), panics));
     let clip = server::media::clip::decode_vod_clip().unwrap();
     let healthy: Arc<dyn engine::pipeline::LoadedPipeline> =
         Arc::new(engine::pipeline::vod::Vod::new(clip).unwrap());
@@ -592,7 +616,7 @@ async fn a_failing_pipeline_ends_only_its_own_session() {
     let (mut bad, bad_handle) = start(failing).await;
     bad.next_frame(T).await;
     let stopped = bad.next_message("stream_stopped", T).await;
-    assert_eq!(stopped["error_message"], "CUDA out of memory (simulated)");
+    assert_eq!(stopped["error_message"], message);
     tokio::time::timeout(T, bad_handle.wait_finished())
         .await
         .unwrap();

@@ -61,7 +61,8 @@ impl InputBuffer {
         self.ready.notify_one();
     }
 
-    /// Frames dropped because the pipeline fell behind.
+    /// Frames the pipeline never saw because it fell behind: dropped when the buffer was
+    /// full, skipped between the frames a chunk took, or cleared by a reset.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -76,7 +77,9 @@ impl InputBuffer {
 
     /// Drops every waiting frame (after `reset_cache`: stale frames would feed the new state).
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut q = self.lock();
+        self.dropped.fetch_add(q.len() as u64, Ordering::Relaxed);
+        q.clear();
     }
 
     /// Waits up to `timeout` for `n` frames, then takes `n` frames spread uniformly over the
@@ -88,6 +91,8 @@ impl InputBuffer {
             if let Some(indices) = uniform_sample(q.len(), n) {
                 let chunk = indices.iter().map(|&i| q[i].clone()).collect();
                 let last = *indices.last().expect("n > 0");
+                self.dropped
+                    .fetch_add((last + 1 - n) as u64, Ordering::Relaxed);
                 q.drain(..=last);
                 return Some(chunk);
             }
@@ -138,11 +143,13 @@ mod tests {
         let chunk = b.take_chunk(4, Duration::ZERO).unwrap();
         assert_eq!(reds(&chunk), [0, 3, 6, 9]);
         assert!(b.is_empty());
+        assert_eq!(b.dropped(), 6);
         for i in 0..3 {
             b.push(tf(i));
         }
         // One frame at a time: the newest.
         assert_eq!(reds(&b.take_chunk(1, Duration::ZERO).unwrap()), [2]);
+        assert_eq!(b.dropped(), 8);
     }
 
     #[test]
@@ -161,8 +168,10 @@ mod tests {
         let chunk = b.take_chunk(2, Duration::from_secs(5)).unwrap();
         assert_eq!(reds(&chunk), [0, 1]);
         producer.join().unwrap();
+        assert_eq!(b.dropped(), 0);
         b.push(tf(7));
         b.clear();
         assert!(b.is_empty());
+        assert_eq!(b.dropped(), 1);
     }
 }

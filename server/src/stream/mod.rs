@@ -268,6 +268,7 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Json<Value> {
                 "latency_ms": s.stats.latency_ms().map(|l| (l * 10.0).round() / 10.0),
                 "frames_in": s.stats.frames_in.load(Relaxed),
                 "frames_out": s.stats.frames_out.load(Relaxed),
+                "dropped_in": s.stats.dropped_in.load(Relaxed),
                 "dropped_out": s.stats.dropped_out.load(Relaxed),
                 "encode_errors": s.stats.encode_errors.load(Relaxed),
                 "parameters": params::to_json(&s.params.lock().unwrap_or_else(|p| p.into_inner())),

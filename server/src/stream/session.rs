@@ -592,6 +592,7 @@ impl Control {
         m["latency_ms"] = json!(self.stats.latency_ms().map(round1));
         m["frames_in"] = json!(self.stats.frames_in.load(Ordering::Relaxed));
         m["frames_out"] = json!(self.stats.frames_out.load(Ordering::Relaxed));
+        m["dropped_in"] = json!(self.stats.dropped_in.load(Ordering::Relaxed));
         m["dropped_out"] = json!(self.stats.dropped_out.load(Ordering::Relaxed));
         m["encode_errors"] = json!(self.stats.encode_errors.load(Ordering::Relaxed));
         m
