@@ -148,10 +148,7 @@ impl WithBackend for Smoke {
             v
         }))
         .map_err(|p| {
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "it panicked while starting".into())
+            crate::panic_message(&*p).unwrap_or_else(|| "it panicked while starting".into())
         })
         .and_then(|v| {
             if v == [2.0; 4] {

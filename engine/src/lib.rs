@@ -21,3 +21,11 @@ pub mod scheduler;
 pub mod tensor_file;
 pub mod text;
 pub mod wan;
+
+/// The message a caught panic carried (`panic!("…")` or a formatted one), if any.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+}

@@ -5,7 +5,7 @@ use engine::{frame::Frame, pipeline::uniform_sample};
 use std::{
     collections::VecDeque,
     sync::{
-        Condvar, Mutex,
+        Arc, Condvar, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -27,22 +27,21 @@ pub struct InputBuffer {
     frames: Mutex<VecDeque<TimedFrame>>,
     ready: Condvar,
     capacity: usize,
-    dropped: AtomicU64,
-}
-
-impl Default for InputBuffer {
-    fn default() -> Self {
-        Self::new(INPUT_CAPACITY)
-    }
+    dropped: Arc<AtomicU64>,
 }
 
 impl InputBuffer {
     pub fn new(capacity: usize) -> Self {
+        Self::counting_into(capacity, Arc::default())
+    }
+
+    /// A buffer whose drops are counted in `dropped` (a stream's `StreamStats::dropped_in`).
+    pub fn counting_into(capacity: usize, dropped: Arc<AtomicU64>) -> Self {
         Self {
             frames: Mutex::new(VecDeque::with_capacity(capacity)),
             ready: Condvar::new(),
             capacity: capacity.max(1),
-            dropped: AtomicU64::new(0),
+            dropped,
         }
     }
 

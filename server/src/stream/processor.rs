@@ -45,9 +45,9 @@ pub struct StreamStats {
     pub frames_processed: AtomicU64,
     /// Frames written to the viewer.
     pub frames_out: AtomicU64,
-    /// Input frames the pipeline never saw because it fell behind (see
-    /// [`InputBuffer::dropped`]); updated as chunks are taken.
-    pub dropped_in: AtomicU64,
+    /// Input frames the pipeline never saw because it fell behind: the stream's
+    /// [`InputBuffer`] counts into it (see [`InputBuffer::dropped`]).
+    pub dropped_in: Arc<AtomicU64>,
     /// Output frames dropped because the queue was full.
     pub dropped_out: AtomicU64,
     /// Output frames the encoder could not code (even after restarting).
@@ -197,9 +197,7 @@ pub fn spawn_processor(
                 let started = Instant::now();
                 let (chunk, origin) =
                     if config.input_kind == InputKind::Video && requirements.input_frames > 0 {
-                        let taken = input.take_chunk(requirements.input_frames, POLL);
-                        stats.dropped_in.store(input.dropped(), Ordering::Relaxed);
-                        let Some(chunk) = taken else {
+                        let Some(chunk) = input.take_chunk(requirements.input_frames, POLL) else {
                             continue;
                         };
                         let origin = chunk.iter().map(|f| f.origin).max().unwrap_or(started);
@@ -270,23 +268,19 @@ fn send_waiting(output: &SyncSender<TimedFrame>, mut item: TimedFrame, stop: &At
     }
 }
 
-/// Logs a pipeline error; returns its message when it is fatal (the stream must end).
 /// Runs one pipeline call; a panic in it becomes a fatal error carrying the panic's message,
 /// so a broken pipeline ends its own stream and nothing else (the thread, the server and the
 /// other streams go on).
 fn guarded<T>(call: impl FnOnce() -> Result<T, PipelineError>) -> Result<T, PipelineError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
-        let msg = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
+        let msg = engine::panic_message(&*panic).unwrap_or_else(|| "no message".into());
         Err(PipelineError::Fatal(format!(
             "the pipeline panicked: {msg}"
         )))
     })
 }
 
+/// Logs a pipeline error; returns its message when it is fatal (the stream must end).
 fn fatal_message(e: PipelineError) -> Option<String> {
     match e {
         PipelineError::Retry(msg) => {

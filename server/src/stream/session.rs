@@ -311,7 +311,10 @@ fn launch(
     });
 
     let stop = Arc::new(AtomicBool::new(false));
-    let input = Arc::new(InputBuffer::default());
+    let input = Arc::new(InputBuffer::counting_into(
+        super::buffer::INPUT_CAPACITY,
+        Arc::clone(&stats.dropped_in),
+    ));
     let keyframe = Arc::new(AtomicBool::new(false));
     let (updates_tx, updates_rx) = sync_channel(UPDATE_QUEUE);
     let (frames_tx, frames_rx) = sync_channel::<TimedFrame>(OUTPUT_QUEUE_CHUNKS * MAX_CHUNK_FRAMES);

@@ -355,11 +355,7 @@ pub fn load_models<B: Backend>(
 /// Runs `f`, turning a panic (burn's way of failing an allocation) into an error.
 pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, WanLoadError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "unknown panic".into());
+        let msg = crate::panic_message(&*p).unwrap_or_else(|| "unknown panic".into());
         let lower = msg.to_ascii_lowercase();
         if lower.contains("out of memory") || lower.contains("outofmemory") {
             WanLoadError::OutOfMemory {
