@@ -26,6 +26,12 @@ if (!process.env.HANZO_E2E_DATA_DIR) {
 }
 const PORT = process.env.HANZO_E2E_PORT;
 const DATA_DIR = process.env.HANZO_E2E_DATA_DIR;
+// The Wan pipelines stream the tiny random model set, written once into the server's models
+// directory (<data-dir>/models) by the binary under test.
+const MODELS = path.join(DATA_DIR, "models");
+if (!process.env.BASE_URL && !fs.existsSync(path.join(MODELS, "Wan2.1-T2V-1.3B"))) {
+  execFileSync(BIN, ["engine", "make-tiny", "all", "--out", MODELS], { stdio: "ignore" });
+}
 const BASE_URL = process.env.BASE_URL ?? `http://127.0.0.1:${PORT}`;
 
 export default defineConfig({

@@ -17,6 +17,87 @@ pub struct PipelineInfo {
     pub output_fps: Option<f64>,
     pub load_schema: Value,
     pub runtime_schema: Value,
+    /// Whether its model files are present under the server's models directory.
+    #[serde(default)]
+    pub files: PipelineFiles,
+}
+
+/// A pipeline's model files on the server.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineFiles {
+    /// Every file it needs is there (always true for the model-free pipelines).
+    pub ready: bool,
+    /// Where the server looks (`--models-dir`).
+    pub models_dir: String,
+    pub missing: Vec<MissingFile>,
+}
+
+/// A file a pipeline needs that the server did not find.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MissingFile {
+    /// What it is for: `dit_config`, `vae`, `tokenizer`, `text_encoder`, `dit`, `lora`.
+    pub role: String,
+    /// The paths looked at, in order of preference.
+    pub looked_for: Vec<String>,
+    /// Where it comes from: Hugging Face repository and the file's path in it.
+    pub repo: String,
+    pub file: String,
+}
+
+/// `GET /api/v1/pipelines` body.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineList {
+    pub pipelines: Vec<PipelineInfo>,
+}
+
+/// Where the server's one pipeline load stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadStatus {
+    #[default]
+    NotLoaded,
+    Loading,
+    Loaded,
+    Error,
+}
+
+/// The stage a load is in, in the order a load goes through them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadingStage {
+    TextEncoder,
+    Dit,
+    Vae,
+    WarmUp,
+}
+
+impl LoadingStage {
+    /// What the progress bar says.
+    pub fn label(self) -> &'static str {
+        match self {
+            LoadingStage::TextEncoder => "Loading the text encoder",
+            LoadingStage::Dit => "Loading the diffusion model",
+            LoadingStage::Vae => "Loading the VAE",
+            LoadingStage::WarmUp => "Warming up",
+        }
+    }
+}
+
+/// `GET /api/v1/pipeline/status` body.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineStatus {
+    pub status: LoadStatus,
+    pub pipeline_id: Option<String>,
+    pub load_params: Option<Value>,
+    /// Why the last load failed (with `status: error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// 0..1 over the whole load, while loading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    /// The stage a model pipeline's load is in, while loading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loading_stage: Option<LoadingStage>,
 }
 
 impl PipelineInfo {

@@ -3,24 +3,25 @@
 # made-up weights at the real shapes (Wan2.1-1.3B DiT, UMT5-XXL, Wan VAE) in bf16: FPS, time
 # to first frame and the text / DiT / VAE share of a chunk. Results go to $OUT.
 # Usage: engine/scripts/device_bench_pipelines.sh <engine binary built with --features cuda> <wheels dir>
-# RUNS (default "sf ll sd512 sd480") picks the runs; CHUNKS the chunks per run.
+#
+# RUNS (default "sf ll sd512 sd480") picks the runs; CHUNKS the chunks per run; T_<RUN> (e.g.
+# T_SF) a run's time limit in seconds.
+#
+# burn-cuda compiles (NVRTC) and autotunes each new kernel shape on first use, minutes per
+# pipeline. Each run therefore keeps its kernel caches in a folder of its own (/tmp/w/<run>,
+# cubecl's `target` cache beside a Cargo.toml there), restored from $CACHE_IN/cache-<run>.tgz
+# and saved to $OUT/cache-<run>.tgz every minute and at the end, so a call cut off by the
+# device's time limit still leaves its kernels for the next call. PARALLEL=1 runs the runs at
+# once (their compiles then share the CPU cores: a way to warm the caches, not to time them).
 set -uo pipefail
 source "$(dirname "$0")/device_setup.sh" "$@"
-if [ -n "${CUBECL_CACHE_IN:-}" ] && [ -f "$CUBECL_CACHE_IN" ]; then
-  tar -xzf "$CUBECL_CACHE_IN" && echo "restored burn-cuda caches from $CUBECL_CACHE_IN"
-fi
-save_cache() { tar -czf "$OUT/cubecl-cache.tgz" $(ls -d target/autotune target/cuda 2>/dev/null) 2>/dev/null; }
-trap save_cache EXIT
+BIN=$(readlink -f "$BIN")
+OUT=$(readlink -f "$OUT")
+SCRIPTS=$(readlink -f "$(dirname "$0")")
+CACHE_IN=${CACHE_IN:-}
 export CUBECL_AUTOTUNE_LEVEL=${AUTOTUNE:-minimal}
 CHUNKS=${CHUNKS:-8}
-
-# The VAE's convolutions at both sizes, pre-selected (one compile per shape, not eight).
-if [ -z "${SKIP_SEED:-}" ]; then
-  for size in "480 832" "512 512"; do
-    set -- $size
-    python3 engine/scripts/seed_cubecl_conv_tune.py --height $1 --width $2 --dtype BF16 2>&1 | tail -1
-  done
-fi
+RUNS=${RUNS:-sf ll sd512 sd480}
 
 # A moving test pattern for video → video: `video` [1, 3, T, H, W] in [-1, 1].
 clip() {
@@ -37,22 +38,52 @@ save_file({"video": v}, f"/tmp/clip_{h}x{w}.safetensors")
 PY
 }
 
-run() { # name, timeout, args…
-  local name=$1 t=$2; shift 2
-  echo "== $name"
-  timeout "$t" "$BIN" --backend cuda generate --random-weights 1.3b --warm-up --chunks "$CHUNKS" \
-    --out /tmp/$name.safetensors --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.log" | grep -v "^load:"
+# The run's folder: a Cargo.toml (where cubecl roots its `target` caches), the repository's
+# cubecl.toml, the restored caches and, unless SKIP_SEED, the VAE's convolutions at the run's
+# size pre-selected for the f32 VAE (one compile per shape instead of eight).
+workdir() { # run, height, width
+  local d=/tmp/w/$1
+  mkdir -p "$d"
+  touch "$d/Cargo.toml"
+  cp cubecl.toml "$d/"
+  [ -n "$CACHE_IN" ] && [ -f "$CACHE_IN/cache-$1.tgz" ] &&
+    tar -xzf "$CACHE_IN/cache-$1.tgz" -C "$d" && echo "$1: restored its kernel caches"
+  [ -z "${SKIP_SEED:-}" ] &&
+    python3 "$SCRIPTS/seed_cubecl_conv_tune.py" --height "$2" --width "$3" --dtype F32 \
+      --cache-dir "$d/target/autotune" 2>&1 | tail -1
+  echo "$d"
 }
 
-for r in ${RUNS:-sf ll sd512 sd480 vaebf16}; do
-  case $r in
-    sf) run self_forcing_480x832 "${T_SF:-300}" --pipeline self-forcing --prompt "a red fox in the snow" ;;
-    ll) run longlive_480x832 "${T_LL:-300}" --pipeline longlive --prompt "a panda walks in a park" \
+save_cache() { # run
+  tar -czf "$OUT/.cache-$1.tgz" -C "/tmp/w/$1" target 2>/dev/null &&
+    mv "$OUT/.cache-$1.tgz" "$OUT/cache-$1.tgz"
+}
+
+generate() { # run, height, width, timeout, args…
+  local r=$1 h=$2 w=$3 t=$4 d
+  shift 4
+  d=$(workdir "$r" "$h" "$w" | tail -1)
+  ( while sleep "${CACHE_EVERY:-60}"; do save_cache "$r"; done ) &
+  local saver=$!
+  echo "== $r ($h×$w)"
+  (cd "$d" && timeout "$t" "$BIN" --backend cuda generate --random-weights 1.3b --warm-up \
+    --chunks "$CHUNKS" --height "$h" --width "$w" --out "/tmp/$r.safetensors" \
+    --json "$OUT/$r.json" "$@") >"$OUT/$r.log" 2>&1
+  echo "$r: exit $?" >>"$OUT/$r.log"
+  kill $saver 2>/dev/null
+  save_cache "$r"
+  grep -v "^load:" "$OUT/$r.log" | tail -n 25
+}
+
+run() {
+  case $1 in
+    sf) generate sf 480 832 "${T_SF:-300}" --pipeline self-forcing --prompt "a red fox in the snow" ;;
+    ll) generate ll 480 832 "${T_LL:-300}" --pipeline longlive --prompt "a panda walks in a park" \
           ${LL_SWITCH:---switch 4:fox} ;;
-    sd512) clip 512 512 "$CHUNKS"; run sdv2_512x512 "${T_SD:-300}" --pipeline streamdiffusionv2 \
-          --height 512 --width 512 --input /tmp/clip_512x512.safetensors --prompt "a dog in the grass" ;;
-    sd480) clip 480 832 "$CHUNKS"; run sdv2_480x832 "${T_SD:-300}" --pipeline streamdiffusionv2 \
-          --height 480 --width 832 --input /tmp/clip_480x832.safetensors --prompt "a dog in the grass" ;;
+    sd512) clip 512 512 "$CHUNKS"; generate sd512 512 512 "${T_SD:-300}" --pipeline streamdiffusionv2 \
+          --input /tmp/clip_512x512.safetensors --prompt "a dog in the grass" ;;
+    sd480) clip 480 832 "$CHUNKS"; generate sd480 480 832 "${T_SD:-300}" --pipeline streamdiffusionv2 \
+          --input /tmp/clip_480x832.safetensors --prompt "a dog in the grass" ;;
     # Tiny made-up weights with the VAE in bf16: does burn-cuda's fusion get through it?
     vaebf16) echo "== vae_bf16_tiny"
           timeout "${T_BF16:-60}" "$BIN" --backend cuda generate --random-weights tiny --pipeline self-forcing \
@@ -60,4 +91,12 @@ for r in ${RUNS:-sf ll sd512 sd480 vaebf16}; do
             | grep -v "^load:" | grep -m 3 -E "chunk|panicked|frames in" | tee "$OUT/vae_bf16_tiny.log"
           echo "exit ${PIPESTATUS[0]}" | tee -a "$OUT/vae_bf16_tiny.log" ;;
   esac
-done
+}
+
+if [ -n "${PARALLEL:-}" ]; then
+  for r in $RUNS; do run "$r" >"$OUT/$r.summary" 2>&1 & done
+  wait
+  for r in $RUNS; do cat "$OUT/$r.summary"; done
+else
+  for r in $RUNS; do run "$r"; done
+fi

@@ -63,6 +63,10 @@ pub struct Cli {
     #[arg(long, env = "HANZO_LIVE_BACKEND")]
     pub backend: Option<String>,
 
+    /// Where the Wan text encoder runs: auto (the engine backend) or cpu [default: auto]
+    #[arg(long, env = "HANZO_LIVE_TEXT_ENCODER_DEVICE")]
+    pub text_encoder_device: Option<String>,
+
     /// Refuse to stream for visitors who are not signed in
     #[arg(long, env = "HANZO_LIVE_REQUIRE_LOGIN")]
     pub require_login: bool,
@@ -112,6 +116,8 @@ pub struct ServerSection {
     pub cpu: Option<bool>,
     /// Engine backend (cuda, metal, flex, candle).
     pub backend: Option<String>,
+    /// Where the text encoder runs (auto, cpu).
+    pub text_encoder_device: Option<String>,
     pub require_login: Option<bool>,
     /// UDP addresses WebRTC binds (`ip:port`, port 0 = any).
     pub rtc_udp_addrs: Option<Vec<String>>,
@@ -136,6 +142,8 @@ pub enum ConfigError {
     NoHome,
     #[error("invalid LEPTOS_SITE_ADDR {0:?}: expected host:port")]
     SiteAddr(String),
+    #[error("invalid text encoder device: {0}")]
+    TextEncoderDevice(String),
 }
 
 /// Environment values that are not flags (read once, passed in, so tests control them).
@@ -172,6 +180,8 @@ pub struct Settings {
     pub cpu: bool,
     /// The engine backend asked for (`None`: the best usable one).
     pub backend: Option<String>,
+    /// Where the Wan text encoder runs.
+    pub text_encoder_device: engine::backend::TextEncoderDevice,
     pub require_login: bool,
     /// UDP addresses WebRTC binds: every interface plus loopback by default.
     pub rtc_udp_addrs: Vec<String>,
@@ -249,6 +259,13 @@ impl Settings {
             site_root,
             cpu: cli.cpu || fc.cpu.unwrap_or(false),
             backend: cli.backend.clone().or(fc.backend),
+            text_encoder_device: engine::backend::TextEncoderDevice::parse(
+                cli.text_encoder_device
+                    .as_deref()
+                    .or(fc.text_encoder_device.as_deref())
+                    .unwrap_or("auto"),
+            )
+            .map_err(ConfigError::TextEncoderDevice)?,
             require_login: cli.require_login || fc.require_login.unwrap_or(false),
             rtc_udp_addrs: fc.rtc_udp_addrs.unwrap_or_else(default_rtc_udp_addrs),
             max_recording_bytes: cli

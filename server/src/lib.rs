@@ -102,9 +102,9 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         leptos_options,
         db,
         service: Arc::new(service),
+        pipelines: Arc::new(pipelines::PipelineManager::from_settings(&settings)),
         settings: Arc::new(settings),
         info,
-        pipelines: Default::default(),
         streams: Default::default(),
         ice: Arc::new(ice::IceServers::new(ice::Provider::from_env())),
         metrics: metrics::SystemMetrics::start(),
@@ -115,6 +115,10 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
 /// The binary's main: serve until Ctrl-C or SIGTERM, then shut down gracefully.
 pub async fn run(cli: Cli) -> Result<(), StartupError> {
     let settings = Settings::load(&cli, &Environment::from_process())?;
+    // A misspelt backend is an error; one that does not run here only disables the models.
+    if let Some(b) = settings.backend.as_deref() {
+        engine::backend::BackendKind::parse(b).map_err(|e| StartupError::Engine(e.to_string()))?;
+    }
     match &settings.config_file {
         Some(p) => tracing::info!(file = %p.display(), "configuration loaded"),
         None => tracing::info!("no Leptos.toml here: using flags, environment and defaults"),
@@ -140,15 +144,9 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         ice = state.ice.provider().name(),
         "hanzo-live {}", config::VERSION
     );
-    let requested = s
-        .backend
-        .as_deref()
-        .map(engine::backend::BackendKind::parse)
-        .transpose()
-        .map_err(|e| StartupError::Engine(e.to_string()))?;
-    match engine::backend::select(requested, s.cpu) {
+    match &state.pipelines.context().backend {
         Ok(kind) => tracing::info!(backend = %kind, "engine backend"),
-        // The model-free pipelines still work; a Wan pipeline would fail to load.
+        // The model-free pipelines still work; a Wan pipeline fails to load with this reason.
         Err(e) => tracing::warn!(error = %e, "no engine backend"),
     }
     let bundle = bundle_path(&state.leptos_options);

@@ -2,7 +2,6 @@
 
 use crate::{
     error::{ApiError, ApiJson},
-    pipelines,
     state::AppState,
 };
 use axum::{
@@ -52,10 +51,15 @@ async fn api_not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no API route {}", uri.path()))
 }
 
-/// `GET /api/v1/pipelines`: every pipeline with the JSON schema of its parameters.
-async fn list_pipelines() -> Json<Value> {
-    let list: Vec<Value> = pipelines::specs().iter().map(|s| s.to_json()).collect();
-    Json(json!({ "pipelines": list }))
+/// `GET /api/v1/pipelines`: every pipeline with the JSON schema of its parameters and
+/// whether its model files are present.
+async fn list_pipelines(State(state): State<AppState>) -> Json<app::schema::PipelineList> {
+    let pipelines = state.pipelines.clone();
+    // Looking for files touches the disk: off the async workers.
+    let list = tokio::task::spawn_blocking(move || pipelines.list())
+        .await
+        .unwrap_or_default();
+    Json(app::schema::PipelineList { pipelines: list })
 }
 
 /// `POST /api/v1/pipeline/load` body.
@@ -85,6 +89,6 @@ async fn load_pipeline(
     ))
 }
 
-async fn pipeline_status(State(state): State<AppState>) -> Json<pipelines::StatusReport> {
+async fn pipeline_status(State(state): State<AppState>) -> Json<app::schema::PipelineStatus> {
     Json(state.pipelines.status())
 }

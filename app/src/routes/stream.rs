@@ -14,7 +14,7 @@
 use crate::{
     components::{Header, StatusBar},
     models::{InputMode, ParamMap, Preset, PresetInput, PromptItem, ServerInfoResource},
-    schema::{FieldKind, PipelineInfo, int_error},
+    schema::{FieldKind, LoadingStage, PipelineInfo, int_error},
 };
 use leptos::{ev::SubmitEvent, prelude::*};
 use serde_json::{Value, json};
@@ -68,6 +68,8 @@ pub struct Studio {
     /// Runtime parameters other than `paused` and prompts, as the controls show them.
     pub runtime_values: RwSignal<BTreeMap<String, Value>>,
     pub phase: RwSignal<Phase>,
+    /// While a pipeline loads: its stage (model pipelines) and overall progress 0..1.
+    pub load_progress: RwSignal<Option<(Option<LoadingStage>, f64)>>,
     pub paused: RwSignal<bool>,
     pub pause_flash: RwSignal<u32>,
     pub stream_error: RwSignal<Option<String>>,
@@ -112,6 +114,7 @@ impl Studio {
             load_values: RwSignal::new(BTreeMap::new()),
             runtime_values: RwSignal::new(BTreeMap::new()),
             phase: RwSignal::new(Phase::Idle),
+            load_progress: RwSignal::new(None),
             paused: RwSignal::new(false),
             pause_flash: RwSignal::new(0),
             stream_error: RwSignal::new(None),
@@ -183,6 +186,20 @@ impl Studio {
     }
 
     /// The first error among the load parameters.
+    /// Why Start is disabled: the pipeline's files are missing, or a load setting is invalid.
+    pub fn start_blocked(&self) -> Option<String> {
+        let p = self.current()?;
+        if !p.files.ready {
+            let what: Vec<String> = p.files.missing.iter().map(|m| m.role.clone()).collect();
+            return Some(format!(
+                "Model files missing under {}: {}",
+                p.files.models_dir,
+                what.join(", ")
+            ));
+        }
+        self.load_error()
+    }
+
     pub fn load_error(&self) -> Option<String> {
         let p = self.current()?;
         let values = self.load_values.get();
@@ -324,8 +341,9 @@ impl Studio {
         leptos::task::spawn_local(async move {
             match crate::client::fetch_json("GET", "/api/v1/pipelines", None).await {
                 Ok(v) => {
-                    let list: Vec<PipelineInfo> =
-                        serde_json::from_value(v["pipelines"].clone()).unwrap_or_default();
+                    let list = serde_json::from_value::<crate::schema::PipelineList>(v)
+                        .map(|l| l.pipelines)
+                        .unwrap_or_default();
                     let first = list.first().map(|p| p.id.clone());
                     self.pipelines.set(list);
                     if let Some(id) = first {
@@ -439,6 +457,7 @@ impl Studio {
 
     async fn run(self, p: PipelineInfo) -> Result<(), String> {
         use crate::client::{Callbacks, Live, fetch_json, sleep};
+        use crate::schema::{LoadStatus, PipelineStatus};
         use std::time::Duration;
         let load_params: serde_json::Map<String, Value> = self
             .load_values
@@ -452,25 +471,36 @@ impl Studio {
             Some(&json!({ "pipeline_id": p.id, "load_params": load_params })),
         )
         .await?;
+        // A model pipeline's first load on a GPU compiles its kernels: minutes, with progress.
         let mut waited = Duration::ZERO;
         loop {
-            let s = fetch_json("GET", "/api/v1/pipeline/status", None).await?;
-            match s["status"].as_str() {
-                Some("loaded") if s["pipeline_id"] == p.id.as_str() => break,
-                Some("error") => {
-                    return Err(s["error"]
-                        .as_str()
-                        .unwrap_or("the pipeline failed to load")
-                        .into());
+            let s: PipelineStatus =
+                serde_json::from_value(fetch_json("GET", "/api/v1/pipeline/status", None).await?)
+                    .map_err(|e| format!("unexpected pipeline status: {e}"))?;
+            match s.status {
+                LoadStatus::Loaded if s.pipeline_id.as_deref() == Some(p.id.as_str()) => break,
+                LoadStatus::Error => {
+                    self.load_progress.set(None);
+                    return Err(s
+                        .error
+                        .unwrap_or_else(|| "the pipeline failed to load".into()));
                 }
+                LoadStatus::Loading => self
+                    .load_progress
+                    .set(Some((s.loading_stage, s.progress.unwrap_or(0.0)))),
                 _ => {}
             }
-            if waited > Duration::from_secs(120) {
+            if waited > Duration::from_secs(30 * 60) {
+                self.load_progress.set(None);
                 return Err("the pipeline took too long to load".into());
+            }
+            if self.phase.get_untracked() == Phase::Idle {
+                break; // stopped while loading
             }
             sleep(Duration::from_millis(250)).await;
             waited += Duration::from_millis(250);
         }
+        self.load_progress.set(None);
         if self.phase.get_untracked() == Phase::Idle {
             return Ok(()); // stopped while loading
         }
@@ -930,7 +960,8 @@ fn InputPanel() -> impl IntoView {
             <button
                 class="primary start-button"
                 data-testid="start-button"
-                disabled=move || s.current().is_none() || s.load_error().is_some()
+                disabled=move || s.phase.get() == Phase::Idle && (s.current().is_none() || s.start_blocked().is_some())
+                title=move || s.start_blocked().unwrap_or_default()
                 on:click=move |_| s.on_start_stop()
             >
                 {move || match s.phase.get() {
@@ -967,7 +998,17 @@ fn VideoArea() -> impl IntoView {
             ></video>
             {move || match (s.phase.get(), s.stream_error.get()) {
                 (Phase::Streaming, _) => None,
-                (Phase::Loading, _) => Some(view! { <div class="video-state"><span class="spinner"></span><p>"Loading pipeline..."</p></div> }.into_any()),
+                (Phase::Loading, _) => Some(view! {
+                    <div class="video-state" data-testid="load-progress">
+                        <span class="spinner"></span>
+                        <p>{move || match s.load_progress.get() {
+                            Some((Some(stage), f)) => format!("{}… {:.0}%", stage.label(), f * 100.0),
+                            Some((None, f)) if f > 0.0 => format!("Loading pipeline… {:.0}%", f * 100.0),
+                            _ => "Loading pipeline...".to_owned(),
+                        }}</p>
+                        <progress max="1" value=move || s.load_progress.get().map_or(0.0, |(_, f)| f)></progress>
+                    </div>
+                }.into_any()),
                 (Phase::Connecting, _) => Some(view! { <div class="video-state"><span class="spinner"></span><p>"Connecting..."</p></div> }.into_any()),
                 (Phase::Idle, Some(e)) => Some(view! {
                     <div class="video-state error" data-testid="video-error">
@@ -1108,6 +1149,19 @@ fn SettingsPanel() -> impl IntoView {
                 <div class="pipeline-card" data-testid="pipeline-info">
                     <p class="pipeline-name">{p.name.clone()}</p>
                     <p class="muted">{p.about.clone()}</p>
+                    {(!p.files.ready).then(|| view! {
+                        <div class="missing-files" data-testid="missing-files">
+                            <p class="error">{format!("Model files missing (looked under {}):", p.files.models_dir)}</p>
+                            <ul>
+                                {p.files.missing.iter().map(|m| view! {
+                                    <li>
+                                        <code>{m.looked_for.first().cloned().unwrap_or_default()}</code>
+                                        <span class="muted">{format!(" — {} from {} ({})", m.role, m.repo, m.file)}</span>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        </div>
+                    })}
                 </div>
             })}
             <div class="fields" data-testid="load-params">

@@ -158,6 +158,7 @@ pub fn spawn_processor(
             let mut reset = false;
             let mut per_frame = VecDeque::with_capacity(2);
             let mut last_fps_update = Instant::now();
+            let mut input_rate = RateMeter::new(stats.frames_in.load(Ordering::Relaxed));
             if let Some(fps) = config.output_fps {
                 stats.set_pipeline_fps(fps);
             }
@@ -219,7 +220,9 @@ pub fn spawn_processor(
                 if frames.is_empty() {
                     continue;
                 }
-                // Pacing rate: processing time per frame over the last two chunks.
+                // Pacing rate: processing time per frame over the last two chunks; a video
+                // pipeline faster than its input goes at the input's rate (frames spread
+                // evenly instead of bursts and gaps).
                 if config.output_fps.is_none() {
                     per_frame
                         .push_back(process_start.elapsed().as_secs_f64() / frames.len() as f64);
@@ -228,7 +231,13 @@ pub fn spawn_processor(
                     }
                     if last_fps_update.elapsed() >= FPS_UPDATE_INTERVAL {
                         let avg = per_frame.iter().sum::<f64>() / per_frame.len() as f64;
-                        stats.set_pipeline_fps(if avg > 0.0 { 1.0 / avg } else { MAX_FPS });
+                        let processing = if avg > 0.0 { 1.0 / avg } else { MAX_FPS };
+                        let input_fps = input_rate.update(stats.frames_in.load(Ordering::Relaxed));
+                        stats.set_pipeline_fps(pacing_fps(
+                            config.input_kind,
+                            processing,
+                            input_fps,
+                        ));
                         last_fps_update = Instant::now();
                     }
                 }
@@ -249,6 +258,39 @@ pub fn spawn_processor(
             }
             // Dropping `output` here ends the output thread.
         })
+}
+
+/// Frames per second of a growing counter, between two readings.
+struct RateMeter {
+    at: Instant,
+    count: u64,
+}
+
+impl RateMeter {
+    fn new(count: u64) -> Self {
+        Self {
+            at: Instant::now(),
+            count,
+        }
+    }
+
+    /// The rate since the last reading (`None` when nothing arrived).
+    fn update(&mut self, count: u64) -> Option<f64> {
+        let now = Instant::now();
+        let dt = now.duration_since(self.at).as_secs_f64();
+        let n = count.saturating_sub(self.count);
+        (self.at, self.count) = (now, count);
+        (dt > 0.0 && n > 0).then(|| n as f64 / dt)
+    }
+}
+
+/// The output rate: the pipeline's processing rate, capped by the input's rate for a
+/// pipeline that transforms live video.
+fn pacing_fps(kind: InputKind, processing: f64, input: Option<f64>) -> f64 {
+    match (kind, input) {
+        (InputKind::Video, Some(input)) => processing.min(input),
+        _ => processing,
+    }
 }
 
 /// A generator waits for room in the queue (it has no input to fall behind on).
@@ -400,4 +442,29 @@ pub fn spawn_output(
                 }
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_video_pipeline_is_paced_at_most_at_its_inputs_rate() {
+        // 120 fps of processing on a 30 fps camera: out at 30, evenly.
+        assert_eq!(pacing_fps(InputKind::Video, 120.0, Some(30.0)), 30.0);
+        // Slower than the input: its own rate (the input buffer drops the rest).
+        assert_eq!(pacing_fps(InputKind::Video, 12.0, Some(30.0)), 12.0);
+        // No input yet, or a generator: the processing rate.
+        assert_eq!(pacing_fps(InputKind::Video, 50.0, None), 50.0);
+        assert_eq!(pacing_fps(InputKind::None, 50.0, Some(30.0)), 50.0);
+    }
+
+    #[test]
+    fn the_rate_meter_counts_arrivals_between_readings() {
+        let mut m = RateMeter::new(10);
+        m.at -= Duration::from_millis(500);
+        let r = m.update(25).unwrap();
+        assert!((r - 30.0).abs() < 1.0, "{r}");
+        assert_eq!(m.update(25), None);
+    }
 }
