@@ -96,6 +96,22 @@ fn default_weight() -> f64 {
     1.0
 }
 
+/// Prompts as the API writes them: strings or `{text, weight}` objects (anything else is
+/// skipped).
+pub fn prompt_items(v: &serde_json::Value) -> Vec<PromptItem> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| match p {
+            serde_json::Value::String(text) => Some(PromptItem {
+                text: text.clone(),
+                weight: 1.0,
+            }),
+            other => serde_json::from_value(other.clone()).ok(),
+        })
+        .collect()
+}
+
 /// A JSON object of parameter values (load and runtime), keyed by parameter name.
 pub type ParamMap = serde_json::Map<String, serde_json::Value>;
 

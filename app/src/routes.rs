@@ -4,7 +4,7 @@ mod history;
 mod library;
 mod not_found;
 mod presets;
-mod stream;
+pub(crate) mod stream;
 
 pub use history::HistoryPage;
 pub use library::LibraryPage;

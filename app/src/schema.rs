@@ -44,6 +44,31 @@ pub struct MissingFile {
     pub file: String,
 }
 
+impl MissingFile {
+    /// What the file is, for people.
+    pub fn label(&self) -> &str {
+        match self.role.as_str() {
+            "dit_config" => "DiT config",
+            "vae" => "VAE",
+            "tokenizer" => "Tokenizer",
+            "text_encoder" => "Text encoder",
+            "dit" => "DiT checkpoint",
+            "lora" => "LoRA",
+            other => other,
+        }
+    }
+
+    /// The preferred path, relative to the models directory `dir`.
+    pub fn relative_path(&self, dir: &str) -> String {
+        let first = self.looked_for.first().map(String::as_str).unwrap_or("");
+        first
+            .strip_prefix(dir)
+            .map(|p| p.trim_start_matches(['/', '\\']))
+            .unwrap_or(first)
+            .to_owned()
+    }
+}
+
 /// `GET /api/v1/pipelines` body.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PipelineList {
@@ -336,6 +361,25 @@ mod tests {
         assert_eq!(next_step(&k, &[50]), Some(0));
         assert_eq!(next_step(&k, &[0]), None);
         assert_eq!(next_step(&k, &[]), Some(1000));
+    }
+
+    #[test]
+    fn missing_files_read_relative_to_the_models_dir() {
+        let m = MissingFile {
+            role: "dit".into(),
+            looked_for: vec!["/m/Self-Forcing/checkpoints/self_forcing_dmd.pt".into()],
+            repo: "gdhe17/Self-Forcing".into(),
+            file: "checkpoints/self_forcing_dmd.pt".into(),
+        };
+        assert_eq!(m.label(), "DiT checkpoint");
+        assert_eq!(
+            m.relative_path("/m"),
+            "Self-Forcing/checkpoints/self_forcing_dmd.pt"
+        );
+        assert_eq!(
+            m.relative_path("/elsewhere"),
+            "/m/Self-Forcing/checkpoints/self_forcing_dmd.pt"
+        );
     }
 
     #[test]

@@ -75,8 +75,75 @@ test("longlive generates video from text and takes a new prompt live", async ({ 
     })
     .toContain("a red fox running through snow");
   await expectFramesRising(page);
+
+  // A second prompt blended in, then its weight moved: each change confirmed by the server.
+  await page.getByTestId("prompt-add").click();
+  await page.getByTestId("prompt-text-1").fill("heavy rain");
+  await page.getByTestId("prompt-text-1").press("Enter");
+  await expect(page.getByTestId("prompt-next")).toHaveText(
+    "Live: “a red fox running through snow” 1.00 + “heavy rain” 0.50",
+  );
+  await page.getByTestId("prompt-weight-1").fill("0.3");
+  await expect(page.getByTestId("prompt-next")).toHaveText(
+    "Live: “a red fox running through snow” 1.00 + “heavy rain” 0.30",
+  );
+  await expect
+    .poll(async () => (await streams(page))[0]?.parameters?.prompts)
+    .toEqual([
+      { text: "a red fox running through snow", weight: 1 },
+      { text: "heavy rain", weight: 0.3 },
+    ]);
+  await page.getByTestId("prompt-interpolation").selectOption("slerp");
+  await expect
+    .poll(async () => (await streams(page))[0]?.parameters?.prompt_interpolation_method)
+    .toBe("slerp");
+  await expectFramesRising(page);
   await stop(page);
   expect(errors).toEqual([]);
+});
+
+test("a preset keeps two weighted prompts and applies them again", async ({ page }) => {
+  const name = `wan${Date.now().toString(36)}`;
+  await openStudio(page);
+  await page.getByTestId("sign-up").click();
+  const dialog = page.getByTestId("auth-dialog");
+  await dialog.getByTestId("auth-username").fill(name);
+  await dialog.getByTestId("auth-password").fill(`pw-${name}-secret`);
+  await dialog.getByTestId("auth-submit").click();
+  await expect(page.getByTestId("user-name")).toHaveText(name);
+
+  await choose(page, "self-forcing");
+  await page.getByTestId("prompt-input").fill("a lighthouse at dusk");
+  await page.getByTestId("prompt-add").click();
+  await page.getByTestId("prompt-text-1").fill("storm waves");
+  await page.getByTestId("prompt-weight-1").fill("0.25");
+  await page.getByTestId("prompt-weight-0").fill("0.75");
+  await page.getByTestId("preset-name").fill("Stormy lighthouse");
+  await page.getByTestId("preset-save").click();
+  const item = page.locator("[data-testid=preset-item][data-name='Stormy lighthouse']");
+  await expect(item).toBeVisible();
+
+  await page.goto("/");
+  await expect(page.getByTestId("app-shell")).toHaveAttribute("data-hydrated", "true");
+  await expect(page.getByTestId("prompt-input")).toHaveValue("");
+  await item.getByTestId("preset-apply").click();
+  await expect(page.getByTestId("pipeline-select")).toHaveValue("self-forcing");
+  await expect(page.getByTestId("prompt-input")).toHaveValue("a lighthouse at dusk");
+  await expect(page.getByTestId("prompt-text-1")).toHaveValue("storm waves");
+  await expect(page.getByTestId("prompt-weight-0")).toHaveValue("0.75");
+  await expect(page.getByTestId("prompt-weight-1")).toHaveValue("0.25");
+  await expect(page.getByTestId("param-height").locator("input")).toHaveValue("64");
+
+  // It streams with them.
+  await start(page);
+  await expectFramesRising(page);
+  await expect
+    .poll(async () => (await streams(page))[0]?.parameters?.prompts)
+    .toEqual([
+      { text: "a lighthouse at dusk", weight: 0.75 },
+      { text: "storm waves", weight: 0.25 },
+    ]);
+  await stop(page);
 });
 
 test("streamdiffusionv2 transforms the camera", async ({ page }) => {

@@ -49,7 +49,21 @@ async fn lists_every_pipeline_with_its_schema(pool: SqlitePool) {
         .iter()
         .map(|p| p["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["passthrough", "vod"]);
+    assert_eq!(
+        ids,
+        [
+            "passthrough",
+            "vod",
+            "streamdiffusionv2",
+            "self-forcing",
+            "longlive"
+        ]
+    );
+    let sdv2 = &body["pipelines"][2];
+    assert_eq!(sdv2["input"], "video");
+    assert_eq!(sdv2["load_schema"]["properties"]["height"]["default"], 512);
+    assert_eq!(sdv2["files"]["ready"], false);
+    assert_eq!(body["pipelines"][4]["modes"], json!(["text"]));
     let pt = &body["pipelines"][0];
     assert_eq!(pt["input"], "video");
     assert_eq!(pt["modes"], json!(["video", "camera"]));

@@ -16,12 +16,12 @@ use crate::{
     models::{InputMode, ParamMap, Preset, PresetInput, PromptItem, ServerInfoResource},
     schema::{FieldKind, LoadingStage, PipelineInfo, int_error},
 };
-use leptos::{ev::SubmitEvent, prelude::*};
+use leptos::prelude::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Placeholder text of the prompt field, as in the original.
-const PROMPT_PLACEHOLDER: &str = "blooming flowers";
+pub const PROMPT_PLACEHOLDER: &str = "blooming flowers";
 /// The bundled input clip (made by `tools/make-clips.sh`).
 pub const TEST_CLIP: &str = "/clips/test.mp4";
 /// Largest video file accepted as input.
@@ -81,6 +81,18 @@ pub struct Studio {
     pub next_prompt: RwSignal<Option<String>>,
     /// What the prompt field holds (presets fill it in).
     pub prompt_draft: RwSignal<String>,
+    /// The main prompt's blend weight.
+    pub first_weight: RwSignal<f64>,
+    /// Prompts blended with the main one (at most 7 more).
+    pub extra_prompts: RwSignal<Vec<PromptRow>>,
+    /// `prompt_interpolation_method`: `linear` or `slerp`.
+    pub interpolation: RwSignal<String>,
+    /// Chunks a prompt change takes (0: at once).
+    pub transition_steps: RwSignal<i64>,
+    /// Bumped by every prompt edit, so only the last of a quick series is sent.
+    pub prompt_edits: RwSignal<u64>,
+    /// The prompts the server last confirmed for the running stream.
+    pub live_prompts: RwSignal<Option<Vec<PromptItem>>>,
     /// The running recording, if any.
     pub recording: RwSignal<Option<RecordingFigures>>,
     /// Whether the running stream was started by a signed-in user (so it has a history row).
@@ -95,6 +107,18 @@ pub struct Studio {
     #[cfg(feature = "hydrate")]
     recorder: StoredValue<Option<crate::client::Recorder>, LocalStorage>,
 }
+
+/// A prompt blended with the main one: its text and weight, each its own signal (so typing
+/// re-renders nothing else).
+#[derive(Clone, Copy, Debug)]
+pub struct PromptRow {
+    pub id: u64,
+    pub text: RwSignal<String>,
+    pub weight: RwSignal<f64>,
+}
+
+/// Most prompts a stream blends (the server's limit).
+pub const MAX_PROMPTS: usize = 8;
 
 /// Elapsed time and size of the running recording.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -125,6 +149,12 @@ impl Studio {
             toasts: RwSignal::new(Vec::new()),
             next_prompt: RwSignal::new(None),
             prompt_draft: RwSignal::new(String::new()),
+            first_weight: RwSignal::new(1.0),
+            extra_prompts: RwSignal::new(Vec::new()),
+            interpolation: RwSignal::new("linear".into()),
+            transition_steps: RwSignal::new(0),
+            prompt_edits: RwSignal::new(0),
+            live_prompts: RwSignal::new(None),
             recording: RwSignal::new(None),
             stream_signed_in: RwSignal::new(false),
             account: expect_context(),
@@ -220,22 +250,131 @@ impl Studio {
             .map(|(k, v)| (k, json!(v)))
             .collect();
         params.extend(self.runtime_values.get_untracked());
-        let prompt = self.prompt_draft.get_untracked();
-        let prompt = prompt.trim();
-        let prompts = if prompt.is_empty() {
-            self.next_prompt.get_untracked()
-        } else {
-            Some(prompt.to_owned())
-        };
+        let prompts = self.prompt_list();
+        if prompts.len() > 1 {
+            params.insert(
+                "prompt_interpolation_method".into(),
+                json!(self.interpolation.get_untracked()),
+            );
+        }
         PresetInput {
             name: name.to_owned(),
             pipeline_id: self.pipeline_id.get_untracked(),
-            prompts: prompts
-                .into_iter()
-                .map(|text| PromptItem { text, weight: 1.0 })
-                .collect(),
+            prompts,
             params,
         }
+    }
+
+    /// Whether the selected pipeline takes prompts.
+    pub fn takes_prompts(&self) -> bool {
+        self.current().is_some_and(|p| {
+            p.runtime_fields()
+                .iter()
+                .any(|f| f.kind == FieldKind::Prompts)
+        })
+    }
+
+    /// The prompts as the stream gets them: the main one (the field, else the last one set)
+    /// with its weight, then the blended ones that have text. Empty: the pipeline's default.
+    pub fn prompt_list(&self) -> Vec<PromptItem> {
+        let draft = self.prompt_draft.get_untracked();
+        let first = match draft.trim() {
+            "" => self.next_prompt.get_untracked(),
+            t => Some(t.to_owned()),
+        };
+        let mut list: Vec<PromptItem> = first
+            .into_iter()
+            .map(|text| PromptItem {
+                text,
+                weight: self.first_weight.get_untracked(),
+            })
+            .collect();
+        for row in self.extra_prompts.get_untracked() {
+            let text = row.text.get_untracked().trim().to_owned();
+            if !text.is_empty() {
+                list.push(PromptItem {
+                    text,
+                    weight: row.weight.get_untracked(),
+                });
+            }
+        }
+        list.truncate(MAX_PROMPTS);
+        list
+    }
+
+    /// Fills the prompt list (the main prompt and the blended ones).
+    pub fn set_prompt_list(&self, prompts: &[PromptItem]) {
+        let Some(first) = prompts.first() else {
+            return;
+        };
+        self.prompt_draft.set(first.text.clone());
+        self.next_prompt.set(Some(first.text.clone()));
+        self.first_weight.set(first.weight);
+        let rows = prompts[1..]
+            .iter()
+            .take(MAX_PROMPTS - 1)
+            .map(|p| self.new_prompt_row(&p.text, p.weight))
+            .collect();
+        self.extra_prompts.set(rows);
+    }
+
+    /// A blended prompt row with a fresh id.
+    pub fn new_prompt_row(&self, text: &str, weight: f64) -> PromptRow {
+        let id = self
+            .extra_prompts
+            .with_untracked(|r| r.iter().map(|r| r.id).max().unwrap_or(0))
+            .max(self.prompt_edits.get_untracked())
+            + 1;
+        self.prompt_edits.set(id);
+        PromptRow {
+            id,
+            text: RwSignal::new(text.to_owned()),
+            weight: RwSignal::new(weight),
+        }
+    }
+
+    /// Sets the prompt list as the next stream's and, while streaming, sends it (as a
+    /// transition when Transition Chunks > 0).
+    pub fn apply_prompts(self) {
+        let list = self.prompt_list();
+        let Some(first) = list.first() else {
+            return;
+        };
+        self.next_prompt.set(Some(first.text.clone()));
+        if self.phase.get_untracked() == Phase::Streaming && self.takes_prompts() {
+            let method = self.interpolation.get_untracked();
+            let steps = self.transition_steps.get_untracked();
+            let _msg = if steps > 0 {
+                json!({
+                    "prompt_interpolation_method": method,
+                    "transition": {
+                        "target_prompts": list,
+                        "num_steps": steps,
+                        "temporal_interpolation_method": method,
+                    },
+                })
+            } else {
+                json!({ "prompts": list, "prompt_interpolation_method": method })
+            };
+            #[cfg(feature = "hydrate")]
+            self.send(_msg);
+        }
+    }
+
+    /// Applies the prompts a moment after the last of a quick series of edits (a weight
+    /// slider being dragged sends one message, not fifty).
+    pub fn schedule_prompts(self) {
+        let edit = self.prompt_edits.get_untracked() + 1;
+        self.prompt_edits.set(edit);
+        #[cfg(feature = "hydrate")]
+        set_timeout(
+            move || {
+                if self.prompt_edits.get_untracked() == edit {
+                    self.apply_prompts();
+                }
+            },
+            std::time::Duration::from_millis(250),
+        );
     }
 
     /// Fills the settings and the prompt from a preset. Load parameters wait while a stream
@@ -291,22 +430,20 @@ impl Studio {
                 }
             }
         });
-        let prompt = preset.prompts.first().map(|p| p.text.clone());
-        if let Some(text) = &prompt {
-            self.prompt_draft.set(text.clone());
-            self.next_prompt.set(Some(text.clone()));
+        self.set_prompt_list(&preset.prompts);
+        if let Some(m) = preset
+            .params
+            .get("prompt_interpolation_method")
+            .and_then(Value::as_str)
+        {
+            self.interpolation.set(m.to_owned());
         }
         if streaming {
             for (k, v) in changed.into_iter().filter(|(k, _)| live_keys.contains(k)) {
                 self.send_live(&k, v);
             }
-            let takes_prompts = self.current().is_some_and(|p| {
-                p.runtime_fields()
-                    .iter()
-                    .any(|f| f.kind == FieldKind::Prompts)
-            });
-            if takes_prompts && !preset.prompts.is_empty() {
-                self.send_live("prompts", json!(preset.prompts));
+            if !preset.prompts.is_empty() {
+                self.apply_prompts();
             }
         }
         self.toast("Preset applied", &preset.name);
@@ -536,13 +673,12 @@ impl Studio {
             }),
         };
         let mut initial = json!(self.runtime_values.get_untracked());
-        if let Some(prompt) = self.next_prompt.get_untracked()
-            && p.runtime_fields()
-                .iter()
-                .any(|f| f.kind == FieldKind::Prompts)
-        {
-            initial["prompts"] = json!([prompt]);
+        let prompts = self.prompt_list();
+        if !prompts.is_empty() && self.takes_prompts() {
+            initial["prompts"] = json!(prompts);
+            initial["prompt_interpolation_method"] = json!(self.interpolation.get_untracked());
         }
+        self.live_prompts.set(None);
         let live = Live::connect(input.as_ref(), initial, callbacks).await?;
         if self.phase.get_untracked() == Phase::Idle {
             live.close();
@@ -568,6 +704,14 @@ impl Studio {
             }
             Some("error") => {
                 self.toast("Parameter rejected", msg["message"].as_str().unwrap_or(""))
+            }
+            Some("parameters_updated") => {
+                if let Some(p) = msg["parameters"].get("prompts") {
+                    self.live_prompts.set(Some(crate::models::prompt_items(p)));
+                } else if let Some(t) = msg["parameters"].get("transition") {
+                    self.live_prompts
+                        .set(Some(crate::models::prompt_items(&t["target_prompts"])));
+                }
             }
             _ => {}
         }
@@ -862,7 +1006,7 @@ pub fn StreamPage() -> impl IntoView {
                 <InputPanel />
                 <section class="center-column" aria-label="Output">
                     <VideoArea />
-                    <PromptDock />
+                    <crate::components::PromptDock />
                 </section>
                 <SettingsPanel />
             </div>
@@ -1054,60 +1198,6 @@ fn VideoArea() -> impl IntoView {
     }
 }
 
-/// Under the video: the prompt field.
-#[component]
-fn PromptDock() -> impl IntoView {
-    let s = expect_context::<Studio>();
-    let draft = s.prompt_draft;
-    let takes_prompts = move || {
-        s.current().is_some_and(|p| {
-            p.runtime_fields()
-                .iter()
-                .any(|f| f.kind == FieldKind::Prompts)
-        })
-    };
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        let text = draft.get().trim().to_owned();
-        if !text.is_empty() {
-            s.next_prompt.set(Some(text.clone()));
-            if s.phase.get_untracked() == Phase::Streaming && takes_prompts() {
-                s.send_live("prompts", json!([text]));
-            }
-        }
-    };
-    view! {
-        <form class="prompt-dock" data-testid="prompt-dock" on:submit=on_submit>
-            <input
-                class="prompt-input"
-                data-testid="prompt-input"
-                type="text"
-                placeholder=PROMPT_PLACEHOLDER
-                aria-label="Prompt"
-                maxlength="2000"
-                prop:value=move || draft.get()
-                on:input=move |ev| draft.set(event_target_value(&ev))
-            />
-            <button
-                class="prompt-submit"
-                data-testid="prompt-submit"
-                type="submit"
-                aria-label="Set prompt"
-                disabled=move || draft.get().trim().is_empty()
-            >
-                "↑"
-            </button>
-        </form>
-        <p class="prompt-next" data-testid="prompt-next">
-            {move || match (s.next_prompt.get(), s.current().is_some() && !takes_prompts()) {
-                (_, true) => "This pipeline takes no prompt.".to_owned(),
-                (Some(p), false) => format!("Next stream starts with: “{p}”"),
-                (None, false) => "Type a prompt and press Enter.".to_owned(),
-            }}
-        </p>
-    }
-}
-
 /// Right panel: the pipeline and its parameters (rendered from its schema).
 #[component]
 fn SettingsPanel() -> impl IntoView {
@@ -1151,12 +1241,14 @@ fn SettingsPanel() -> impl IntoView {
                     <p class="muted">{p.about.clone()}</p>
                     {(!p.files.ready).then(|| view! {
                         <div class="missing-files" data-testid="missing-files">
-                            <p class="error">{format!("Model files missing (looked under {}):", p.files.models_dir)}</p>
+                            <p class="error">"Model files missing"</p>
+                            <p class="muted">{format!("Looked under {}:", p.files.models_dir)}</p>
                             <ul>
                                 {p.files.missing.iter().map(|m| view! {
-                                    <li>
-                                        <code>{m.looked_for.first().cloned().unwrap_or_default()}</code>
-                                        <span class="muted">{format!(" — {} from {} ({})", m.role, m.repo, m.file)}</span>
+                                    <li title=format!("from {} ({})", m.repo, m.file)>
+                                        {m.label()}
+                                        <br />
+                                        <code>{m.relative_path(&p.files.models_dir)}</code>
                                     </li>
                                 }).collect_view()}
                             </ul>

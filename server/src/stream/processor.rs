@@ -52,6 +52,8 @@ pub struct StreamStats {
     pub dropped_out: AtomicU64,
     /// Output frames the encoder could not code (even after restarting).
     pub encode_errors: AtomicU64,
+    /// Frames the last chunk produced.
+    pub chunk_frames: AtomicU64,
     /// Current pacing rate (f64 bits).
     pipeline_fps: AtomicU64,
     /// Recent frame-received → frame-sent latencies, in microseconds.
@@ -242,6 +244,9 @@ pub fn spawn_processor(
                     }
                 }
                 stats
+                    .chunk_frames
+                    .store(frames.len() as u64, Ordering::Relaxed);
+                stats
                     .frames_processed
                     .fetch_add(frames.len() as u64, Ordering::Relaxed);
                 for frame in frames {
@@ -345,11 +350,23 @@ pub struct EncodedFrame {
     pub origin: Instant,
 }
 
+/// The output rate with `backlog` frames waiting: the pacing rate, raised while more than
+/// half a chunk waits, so a queue that a slightly low rate let grow drains instead of adding
+/// latency (`catch_up`: live-input pipelines, whose rate follows the input's).
+pub fn output_fps(pacing: f64, backlog: u64, chunk_frames: u64, catch_up: bool) -> f64 {
+    if !catch_up {
+        return pacing;
+    }
+    let chunk = chunk_frames.max(1) as f64;
+    (pacing * (1.0 + backlog.saturating_sub(1) as f64 / (2.0 * chunk))).min(MAX_FPS)
+}
+
 /// Paces, encodes and hands frames to the writer. An encoder that cannot start, or fails
 /// [`MAX_ENCODE_FAILURES`] frames in a row, ends the stream through `on_fail`.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_output(
     name: &str,
+    catch_up: bool,
     frames: Receiver<TimedFrame>,
     settings: EncoderSettings,
     keyframe: Arc<AtomicBool>,
@@ -372,13 +389,28 @@ pub fn spawn_output(
             let mut failures_in_a_row = 0u32;
             let mut restarts = 0u32;
             let mut next = Instant::now();
+            let mut taken = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let item = match frames.recv_timeout(POLL) {
                     Ok(f) => f,
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
-                let period = Duration::from_secs_f64(1.0 / stats.pipeline_fps());
+                taken += 1;
+                // Frames still queued behind this one (+1: this one).
+                let backlog = stats
+                    .frames_processed
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(stats.dropped_out.load(Ordering::Relaxed))
+                    .saturating_sub(taken)
+                    + 1;
+                let fps = output_fps(
+                    stats.pipeline_fps(),
+                    backlog,
+                    stats.chunk_frames.load(Ordering::Relaxed),
+                    catch_up,
+                );
+                let period = Duration::from_secs_f64(1.0 / fps);
                 let now = Instant::now();
                 if next > now {
                     std::thread::sleep(next - now);
@@ -457,6 +489,18 @@ mod tests {
         // No input yet, or a generator: the processing rate.
         assert_eq!(pacing_fps(InputKind::Video, 50.0, None), 50.0);
         assert_eq!(pacing_fps(InputKind::None, 50.0, Some(30.0)), 50.0);
+    }
+
+    #[test]
+    fn a_backlog_drains_faster_for_live_input_only() {
+        // Nothing waiting (only the frame being sent): the pacing rate.
+        assert_eq!(output_fps(20.0, 1, 1, true), 20.0);
+        assert_eq!(output_fps(20.0, 4, 4, true), 20.0 * (1.0 + 3.0 / 8.0));
+        // One-frame chunks with 3 queued: twice the rate, never past the cap.
+        assert_eq!(output_fps(20.0, 3, 1, true), 40.0);
+        assert_eq!(output_fps(50.0, 30, 1, true), MAX_FPS);
+        // Generators and clips keep their rate (they wait for room instead).
+        assert_eq!(output_fps(20.0, 30, 12, false), 20.0);
     }
 
     #[test]

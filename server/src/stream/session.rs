@@ -344,6 +344,7 @@ fn launch(
     );
     let output = spawn_output(
         &short,
+        spec.input == InputKind::Video,
         frames_rx,
         EncoderSettings::default(),
         Arc::clone(&keyframe),
