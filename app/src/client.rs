@@ -287,6 +287,11 @@ impl Live {
 
     /// Closes the connection and tells the server (which frees the session at once).
     pub fn close(self) {
+        // The handlers go first: their closures are dropped with `self`, and a message or
+        // state change still queued must not call into a dropped closure.
+        self.dc.set_onmessage(None);
+        self.pc.set_ontrack(None);
+        self.pc.set_onconnectionstatechange(None);
         self.dc.close();
         self.pc.close();
         let url = format!("/api/v1/webrtc/offer/{}", self.session_id);

@@ -15,6 +15,7 @@ pub mod routes;
 pub mod schema;
 #[cfg(feature = "ssr")]
 pub mod service;
+pub mod wire;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

@@ -1,8 +1,6 @@
 //! System figures for the status bar: CPU %, RAM, and GPU % / VRAM through NVML where an
 //! NVIDIA driver is present ("n/a" elsewhere). Sampled once a second in the background.
 
-use serde::Serialize;
-use serde_json::{Value, json};
 use std::{
     sync::{Arc, RwLock},
     time::Duration,
@@ -11,17 +9,9 @@ use std::{
 /// How often the figures are refreshed.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// One reading. GPU fields are `None` where no NVIDIA GPU/driver is found.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct SystemSnapshot {
-    pub cpu_percent: f64,
-    pub ram_used_mb: u64,
-    pub ram_total_mb: u64,
-    pub gpu_name: Option<String>,
-    pub gpu_percent: Option<f64>,
-    pub vram_used_mb: Option<u64>,
-    pub vram_total_mb: Option<u64>,
-}
+/// One reading (the wire type the metrics carry). GPU fields are `None` where no NVIDIA
+/// GPU/driver is found.
+pub type SystemSnapshot = app::wire::SystemFigures;
 
 /// The latest snapshot, refreshed by a background task.
 pub struct SystemMetrics {
@@ -60,10 +50,6 @@ impl SystemMetrics {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    pub fn snapshot_json(&self) -> Value {
-        serde_json::to_value(self.snapshot()).unwrap_or_else(|_| json!({}))
     }
 }
 
@@ -117,7 +103,7 @@ mod tests {
         let s = m.snapshot();
         assert!(s.ram_total_mb > 0 && s.ram_used_mb <= s.ram_total_mb);
         assert!((0.0..=100.0).contains(&s.cpu_percent));
-        let j = m.snapshot_json();
+        let j = serde_json::to_value(&s).unwrap();
         if s.gpu_name.is_none() {
             assert!(j["gpu_percent"].is_null() && j["vram_used_mb"].is_null());
         }

@@ -592,7 +592,7 @@ async fn failing_pipeline_ends_only_its_own_session(panics: bool, message: &str)
             ice_servers: vec![],
             udp_addrs: vec!["127.0.0.1:0".into()],
             on_finished: Box::new(|_| {}),
-            system_metrics: Arc::new(|| json!({})),
+            system_metrics: Arc::new(Default::default),
             history: None,
         };
         let offer = webrtc::peer_connection::RTCSessionDescription::offer(sdp).unwrap();

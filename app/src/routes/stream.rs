@@ -41,7 +41,9 @@ pub enum Phase {
 /// The figures of the status bar.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Figures {
-    pub server: Value,
+    /// The last metrics message: the machine's figures and this stream's.
+    pub system: Option<crate::wire::SystemFigures>,
+    pub stream: Option<crate::wire::StreamFigures>,
     /// Frames per second the browser decodes.
     pub client_fps: Option<f64>,
     pub bitrate_bps: Option<f64>,
@@ -668,7 +670,8 @@ impl Studio {
             on_message: Box::new(move |msg| self.on_message(msg)),
             on_state: Box::new(move |state| {
                 if state == "failed" {
-                    self.fail("the connection failed");
+                    // As for stream_stopped: not from inside the handler being dropped.
+                    leptos::task::spawn_local(async move { self.fail("the connection failed") });
                 }
             }),
         };
@@ -693,27 +696,34 @@ impl Studio {
     }
 
     fn on_message(self, msg: Value) {
-        match msg["type"].as_str() {
-            Some("metrics") => self.figures.update(|f| f.server = msg),
-            Some("stream_stopped") => {
-                if let Some(e) = msg["error_message"].as_str() {
-                    self.fail(e);
-                } else {
-                    self.stop();
-                }
+        use crate::wire::ServerMessage;
+        let Ok(msg) = serde_json::from_value::<ServerMessage>(msg) else {
+            return; // a message this page does not know
+        };
+        match msg {
+            ServerMessage::Metrics { system, stream } => self.figures.update(|f| {
+                f.system = Some(system);
+                f.stream = Some(stream);
+            }),
+            // Stopping drops the connection's closures, this handler's among them: do it once
+            // the handler has returned.
+            ServerMessage::StreamStopped { error_message } => {
+                leptos::task::spawn_local(async move {
+                    match error_message {
+                        Some(e) => self.fail(&e),
+                        None => self.stop(),
+                    }
+                })
             }
-            Some("error") => {
-                self.toast("Parameter rejected", msg["message"].as_str().unwrap_or(""))
-            }
-            Some("parameters_updated") => {
-                if let Some(p) = msg["parameters"].get("prompts") {
+            ServerMessage::Error { message } => self.toast("Parameter rejected", &message),
+            ServerMessage::ParametersUpdated { parameters } => {
+                if let Some(p) = parameters.get("prompts") {
                     self.live_prompts.set(Some(crate::models::prompt_items(p)));
-                } else if let Some(t) = msg["parameters"].get("transition") {
+                } else if let Some(t) = parameters.get("transition") {
                     self.live_prompts
                         .set(Some(crate::models::prompt_items(&t["target_prompts"])));
                 }
             }
-            _ => {}
         }
     }
 
@@ -1552,6 +1562,15 @@ fn RuntimeField(field: crate::schema::Field) -> impl IntoView {
     }
 }
 
+/// `used/total GB` from megabytes.
+fn gigabytes(used_mb: u64, total_mb: u64) -> String {
+    format!(
+        "{:.1}/{:.1} GB",
+        used_mb as f64 / 1024.0,
+        total_mb as f64 / 1024.0
+    )
+}
+
 /// The status bar with this page's stream figures.
 #[component]
 fn StudioStatus() -> impl IntoView {
@@ -1570,18 +1589,15 @@ fn StudioStatus() -> impl IntoView {
             })
             live=Signal::derive(move || s.phase.get() == Phase::Streaming)
         >
-            <span class="status-item" data-testid="metric-cpu">"CPU: " {fig(|f| f.server["cpu_percent"].as_f64().map(|v| format!("{v:.0}%")))}</span>
-            <span class="status-item" data-testid="metric-ram">"RAM: " {fig(|f| match (f.server["ram_used_mb"].as_f64(), f.server["ram_total_mb"].as_f64()) {
-                (Some(u), Some(t)) => Some(format!("{:.1}/{:.1} GB", u / 1024.0, t / 1024.0)),
-                _ => None,
+            <span class="status-item" data-testid="metric-cpu">"CPU: " {fig(|f| f.system.as_ref().map(|m| format!("{:.0}%", m.cpu_percent)))}</span>
+            <span class="status-item" data-testid="metric-ram">"RAM: " {fig(|f| f.system.as_ref().map(|m| gigabytes(m.ram_used_mb, m.ram_total_mb)))}</span>
+            <span class="status-item" data-testid="metric-gpu">"GPU: " {fig(|f| f.system.as_ref()?.gpu_percent.map(|v| format!("{v:.0}%")))}</span>
+            <span class="status-item" data-testid="metric-vram">"VRAM: " {fig(|f| {
+                let m = f.system.as_ref()?;
+                Some(gigabytes(m.vram_used_mb?, m.vram_total_mb?))
             })}</span>
-            <span class="status-item" data-testid="metric-gpu">"GPU: " {fig(|f| f.server["gpu_percent"].as_f64().map(|v| format!("{v:.0}%")))}</span>
-            <span class="status-item" data-testid="metric-vram">"VRAM: " {fig(|f| match (f.server["vram_used_mb"].as_f64(), f.server["vram_total_mb"].as_f64()) {
-                (Some(u), Some(t)) => Some(format!("{:.1}/{:.1} GB", u / 1024.0, t / 1024.0)),
-                _ => None,
-            })}</span>
-            <span class="status-item" data-testid="metric-fps">"FPS: " {fig(|f| f.server["fps"].as_f64().map(|v| format!("{v:.1}")))}</span>
-            <span class="status-item" data-testid="metric-latency">"Latency: " {fig(|f| match (f.server["latency_ms"].as_f64(), f.rtt_ms) {
+            <span class="status-item" data-testid="metric-fps">"FPS: " {fig(|f| f.stream.as_ref().map(|m| format!("{:.1}", m.fps)))}</span>
+            <span class="status-item" data-testid="metric-latency">"Latency: " {fig(|f| match (f.stream.as_ref().and_then(|m| m.latency_ms), f.rtt_ms) {
                 (Some(l), Some(r)) => Some(format!("{l:.0} ms + RTT {r:.0} ms")),
                 (Some(l), None) => Some(format!("{l:.0} ms")),
                 _ => None,

@@ -22,6 +22,7 @@ use crate::{
     state::AppState,
 };
 use app::service::ServiceError;
+use app::wire::{MetricsReport, StreamMetrics};
 use axum::{
     Json, Router,
     extract::{Path, State},
@@ -183,7 +184,7 @@ async fn offer(
             .collect(),
         udp_addrs: state.settings.rtc_udp_addrs.clone(),
         on_finished: Box::new(move |id| streams.remove(id)),
-        system_metrics: Arc::new(move || metrics.snapshot_json()),
+        system_metrics: Arc::new(move || metrics.snapshot()),
         history,
     };
     let started = session::start(ctx, offer).await;
@@ -249,32 +250,23 @@ fn no_session(id: &str) -> ApiError {
 
 /// `GET /api/v1/metrics`: the status bar's figures: system, then one entry per stream of the
 /// caller's (another viewer's streams, ids and prompts never leave the server).
-async fn metrics(State(state): State<AppState>, caller: Caller) -> Json<Value> {
+async fn metrics(State(state): State<AppState>, caller: Caller) -> Json<MetricsReport> {
     let now = std::time::Instant::now();
-    let mut body = state.metrics.snapshot_json();
-    let streams: Vec<Value> = state
+    let streams = state
         .streams
         .all()
         .iter()
         .filter(|s| caller.owns(&s.owner))
-        .map(|s| {
-            use std::sync::atomic::Ordering::Relaxed;
-            json!({
-                "session_id": s.id,
-                "pipeline_id": s.pipeline_id,
-                "uptime_s": now.duration_since(s.started_at).as_secs_f64().round(),
-                "fps": s.stats.output_fps(now),
-                "pipeline_fps": (s.stats.pipeline_fps() * 10.0).round() / 10.0,
-                "latency_ms": s.stats.latency_ms().map(|l| (l * 10.0).round() / 10.0),
-                "frames_in": s.stats.frames_in.load(Relaxed),
-                "frames_out": s.stats.frames_out.load(Relaxed),
-                "dropped_in": s.stats.dropped_in.load(Relaxed),
-                "dropped_out": s.stats.dropped_out.load(Relaxed),
-                "encode_errors": s.stats.encode_errors.load(Relaxed),
-                "parameters": params::to_json(&s.params.lock().unwrap_or_else(|p| p.into_inner())),
-            })
+        .map(|s| StreamMetrics {
+            session_id: s.id.clone(),
+            pipeline_id: s.pipeline_id.clone(),
+            uptime_s: now.duration_since(s.started_at).as_secs_f64().round(),
+            figures: s.stats.figures(now),
+            parameters: params::to_json(&s.params.lock().unwrap_or_else(|p| p.into_inner())),
         })
         .collect();
-    body["streams"] = json!(streams);
-    Json(body)
+    Json(MetricsReport {
+        system: state.metrics.snapshot(),
+        streams,
+    })
 }

@@ -111,6 +111,21 @@ impl StreamStats {
             .count() as f64
     }
 
+    /// The figures the metrics report, rounded to 0.1.
+    pub fn figures(&self, now: Instant) -> app::wire::StreamFigures {
+        let round1 = |x: f64| (x * 10.0).round() / 10.0;
+        app::wire::StreamFigures {
+            fps: round1(self.output_fps(now)),
+            pipeline_fps: round1(self.pipeline_fps()),
+            latency_ms: self.latency_ms().map(round1),
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            dropped_in: self.dropped_in.load(Ordering::Relaxed),
+            dropped_out: self.dropped_out.load(Ordering::Relaxed),
+            encode_errors: self.encode_errors.load(Ordering::Relaxed),
+        }
+    }
+
     /// Mean latency over the last two seconds, in milliseconds.
     pub fn latency_ms(&self) -> Option<f64> {
         let l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::media::h264::{EncoderSettings, H264Decoder};
 use crate::service::history::Figures;
+use app::wire::{ServerMessage, SystemFigures};
 use bytes::Bytes;
 use engine::pipeline::{
     InputKind, LoadedPipeline,
@@ -23,7 +24,7 @@ use rtc::{
     rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication,
     rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind},
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::{
     collections::VecDeque,
     sync::{
@@ -136,7 +137,7 @@ pub struct StartContext {
     /// Called with the session id once everything is released.
     pub on_finished: Box<dyn FnOnce(&str) + Send>,
     /// System figures merged into the metrics messages.
-    pub system_metrics: Arc<dyn Fn() -> Value + Send + Sync>,
+    pub system_metrics: Arc<dyn Fn() -> SystemFigures + Send + Sync>,
     /// The history row of a signed-in user's stream.
     pub history: Option<super::history::HistoryLog>,
 }
@@ -405,7 +406,7 @@ struct Control {
     input_kind: InputKind,
     stats: Arc<StreamStats>,
     params: Arc<Mutex<Params>>,
-    system_metrics: Arc<dyn Fn() -> Value + Send + Sync>,
+    system_metrics: Arc<dyn Fn() -> SystemFigures + Send + Sync>,
     track: Arc<TrackLocalStaticSample>,
     ssrc: u32,
     payload_type: u8,
@@ -475,7 +476,7 @@ impl Control {
                             ticks += 1;
                             self.sample_figures(ticks);
                             if let Some(dc) = &channel {
-                                let _ = dc.send_text(&self.metrics_message().to_string()).await;
+                                let _ = dc.send_text(&self.metrics_message().to_text()).await;
                             }
                             None
                         }
@@ -524,11 +525,10 @@ impl Control {
 
         // Tear down: tell the viewer why, stop the threads, close the connection.
         if let Some(dc) = &channel {
-            let mut msg = json!({ "type": "stream_stopped" });
-            if let Some(e) = &error {
-                msg["error_message"] = json!(e);
-            }
-            if dc.send_text(&msg.to_string()).await.is_ok() {
+            let msg = ServerMessage::StreamStopped {
+                error_message: error.clone(),
+            };
+            if dc.send_text(&msg.to_text()).await.is_ok() {
                 // Let it leave before the connection closes (at most half a second).
                 for _ in 0..50 {
                     if dc.outstanding_bytes().await.map_or(true, |n| n == 0) {
@@ -561,15 +561,16 @@ impl Control {
         let _ = finished.send(true);
     }
 
-    /// Frames out, mean output FPS since the start, mean of the latency samples.
+    /// Frames out, mean output FPS since the start, mean of the latency samples (0.1).
     fn figures(&self) -> Figures {
         let frames_out = self.stats.frames_out.load(Ordering::Relaxed);
         let secs = self.started.elapsed().as_secs_f64();
         let (sum, n) = self.latency;
         Figures {
             frames_out: i64::try_from(frames_out).unwrap_or(i64::MAX),
-            mean_fps: (secs > 0.0 && frames_out > 0).then(|| round1(frames_out as f64 / secs)),
-            mean_latency_ms: (n > 0).then(|| round1(sum / n as f64)),
+            mean_fps: (secs > 0.0 && frames_out > 0)
+                .then(|| (frames_out as f64 / secs * 10.0).round() / 10.0),
+            mean_latency_ms: (n > 0).then(|| (sum / n as f64 * 10.0).round() / 10.0),
         }
     }
 
@@ -587,24 +588,12 @@ impl Control {
         }
     }
 
-    fn metrics_message(&self) -> Value {
-        let now = Instant::now();
-        let mut m = (self.system_metrics)();
-        m["type"] = json!("metrics");
-        m["fps"] = json!(round1(self.stats.output_fps(now)));
-        m["pipeline_fps"] = json!(round1(self.stats.pipeline_fps()));
-        m["latency_ms"] = json!(self.stats.latency_ms().map(round1));
-        m["frames_in"] = json!(self.stats.frames_in.load(Ordering::Relaxed));
-        m["frames_out"] = json!(self.stats.frames_out.load(Ordering::Relaxed));
-        m["dropped_in"] = json!(self.stats.dropped_in.load(Ordering::Relaxed));
-        m["dropped_out"] = json!(self.stats.dropped_out.load(Ordering::Relaxed));
-        m["encode_errors"] = json!(self.stats.encode_errors.load(Ordering::Relaxed));
-        m
+    fn metrics_message(&self) -> ServerMessage {
+        ServerMessage::Metrics {
+            system: (self.system_metrics)(),
+            stream: self.stats.figures(Instant::now()),
+        }
     }
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 /// Writes encoded frames to the output track once the connection is up.
@@ -751,12 +740,13 @@ async fn parameter_channel(
         match event {
             DataChannelEvent::OnMessage(msg) => {
                 let reply = handle_parameter_message(&msg.data, &specs, &updates, &current);
-                if let (Some(h), Some(applied)) = (&history, reply["parameters"].as_object())
-                    && reply["type"] == "parameters_updated"
+                if let (Some(h), ServerMessage::ParametersUpdated { parameters }) =
+                    (&history, &reply)
+                    && let Some(applied) = parameters.as_object()
                 {
                     h.send(super::history::Event::Changed(applied.clone()));
                 }
-                let _ = dc.send_text(&reply.to_string()).await;
+                let _ = dc.send_text(&reply.to_text()).await;
             }
             DataChannelEvent::OnClose => break,
             _ => {}
@@ -771,8 +761,8 @@ pub fn handle_parameter_message(
     specs: &[ParamSpec],
     updates: &SyncSender<Params>,
     current: &Mutex<Params>,
-) -> Value {
-    let error = |message: String| json!({ "type": "error", "message": message });
+) -> ServerMessage {
+    let error = |message: String| ServerMessage::Error { message };
     let value: Value = match serde_json::from_slice(data) {
         Ok(v) => v,
         Err(e) => return error(format!("invalid JSON: {e}")),
@@ -797,7 +787,9 @@ pub fn handle_parameter_message(
             cur.insert(k.clone(), v.clone());
         }
     }
-    json!({ "type": "parameters_updated", "parameters": params::to_json(&update) })
+    ServerMessage::ParametersUpdated {
+        parameters: params::to_json(&update),
+    }
 }
 
 #[cfg(test)]
@@ -810,7 +802,10 @@ mod tests {
         let specs = passthrough::spec().runtime_params;
         let (tx, rx) = sync_channel(1);
         let current = Mutex::new(Params::new());
-        let reply = handle_parameter_message(b"{not json", &specs, &tx, &current);
+        let msg = |data: &[u8]| {
+            serde_json::to_value(handle_parameter_message(data, &specs, &tx, &current)).unwrap()
+        };
+        let reply = msg(b"{not json");
         assert_eq!(reply["type"], "error");
         assert!(
             reply["message"]
@@ -818,12 +813,12 @@ mod tests {
                 .unwrap()
                 .starts_with("invalid JSON")
         );
-        let reply = handle_parameter_message(br#"{"noise_scale": 0.5}"#, &specs, &tx, &current);
+        let reply = msg(br#"{"noise_scale": 0.5}"#);
         assert_eq!(
             reply["message"],
             "unknown parameter 'noise_scale' (accepted: paused)"
         );
-        let reply = handle_parameter_message(br#"{"paused": "yes"}"#, &specs, &tx, &current);
+        let reply = msg(br#"{"paused": "yes"}"#);
         assert_eq!(
             reply["message"],
             "parameter 'paused': must be true or false"
@@ -833,17 +828,17 @@ mod tests {
             "an invalid message reached the processor"
         );
 
-        let reply = handle_parameter_message(br#"{"paused": true}"#, &specs, &tx, &current);
+        let reply = msg(br#"{"paused": true}"#);
         assert_eq!(
             reply,
-            json!({"type": "parameters_updated", "parameters": {"paused": true}})
+            serde_json::json!({"type": "parameters_updated", "parameters": {"paused": true}})
         );
         assert_eq!(rx.try_recv().unwrap()["paused"], ParamValue::Bool(true));
         assert_eq!(current.lock().unwrap()["paused"], ParamValue::Bool(true));
 
         // A full queue refuses instead of blocking the network task.
-        let _ = handle_parameter_message(br#"{"paused": false}"#, &specs, &tx, &current);
-        let reply = handle_parameter_message(br#"{"paused": true}"#, &specs, &tx, &current);
+        let _ = msg(br#"{"paused": false}"#);
+        let reply = msg(br#"{"paused": true}"#);
         assert!(
             reply["message"]
                 .as_str()
@@ -851,11 +846,5 @@ mod tests {
                 .contains("too many updates")
         );
         let _ = vod::spec();
-    }
-
-    #[test]
-    fn round1_rounds() {
-        assert_eq!(round1(29.96), 30.0);
-        assert_eq!(round1(0.04), 0.0);
     }
 }
