@@ -15,6 +15,7 @@ pub mod routes;
 pub mod schema;
 #[cfg(feature = "ssr")]
 pub mod service;
+pub mod studio;
 pub mod wire;
 
 use leptos::prelude::*;

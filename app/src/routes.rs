@@ -3,8 +3,7 @@
 mod history;
 mod library;
 mod not_found;
-mod presets;
-pub(crate) mod stream;
+mod stream;
 
 pub use history::HistoryPage;
 pub use library::LibraryPage;

@@ -6,7 +6,7 @@
 
 use crate::{
     models::PromptItem,
-    routes::stream::{MAX_PROMPTS, PROMPT_PLACEHOLDER, Phase, PromptRow, Studio},
+    studio::{MAX_PROMPTS, PROMPT_PLACEHOLDER, Phase, PromptRow, Studio},
 };
 use leptos::{ev::SubmitEvent, prelude::*};
 

@@ -1,7 +1,7 @@
 //! The Presets section of the studio's Settings panel: save the current prompt and
 //! settings, apply, rename, duplicate, delete, export and import.
 
-use super::stream::Studio;
+use crate::studio::Studio;
 use crate::{
     account::{Account, AuthMode},
     api,
