@@ -12,7 +12,10 @@
 # cubecl's `target` cache beside a Cargo.toml there), restored from $CACHE_IN/cache-<run>.tgz
 # and saved to $OUT/cache-<run>.tgz every minute and at the end, so a call cut off by the
 # device's time limit still leaves its kernels for the next call. PARALLEL=1 runs the runs at
-# once (their compiles then share the CPU cores: a way to warm the caches, not to time them).
+# once (their compiles then share the CPU cores: a way to warm the caches, not to time them;
+# three runs at 480×832 need more than an 80 GB H100's memory: on one, the 480×832 video →
+# video run ran out of it). Only 8 files come back from a device call: a run's log and JSON
+# come before the caches when OUT is listed, so keep RUNS short or drop the caches.
 set -uo pipefail
 source "$(dirname "$0")/device_setup.sh" "$@"
 BIN=$(readlink -f "$BIN")
