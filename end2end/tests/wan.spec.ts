@@ -151,7 +151,17 @@ test("streamdiffusionv2 transforms the camera", async ({ page }) => {
   await openStudio(page);
   await choose(page, "streamdiffusionv2");
   await expect(page.getByTestId("input-mode")).toHaveValue("camera");
+  // Switch and number load settings come from the schema too.
+  const batch = page.getByTestId("param-stream_batch").locator("input");
+  await expect(batch).toBeChecked();
+  await batch.uncheck();
+  const threshold = page.getByTestId("param-adapt_sink_threshold").locator("input");
+  await threshold.fill("0.35");
+  await threshold.blur();
   await start(page);
+  const status = await (await page.request.get("/api/v1/pipeline/status")).json();
+  expect(status.load_params).toMatchObject({ stream_batch: false, adapt_sink_threshold: 0.35 });
+  await expect(batch).toBeDisabled();
   await expectFramesRising(page);
   const [s] = await streams(page);
   expect(s.pipeline_id).toBe("streamdiffusionv2");

@@ -73,8 +73,13 @@ pub fn SettingsPanel() -> impl IntoView {
                         .map(|p| {
                             p.load_fields()
                                 .into_iter()
-                                .filter(|f| matches!(f.kind, FieldKind::Int { .. }))
-                                .map(|f| view! { <IntField field=f /> })
+                                .map(|f| match f.kind {
+                                    FieldKind::Int { .. } => view! { <IntField field=f /> }.into_any(),
+                                    FieldKind::Bool | FieldKind::Number { .. } => {
+                                        view! { <LoadOption field=f /> }.into_any()
+                                    }
+                                    _ => ().into_any(),
+                                })
                                 .collect_view()
                         })
                 }}
@@ -360,5 +365,66 @@ fn RuntimeField(field: crate::schema::Field) -> impl IntoView {
             <span class="field-label" title=field.description.clone()>{field.title.clone()}</span>
             {control}
         </div>
+    }
+}
+
+/// A load parameter that is a switch or a number (StreamDiffusionV2's `stream_batch`,
+/// `adapt_sink_threshold`, …). Disabled while streaming (load parameters need a restart).
+#[component]
+fn LoadOption(field: crate::schema::Field) -> impl IntoView {
+    let s = expect_context::<Studio>();
+    let key = field.key.clone();
+    let value = {
+        let key = key.clone();
+        move || {
+            s.load_options
+                .with(|v| v.get(&key).cloned().unwrap_or(Value::Null))
+        }
+    };
+    let set = {
+        let key = key.clone();
+        move |v: Value| {
+            s.load_options.update(|m| {
+                m.insert(key.clone(), v);
+            })
+        }
+    };
+    let testid = format!("param-{key}");
+    let control = match field.kind {
+        FieldKind::Number { min, max, step } => {
+            let value = value.clone();
+            view! {
+                <input
+                    class="select"
+                    type="number"
+                    min=min
+                    max=max
+                    step=step
+                    disabled=move || s.busy()
+                    prop:value=move || value().as_f64().map(|v| v.to_string()).unwrap_or_default()
+                    on:change=move |ev| {
+                        if let Ok(v) = event_target_value(&ev).parse::<f64>() {
+                            set(json!(v.clamp(min, max)));
+                        }
+                    }
+                />
+            }
+            .into_any()
+        }
+        _ => view! {
+            <input
+                type="checkbox"
+                disabled=move || s.busy()
+                prop:checked=move || value().as_bool().unwrap_or(false)
+                on:change=move |ev| set(json!(event_target_checked(&ev)))
+            />
+        }
+        .into_any(),
+    };
+    view! {
+        <label class="field" data-testid=testid>
+            <span class="field-label" title=field.description.clone()>{field.title.clone()}</span>
+            {control}
+        </label>
     }
 }

@@ -69,6 +69,9 @@ pub struct Studio {
     pub pipeline_id: RwSignal<String>,
     pub mode: RwSignal<InputMode>,
     pub load_values: RwSignal<BTreeMap<String, i64>>,
+    /// The load parameters that are not integers (switches and numbers, e.g.
+    /// StreamDiffusionV2's `stream_batch` and `adapt_sink_threshold`).
+    pub load_options: RwSignal<BTreeMap<String, Value>>,
     /// Runtime parameters other than `paused` and prompts, as the controls show them.
     pub runtime_values: RwSignal<BTreeMap<String, Value>>,
     pub phase: RwSignal<Phase>,
@@ -140,6 +143,7 @@ impl Studio {
             pipeline_id: RwSignal::new(String::new()),
             mode: RwSignal::new(InputMode::Camera),
             load_values: RwSignal::new(BTreeMap::new()),
+            load_options: RwSignal::new(BTreeMap::new()),
             runtime_values: RwSignal::new(BTreeMap::new()),
             phase: RwSignal::new(Phase::Idle),
             load_progress: RwSignal::new(None),
@@ -199,6 +203,13 @@ impl Studio {
             .filter_map(|f| f.default.as_i64().map(|v| (f.key, v)))
             .collect();
         self.load_values.set(values);
+        let options = p
+            .load_fields()
+            .into_iter()
+            .filter(|f| matches!(f.kind, FieldKind::Bool | FieldKind::Number { .. }))
+            .map(|f| (f.key, f.default))
+            .collect();
+        self.load_options.set(options);
         let runtime = p
             .runtime_fields()
             .into_iter()
@@ -253,6 +264,7 @@ impl Studio {
             .into_iter()
             .map(|(k, v)| (k, json!(v)))
             .collect();
+        params.extend(self.load_options.get_untracked());
         params.extend(self.runtime_values.get_untracked());
         let prompts = self.prompt_list();
         if prompts.len() > 1 {
@@ -412,6 +424,13 @@ impl Studio {
                 for (k, v) in values.iter_mut() {
                     if let Some(n) = preset.params.get(k).and_then(Value::as_i64) {
                         *v = n;
+                    }
+                }
+            });
+            self.load_options.update(|values| {
+                for (k, v) in values.iter_mut() {
+                    if let Some(new) = preset.params.get(k) {
+                        *v = new.clone();
                     }
                 }
             });
