@@ -15,6 +15,9 @@ pub struct PipelineInfo {
     /// Input modes the pipeline accepts: `video`, `camera`, `text`.
     pub modes: Vec<String>,
     pub output_fps: Option<f64>,
+    /// GPU memory a stream needs at the default size, estimated in GB (model pipelines).
+    #[serde(default)]
+    pub vram_gb: Option<f64>,
     pub load_schema: Value,
     pub runtime_schema: Value,
     /// Whether its model files are present under the server's models directory.
@@ -128,6 +131,24 @@ pub struct PipelineStatus {
 impl PipelineInfo {
     pub fn takes_video(&self) -> bool {
         self.input == "video"
+    }
+
+    /// The info card's line: input, default size and the VRAM estimate.
+    pub fn facts(&self) -> String {
+        let input = if self.takes_video() {
+            "camera or video"
+        } else {
+            "text only"
+        };
+        let mut parts = vec![format!("Input: {input}")];
+        let size = |k: &str| self.load_schema["properties"][k]["default"].as_i64();
+        if let (Some(w), Some(h)) = (size("width"), size("height")) {
+            parts.push(format!("default {w}×{h}"));
+        }
+        if let Some(gb) = self.vram_gb {
+            parts.push(format!("VRAM ≈ {gb:.0} GB"));
+        }
+        parts.join(" · ")
     }
 
     pub fn load_fields(&self) -> Vec<Field> {

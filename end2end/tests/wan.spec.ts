@@ -30,6 +30,7 @@ async function streams(page: Page) {
 async function choose(page: Page, id: string) {
   await page.getByTestId("pipeline-select").selectOption(id);
   await expect(page.getByTestId("pipeline-info")).not.toContainText("Model files missing");
+  await expect(page.getByTestId("pipeline-facts")).toContainText(/VRAM ≈ \d+ GB/);
   for (const key of ["height", "width"]) {
     const field = page.getByTestId(`param-${key}`).locator("input");
     await field.fill("64");

@@ -50,6 +50,7 @@ pub fn SettingsPanel() -> impl IntoView {
                 <div class="pipeline-card" data-testid="pipeline-info">
                     <p class="pipeline-name">{p.name.clone()}</p>
                     <p class="muted">{p.about.clone()}</p>
+                    <p class="muted pipeline-facts" data-testid="pipeline-facts">{p.facts()}</p>
                     {(!p.files.ready).then(|| view! {
                         <div class="missing-files" data-testid="missing-files">
                             <p class="error">"Model files missing"</p>

@@ -46,6 +46,9 @@ pub struct PipelineSpec {
     pub runtime_params: Vec<ParamSpec>,
     /// Frame rate of a pipeline that paces itself (clip playback), else measured.
     pub output_fps: Option<f64>,
+    /// GPU memory a stream needs at the default size, estimated in GB: the weights plus the
+    /// largest caches and attention scores ([`wan::spec`] says how); `None` without a model.
+    pub vram_gb: Option<f64>,
 }
 
 impl PipelineSpec {
@@ -62,6 +65,7 @@ impl PipelineSpec {
             "input": self.input,
             "modes": modes,
             "output_fps": self.output_fps,
+            "vram_gb": self.vram_gb,
             "load_schema": params::object_schema(&self.load_params),
             "runtime_schema": params::object_schema(&self.runtime_params),
         })

@@ -45,6 +45,7 @@ pub fn spec() -> PipelineSpec {
         ],
         runtime_params: vec![super::vod::paused_param()],
         output_fps: None,
+        vram_gb: None,
     }
 }
 

@@ -36,6 +36,7 @@ pub fn spec() -> PipelineSpec {
         load_params: vec![],
         runtime_params: vec![paused_param()],
         output_fps: Some(VOD_FPS),
+        vram_gb: None,
     }
 }
 

@@ -143,6 +143,7 @@ impl PipelineManager {
                     },
                     modes: modes.iter().map(|m| (*m).into()).collect(),
                     output_fps: s.output_fps,
+                    vram_gb: s.vram_gb,
                     load_schema: object_schema(&s.load_params),
                     runtime_schema: object_schema(&s.runtime_params),
                     files: PipelineFiles {

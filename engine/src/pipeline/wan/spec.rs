@@ -144,6 +144,18 @@ fn common_runtime(prompt: &str, step_list: ParamSpec, extra: Vec<ParamSpec>) -> 
 }
 
 /// The spec of a Wan pipeline.
+/// GPU memory a stream needs at the default size, estimated in GB (rounded): the bf16 DiT
+/// (1.42 B parameters), the bf16 UMT5-XXL encoder (5.7 B; 11.4 GB less with
+/// `--text-encoder-device cpu`), the f32 VAE (127 M), the self-attention KV cache (`kv_tokens`
+/// cached tokens × 30 layers × K and V × 1536 × 2 bytes) and one layer's attention scores
+/// (12 heads × `q_tokens` × `kv_tokens`, in bf16 twice: scores and probabilities).
+pub fn vram_gb(kv_tokens: usize, q_tokens: usize) -> f64 {
+    let weights = 1.42e9 * 2.0 + 5.7e9 * 2.0 + 127e6 * 4.0;
+    let kv = kv_tokens as f64 * 30.0 * 2.0 * 1536.0 * 2.0;
+    let scores = 12.0 * q_tokens as f64 * kv_tokens as f64 * 4.0;
+    ((weights + kv + scores) / 1e9).round()
+}
+
 pub fn spec(p: WanPipeline) -> PipelineSpec {
     let t2v_steps = steps(
         json!([1000, 750, 500, 250]),
@@ -197,6 +209,8 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                 vec![],
             ),
             output_fps: None,
+            // A 21-frame cache plus the chunk, 1560 tokens a frame at 480×832.
+            vram_gb: Some(vram_gb(32_760 + 4_680, 4_680)),
         },
         WanPipeline::LongLive => PipelineSpec {
             id: p.id(),
@@ -242,6 +256,7 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                 vec![],
             ),
             output_fps: None,
+            vram_gb: Some(vram_gb((12 + 3) * 1560, 3 * 1560)),
         },
         WanPipeline::StreamDiffusionV2 => {
             let runtime = common_runtime(
@@ -359,7 +374,24 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                 ],
                 runtime_params: runtime,
                 output_fps: None,
+                // Two stream-batch rows, each with its 6 cached frames and its new one.
+                vram_gb: Some(vram_gb(2 * 7 * 1024, 1024)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vram_estimates_add_weights_cache_and_scores() {
+        // Weights alone: 2.84 + 11.4 + 0.51 GB.
+        assert_eq!(vram_gb(0, 0), 15.0);
+        // Self-Forcing at 480×832: a 6.9 GB cache and 8.4 GB of scores on top.
+        assert_eq!(spec(WanPipeline::SelfForcing).vram_gb, Some(30.0));
+        assert_eq!(spec(WanPipeline::LongLive).vram_gb, Some(24.0));
+        assert_eq!(spec(WanPipeline::StreamDiffusionV2).vram_gb, Some(18.0));
     }
 }
