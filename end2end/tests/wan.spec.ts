@@ -2,6 +2,8 @@
 // `hanzo-live engine make-tiny` write into the server's models directory: a text → video and
 // a video → video stream through the real server, steered live.
 import { expect, test, type Page } from "@playwright/test";
+import * as fs from "node:fs";
+import * as path from "node:path";
 
 async function openStudio(page: Page) {
   await page.goto("/");
@@ -173,4 +175,59 @@ test("streamdiffusionv2 transforms the camera", async ({ page }) => {
     )
     .toBe(64);
   await stop(page);
+});
+
+test("a pipeline whose files are missing says which, and Start waits for them", async ({ page }) => {
+  const dir = process.env.HANZO_E2E_DATA_DIR;
+  test.skip(!dir || !!process.env.BASE_URL, "needs the server's models directory");
+  const lora = path.join(dir!, "models", "LongLive-1.3B", "models", "lora.pt");
+  fs.renameSync(lora, `${lora}.away`);
+  try {
+    await openStudio(page);
+    await page.getByTestId("pipeline-select").selectOption("longlive");
+    const missing = page.getByTestId("missing-files");
+    await expect(missing).toContainText("LoRA");
+    await expect(missing).toContainText("LongLive-1.3B/models/lora.pt");
+    await expect(missing).not.toContainText("DiT checkpoint");
+    await expect(page.getByTestId("start-button")).toBeDisabled();
+    await expect(page.getByTestId("start-blocked")).toHaveText(
+      "Cannot start: model files missing (LoRA; see Settings)",
+    );
+    // Another pipeline with its files is ready.
+    await page.getByTestId("pipeline-select").selectOption("self-forcing");
+    await expect(page.getByTestId("missing-files")).toHaveCount(0);
+    await expect(page.getByTestId("start-button")).toBeEnabled();
+  } finally {
+    fs.renameSync(`${lora}.away`, lora);
+  }
+});
+
+test("blended prompts survive switching pipelines back and forth", async ({ page }) => {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await openStudio(page);
+  await page.getByTestId("pipeline-select").selectOption("longlive");
+  await page.getByTestId("prompt-input").fill("a harbour at night");
+  await page.getByTestId("prompt-add").click();
+  await page.getByTestId("prompt-add").click();
+  await page.getByTestId("prompt-text-1").fill("fog");
+  await page.getByTestId("prompt-text-2").fill("lanterns");
+  // The rows were made in a click handler inside a branch that now goes away and comes back.
+  await page.getByTestId("pipeline-select").selectOption("passthrough");
+  await expect(page.getByTestId("prompt-blend")).toHaveCount(0);
+  await page.getByTestId("pipeline-select").selectOption("longlive");
+  await expect(page.getByTestId("prompt-text-2")).toHaveValue("lanterns");
+  await page.getByTestId("prompt-weight-2").fill("0.2");
+  await expect(page.getByTestId("prompt-weight-2")).toHaveValue("0.2");
+  // Removing the first blended row renumbers the one below it.
+  await page.getByTestId("prompt-remove-1").click();
+  await expect(page.getByTestId("prompt-text-1")).toHaveValue("lanterns");
+  await expect(page.getByTestId("prompt-text-2")).toHaveCount(0);
+  // The last one gone, the main prompt's weight is 1 again (its slider hides with it).
+  await page.getByTestId("prompt-weight-0").fill("0");
+  await page.getByTestId("prompt-remove-1").click();
+  await expect(page.getByTestId("prompt-weight-0")).toHaveCount(0);
+  await page.getByTestId("prompt-add").click();
+  await expect(page.getByTestId("prompt-weight-0")).toHaveValue("1");
+  expect(errors).toEqual([]);
 });

@@ -101,7 +101,9 @@ impl From<crate::pipelines::LoadError> for ApiError {
         match e {
             crate::pipelines::LoadError::UnknownPipeline(_) => ApiError::NotFound(e.to_string()),
             crate::pipelines::LoadError::Params(_) => ApiError::Unprocessable(e.to_string()),
-            crate::pipelines::LoadError::Busy { .. } => ApiError::Conflict(e.to_string()),
+            crate::pipelines::LoadError::Busy { .. } | crate::pipelines::LoadError::Loading(_) => {
+                ApiError::Conflict(e.to_string())
+            }
             crate::pipelines::LoadError::Thread(_) => ApiError::Internal(e.to_string()),
         }
     }

@@ -53,13 +53,15 @@ async fn api_not_found(uri: Uri) -> ApiError {
 
 /// `GET /api/v1/pipelines`: every pipeline with the JSON schema of its parameters and
 /// whether its model files are present.
-async fn list_pipelines(State(state): State<AppState>) -> Json<app::schema::PipelineList> {
+async fn list_pipelines(
+    State(state): State<AppState>,
+) -> Result<Json<app::schema::PipelineList>, ApiError> {
     let pipelines = state.pipelines.clone();
     // Looking for files touches the disk: off the async workers.
     let list = tokio::task::spawn_blocking(move || pipelines.list())
         .await
-        .unwrap_or_default();
-    Json(app::schema::PipelineList { pipelines: list })
+        .map_err(|e| ApiError::Internal(format!("cannot list the pipelines: {e}")))?;
+    Ok(Json(app::schema::PipelineList { pipelines: list }))
 }
 
 /// `POST /api/v1/pipeline/load` body.

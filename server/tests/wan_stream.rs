@@ -241,11 +241,13 @@ async fn video_to_video_transforms_the_viewers_frames(pool: SqlitePool) {
     let ack = client.next_message("parameters_updated", T).await;
     assert_eq!(ack["parameters"]["denoising_step_list"], json!([700]));
     frames(&mut client, 8).await;
-    // The figures count the frames the pipeline skipped or used: none queue up.
+    // Output is paced at most at the camera's 20 fps (the tiny model could go faster).
     let m = api.get("/api/v1/metrics", Some(GUEST)).await.body;
     let s = &m["streams"][0];
     assert_eq!(s["pipeline_id"], "streamdiffusionv2");
-    assert!(s["frames_out"].as_u64().unwrap() >= 20, "{m}");
+    let pacing = s["pipeline_fps"].as_f64().unwrap();
+    assert!(pacing > 0.0 && pacing <= 24.0, "{m}");
+    assert!(s["frames_in"].as_u64().unwrap() >= 12, "{m}");
     sender.abort();
     client.close().await;
 }

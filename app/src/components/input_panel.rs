@@ -106,6 +106,9 @@ pub fn InputAndControlsPanel() -> impl IntoView {
                     Phase::Streaming => "Stop".to_owned(),
                 }}
             </button>
+            {move || (s.phase.get() == Phase::Idle).then(|| s.start_blocked()).flatten().map(|why| view! {
+                <p class="muted start-blocked" data-testid="start-blocked">{why}</p>
+            })}
         </aside>
     }
 }

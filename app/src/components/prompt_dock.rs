@@ -1,8 +1,8 @@
 //! Under the video: the prompts a stream runs on. The main prompt field, and for pipelines
-//! that blend prompts, up to seven more with a weight each, how they blend (linear or slerp)
-//! and over how many chunks a change moves the video (0: at once). While streaming, Enter
-//! sends the list over the data channel; weight, blend and transition edits go after a short
-//! pause; the line below says what the server confirmed.
+//! that blend prompts, up to seven more with a weight each, how they blend (linear, or slerp
+//! for two; more fall back to linear) and over how many chunks the next change moves the
+//! video (0: at once). While streaming, Enter sends the list over the data channel; weight
+//! and blend edits go after a short pause; the line below says what the server confirmed.
 
 use crate::{
     models::PromptItem,
@@ -46,7 +46,7 @@ pub fn PromptDock() -> impl IntoView {
                 on:input=move |ev| draft.set(event_target_value(&ev))
             />
             <Show when=blending>
-                <Weight weight=s.first_weight testid="prompt-weight-0".into() />
+                <Weight weight=s.first_weight testid="prompt-weight-0".to_owned() />
             </Show>
             <button
                 class="prompt-submit"
@@ -61,9 +61,9 @@ pub fn PromptDock() -> impl IntoView {
         <Show when=move || s.takes_prompts()>
             <div class="prompt-blend" data-testid="prompt-blend">
                 <For
-                    each=move || s.extra_prompts.get().into_iter().enumerate()
-                    key=|(i, row)| (*i, row.id)
-                    children=move |(i, row)| view! { <BlendRow index=i + 1 row=row /> }
+                    each=move || s.extra_prompts.get()
+                    key=|row| row.id
+                    children=move |row| view! { <BlendRow row=row /> }
                 />
                 <div class="prompt-options">
                     <button
@@ -132,7 +132,7 @@ pub fn PromptDock() -> impl IntoView {
 
 /// A weight slider, 0–1.
 #[component]
-fn Weight(weight: RwSignal<f64>, testid: String) -> impl IntoView {
+fn Weight(weight: RwSignal<f64>, #[prop(into)] testid: Signal<String>) -> impl IntoView {
     let s = expect_context::<Studio>();
     view! {
         <span class="prompt-weight">
@@ -142,7 +142,7 @@ fn Weight(weight: RwSignal<f64>, testid: String) -> impl IntoView {
                 max="1"
                 step="0.05"
                 aria-label="Weight"
-                data-testid=testid
+                data-testid=move || testid.get()
                 prop:value=move || weight.get().to_string()
                 on:input=move |ev| {
                     if let Ok(w) = event_target_value(&ev).parse::<f64>() {
@@ -158,19 +158,27 @@ fn Weight(weight: RwSignal<f64>, testid: String) -> impl IntoView {
 
 /// One blended prompt: its text (Enter applies the list), weight and a remove button.
 #[component]
-fn BlendRow(index: usize, row: PromptRow) -> impl IntoView {
+fn BlendRow(row: PromptRow) -> impl IntoView {
     let s = expect_context::<Studio>();
+    let id = row.id;
+    // Its place in the list (the main prompt is 0), kept right as rows above it go.
+    let index = move || {
+        s.extra_prompts
+            .with(|r| r.iter().position(|x| x.id == id))
+            .map_or(0, |p| p + 1)
+    };
+    let (text, weight) = (RwSignal::from(row.text), RwSignal::from(row.weight));
     view! {
-        <div class="prompt-row" data-testid=format!("prompt-row-{index}")>
+        <div class="prompt-row" data-testid=move || format!("prompt-row-{}", index())>
             <input
                 class="prompt-input compact"
                 type="text"
                 placeholder="another prompt to blend in"
-                aria-label=format!("Prompt {}", index + 1)
+                aria-label=move || format!("Prompt {}", index() + 1)
                 maxlength="2000"
-                data-testid=format!("prompt-text-{index}")
-                prop:value=move || row.text.get()
-                on:input=move |ev| row.text.set(event_target_value(&ev))
+                data-testid=move || format!("prompt-text-{}", index())
+                prop:value=move || text.get()
+                on:input=move |ev| text.set(event_target_value(&ev))
                 on:keydown=move |ev| {
                     if ev.key() == "Enter" {
                         ev.prevent_default();
@@ -178,14 +186,14 @@ fn BlendRow(index: usize, row: PromptRow) -> impl IntoView {
                     }
                 }
             />
-            <Weight weight=row.weight testid=format!("prompt-weight-{index}") />
+            <Weight weight=weight testid=Signal::derive(move || format!("prompt-weight-{}", index())) />
             <button
                 type="button"
                 class="icon-button"
                 aria-label="Remove prompt"
-                data-testid=format!("prompt-remove-{index}")
+                data-testid=move || format!("prompt-remove-{}", index())
                 on:click=move |_| {
-                    s.extra_prompts.update(|r| r.retain(|x| x.id != row.id));
+                    s.remove_prompt_row(id);
                     s.schedule_prompts();
                 }
             >

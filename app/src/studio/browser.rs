@@ -147,8 +147,15 @@ impl Studio {
             let s: PipelineStatus =
                 serde_json::from_value(fetch_json("GET", "/api/v1/pipeline/status", None).await?)
                     .map_err(|e| format!("unexpected pipeline status: {e}"))?;
+            if s.pipeline_id.as_deref() != Some(p.id.as_str()) {
+                self.load_progress.set(None);
+                return Err(format!(
+                    "another viewer loaded {} meanwhile; press Start again",
+                    s.pipeline_id.unwrap_or_default()
+                ));
+            }
             match s.status {
-                LoadStatus::Loaded if s.pipeline_id.as_deref() == Some(p.id.as_str()) => break,
+                LoadStatus::Loaded => break,
                 LoadStatus::Error => {
                     self.load_progress.set(None);
                     return Err(s

@@ -98,6 +98,8 @@ pub struct Studio {
     pub transition_steps: RwSignal<i64>,
     /// Bumped by every prompt edit, so only the last of a quick series is sent.
     pub prompt_edits: RwSignal<u64>,
+    /// The last blended row's id.
+    pub next_row_id: StoredValue<u64>,
     /// The prompts the server last confirmed for the running stream.
     pub live_prompts: RwSignal<Option<Vec<PromptItem>>>,
     /// The running recording, if any.
@@ -116,12 +118,13 @@ pub struct Studio {
 }
 
 /// A prompt blended with the main one: its text and weight, each its own signal (so typing
-/// re-renders nothing else).
-#[derive(Clone, Copy, Debug)]
+/// re-renders nothing else). Reference-counted signals: a row made in an event handler must
+/// outlive the view that handled the event (an arena signal would die with it).
+#[derive(Clone, Debug)]
 pub struct PromptRow {
     pub id: u64,
-    pub text: RwSignal<String>,
-    pub weight: RwSignal<f64>,
+    pub text: ArcRwSignal<String>,
+    pub weight: ArcRwSignal<f64>,
 }
 
 /// Most prompts a stream blends (the server's limit).
@@ -162,6 +165,7 @@ impl Studio {
             interpolation: RwSignal::new("linear".into()),
             transition_steps: RwSignal::new(0),
             prompt_edits: RwSignal::new(0),
+            next_row_id: StoredValue::new(0),
             live_prompts: RwSignal::new(None),
             recording: RwSignal::new(None),
             stream_signed_in: RwSignal::new(false),
@@ -235,10 +239,9 @@ impl Studio {
     pub fn start_blocked(&self) -> Option<String> {
         let p = self.current()?;
         if !p.files.ready {
-            let what: Vec<String> = p.files.missing.iter().map(|m| m.role.clone()).collect();
+            let what: Vec<&str> = p.files.missing.iter().map(|m| m.label()).collect();
             return Some(format!(
-                "Model files missing under {}: {}",
-                p.files.models_dir,
+                "Cannot start: model files missing ({}; see Settings)",
                 what.join(", ")
             ));
         }
@@ -336,16 +339,21 @@ impl Studio {
 
     /// A blended prompt row with a fresh id.
     pub fn new_prompt_row(&self, text: &str, weight: f64) -> PromptRow {
-        let id = self
-            .extra_prompts
-            .with_untracked(|r| r.iter().map(|r| r.id).max().unwrap_or(0))
-            .max(self.prompt_edits.get_untracked())
-            + 1;
-        self.prompt_edits.set(id);
+        let id = self.next_row_id.get_value() + 1;
+        self.next_row_id.set_value(id);
         PromptRow {
             id,
-            text: RwSignal::new(text.to_owned()),
-            weight: RwSignal::new(weight),
+            text: ArcRwSignal::new(text.to_owned()),
+            weight: ArcRwSignal::new(weight),
+        }
+    }
+
+    /// Removes blended row `id`; the main prompt's weight goes back to 1 with the last one
+    /// (its slider hides then, and a hidden zero weight would refuse every send).
+    pub fn remove_prompt_row(&self, id: u64) {
+        self.extra_prompts.update(|r| r.retain(|x| x.id != id));
+        if self.extra_prompts.with_untracked(Vec::is_empty) {
+            self.first_weight.set(1.0);
         }
     }
 
@@ -353,10 +361,14 @@ impl Studio {
     /// transition when Transition Chunks > 0).
     pub fn apply_prompts(self) {
         let list = self.prompt_list();
-        let Some(first) = list.first() else {
+        if list.is_empty() {
             return;
-        };
-        self.next_prompt.set(Some(first.text.clone()));
+        }
+        // Only the main field names the main prompt (a blended row never becomes it).
+        let draft = self.prompt_draft.get_untracked();
+        if !draft.trim().is_empty() {
+            self.next_prompt.set(Some(draft.trim().to_owned()));
+        }
         if self.phase.get_untracked() == Phase::Streaming && self.takes_prompts() {
             let method = self.interpolation.get_untracked();
             let steps = self.transition_steps.get_untracked();

@@ -33,6 +33,9 @@ pub enum LoadError {
     /// Streams run on the loaded pipeline; another load would pull it from under them.
     #[error("{}", busy_message(*.running, .pipeline))]
     Busy { running: usize, pipeline: String },
+    /// Another load is under way; starting a second would hold two models in memory.
+    #[error("{0} is loading; wait for it to finish")]
+    Loading(String),
     #[error("cannot start loading: {0}")]
     Thread(String),
 }
@@ -62,8 +65,23 @@ struct State {
     stage: Option<LoadingStage>,
     progress: f64,
     loaded: Option<Arc<dyn LoadedPipeline>>,
+    /// Offers that hold the loaded pipeline but are not streams yet ([`Reservation`]).
+    offers: usize,
     /// Bumped by every accepted load; a finishing load that is no longer current is dropped.
     generation: u64,
+}
+
+/// An offer's hold on the loaded pipeline from the moment it takes it until its stream is
+/// registered (then the stream counts): no load can pull the pipeline away in between.
+pub struct Reservation {
+    manager: Arc<PipelineManager>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut s = self.manager.lock();
+        s.offers = s.offers.saturating_sub(1);
+    }
 }
 
 /// The server's one loaded pipeline, and the registry it loads from.
@@ -86,6 +104,7 @@ impl PipelineManager {
                 stage: None,
                 progress: 0.0,
                 loaded: None,
+                offers: 0,
                 generation: 0,
             }),
         }
@@ -197,11 +216,17 @@ impl PipelineManager {
             if same && matches!(s.status, LoadStatus::Loaded | LoadStatus::Loading) {
                 return Ok(());
             }
+            let running = running + s.offers;
             if running > 0 {
                 return Err(LoadError::Busy {
                     running,
                     pipeline: s.pipeline_id.clone().unwrap_or_default(),
                 });
+            }
+            if s.status == LoadStatus::Loading {
+                return Err(LoadError::Loading(
+                    s.pipeline_id.clone().unwrap_or_default(),
+                ));
             }
             s.generation += 1;
             s.status = LoadStatus::Loading;
@@ -223,7 +248,7 @@ impl PipelineManager {
             }
         }));
         let this = Arc::clone(self);
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("load-{pipeline_id}"))
             .spawn(move || {
                 let factory = this.registry.at(index);
@@ -237,8 +262,12 @@ impl PipelineManager {
                             ))
                         });
                 this.finish(generation, result);
-            })
-            .map_err(|e| LoadError::Thread(e.to_string()))?;
+            });
+        if let Err(e) = spawned {
+            // Nothing is loading: say so, and let the same load be asked for again.
+            self.finish(generation, Err(format!("cannot start loading: {e}")));
+            return Err(LoadError::Thread(e.to_string()));
+        }
         Ok(())
     }
 
@@ -287,6 +316,21 @@ impl PipelineManager {
     /// The loaded pipeline, if loading has finished.
     pub fn current(&self) -> Option<Arc<dyn LoadedPipeline>> {
         self.lock().loaded.clone()
+    }
+
+    /// The loaded pipeline for an offer, held against loads until the [`Reservation`] drops
+    /// (the offer keeps it until its stream is registered).
+    pub fn reserve(self: &Arc<Self>) -> Option<(Arc<dyn LoadedPipeline>, Reservation)> {
+        let mut s = self.lock();
+        let loaded = s.loaded.clone()?;
+        s.offers += 1;
+        drop(s);
+        Some((
+            loaded,
+            Reservation {
+                manager: Arc::clone(self),
+            },
+        ))
     }
 }
 
@@ -345,6 +389,23 @@ mod tests {
         let e = m.load("passthrough", &Value::Null, 1).unwrap_err();
         assert_eq!(e.to_string(), "1 stream is running on vod; stop it first");
         assert_eq!(m.current().unwrap().spec().id, "vod");
+    }
+
+    #[test]
+    fn an_offer_holding_the_pipeline_blocks_other_loads_until_it_lets_go() {
+        let m = manager();
+        m.load("passthrough", &Value::Null, 0).unwrap();
+        wait_loaded(&m);
+        let (loaded, held) = m.reserve().unwrap();
+        assert_eq!(loaded.spec().id, "passthrough");
+        let e = m.load("vod", &Value::Null, 0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "1 stream is running on passthrough; stop it first"
+        );
+        drop(held);
+        m.load("vod", &Value::Null, 0).unwrap();
+        assert_eq!(wait_loaded(&m).pipeline_id.as_deref(), Some("vod"));
     }
 
     #[test]
@@ -435,6 +496,11 @@ mod tests {
         }
         m.load("gated", &json!({"height": 32}), 0).unwrap();
         wait_for(LoadStatus::Loading);
+        // A second load while one runs is refused (two models would load at once); the same
+        // one again is a no-op.
+        let e = m.load("gated", &json!({"height": 48}), 0).unwrap_err();
+        assert_eq!(e.to_string(), "gated is loading; wait for it to finish");
+        m.load("gated", &json!({"height": 32}), 0).unwrap();
         tx.send(None).unwrap();
         let s = wait_for(LoadStatus::Loaded);
         assert_eq!(s.error, None);

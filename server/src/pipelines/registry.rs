@@ -204,10 +204,6 @@ impl Registry {
         self.entries[index].1.as_ref()
     }
 
-    pub fn get(&self, id: &str) -> Option<&dyn PipelineFactory> {
-        self.position(id).map(|i| self.at(i))
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -141,7 +141,8 @@ async fn offer(
     }
     let offer = RTCSessionDescription::offer(req.sdp)
         .map_err(|e| ApiError::BadRequest(format!("invalid SDP: {e}")))?;
-    let loaded = state.pipelines.current().ok_or_else(|| {
+    // Held against loads until the stream is registered below.
+    let (loaded, _reservation) = state.pipelines.reserve().ok_or_else(|| {
         ApiError::Conflict("Pipeline not loaded. Please load pipeline first.".into())
     })?;
     let spec = loaded.spec();

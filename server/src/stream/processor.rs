@@ -3,8 +3,10 @@
 //! * **processor**: takes parameter updates, asks the pipeline what it needs, takes a chunk
 //!   from the [`InputBuffer`], runs the pipeline, queues the output (bounded; video-input
 //!   pipelines drop and count when it is full, generators wait);
-//! * **output**: paces frames out at the measured pipeline rate, encodes them (H.264) and
-//!   hands the access units to the async writer through a bounded channel.
+//! * **output**: paces frames out at the measured pipeline rate — for a live-input pipeline at
+//!   most the input's rate, a little faster while more than a chunk waits ([`output_fps`]) —,
+//!   encodes them (H.264) and hands the access units to the async writer through a bounded
+//!   channel.
 
 use super::buffer::{InputBuffer, TimedFrame};
 use crate::media::h264::{EncoderSettings, H264Encoder};
@@ -249,7 +251,8 @@ pub fn spawn_processor(
                     if last_fps_update.elapsed() >= FPS_UPDATE_INTERVAL {
                         let avg = per_frame.iter().sum::<f64>() / per_frame.len() as f64;
                         let processing = if avg > 0.0 { 1.0 / avg } else { MAX_FPS };
-                        let input_fps = input_rate.update(stats.frames_in.load(Ordering::Relaxed));
+                        let input_fps = input_rate
+                            .update(stats.frames_in.load(Ordering::Relaxed), Instant::now());
                         stats.set_pipeline_fps(pacing_fps(
                             config.input_kind,
                             processing,
@@ -280,7 +283,9 @@ pub fn spawn_processor(
         })
 }
 
-/// Frames per second of a growing counter, between two readings.
+/// Frames per second of a growing counter, between two readings. The first reading with
+/// frames only starts the clock: the time before the first frame (connection set-up) is no
+/// part of the input's rate.
 struct RateMeter {
     at: Instant,
     count: u64,
@@ -294,13 +299,14 @@ impl RateMeter {
         }
     }
 
-    /// The rate since the last reading (`None` when nothing arrived).
-    fn update(&mut self, count: u64) -> Option<f64> {
-        let now = Instant::now();
+    /// The rate since the last reading (`None` before the input started, or when nothing
+    /// arrived).
+    fn update(&mut self, count: u64, now: Instant) -> Option<f64> {
+        let started = self.count > 0;
         let dt = now.duration_since(self.at).as_secs_f64();
         let n = count.saturating_sub(self.count);
         (self.at, self.count) = (now, count);
-        (dt > 0.0 && n > 0).then(|| n as f64 / dt)
+        (started && dt > 0.0 && n > 0).then(|| n as f64 / dt)
     }
 }
 
@@ -365,15 +371,16 @@ pub struct EncodedFrame {
     pub origin: Instant,
 }
 
-/// The output rate with `backlog` frames waiting: the pacing rate, raised while more than
-/// half a chunk waits, so a queue that a slightly low rate let grow drains instead of adding
-/// latency (`catch_up`: live-input pipelines, whose rate follows the input's).
+/// The output rate with `backlog` frames waiting (this one included): the pacing rate, raised
+/// while more than a chunk waits, so a queue that a slightly low rate let grow drains instead
+/// of adding latency; a chunk's own frames play out evenly (`catch_up`: live-input pipelines,
+/// whose rate follows the input's).
 pub fn output_fps(pacing: f64, backlog: u64, chunk_frames: u64, catch_up: bool) -> f64 {
     if !catch_up {
         return pacing;
     }
-    let chunk = chunk_frames.max(1) as f64;
-    (pacing * (1.0 + backlog.saturating_sub(1) as f64 / (2.0 * chunk))).min(MAX_FPS)
+    let chunk = chunk_frames.max(1);
+    (pacing * (1.0 + backlog.saturating_sub(chunk) as f64 / (2.0 * chunk as f64))).min(MAX_FPS)
 }
 
 /// Paces, encodes and hands frames to the writer. An encoder that cannot start, or fails
@@ -508,10 +515,12 @@ mod tests {
 
     #[test]
     fn a_backlog_drains_faster_for_live_input_only() {
-        // Nothing waiting (only the frame being sent): the pacing rate.
+        // Up to a chunk waiting (a chunk's frames arrive together): the pacing rate.
         assert_eq!(output_fps(20.0, 1, 1, true), 20.0);
-        assert_eq!(output_fps(20.0, 4, 4, true), 20.0 * (1.0 + 3.0 / 8.0));
-        // One-frame chunks with 3 queued: twice the rate, never past the cap.
+        assert_eq!(output_fps(20.0, 4, 4, true), 20.0);
+        // Beyond a chunk: faster in proportion (4-frame chunks, 8 waiting: 1.5×).
+        assert_eq!(output_fps(20.0, 8, 4, true), 30.0);
+        // One-frame chunks with 3 waiting: twice the rate, never past the cap.
         assert_eq!(output_fps(20.0, 3, 1, true), 40.0);
         assert_eq!(output_fps(50.0, 30, 1, true), MAX_FPS);
         // Generators and clips keep their rate (they wait for room instead).
@@ -520,10 +529,11 @@ mod tests {
 
     #[test]
     fn the_rate_meter_counts_arrivals_between_readings() {
-        let mut m = RateMeter::new(10);
-        m.at -= Duration::from_millis(500);
-        let r = m.update(25).unwrap();
-        assert!((r - 30.0).abs() < 1.0, "{r}");
-        assert_eq!(m.update(25), None);
+        let t0 = Instant::now();
+        let mut m = RateMeter::new(0);
+        // Set-up time before the first frame does not count.
+        assert_eq!(m.update(3, t0 + Duration::from_secs(4)), None);
+        assert_eq!(m.update(18, t0 + Duration::from_millis(4500)), Some(30.0));
+        assert_eq!(m.update(18, t0 + Duration::from_secs(5)), None);
     }
 }

@@ -143,7 +143,6 @@ fn common_runtime(prompt: &str, step_list: ParamSpec, extra: Vec<ParamSpec>) -> 
     v
 }
 
-/// The spec of a Wan pipeline.
 /// GPU memory a stream needs at the default size, estimated in GB (rounded): the bf16 DiT
 /// (1.42 B parameters), the bf16 UMT5-XXL encoder (5.7 B; 11.4 GB less with
 /// `--text-encoder-device cpu`), the f32 VAE (127 M), the self-attention KV cache (`kv_tokens`
@@ -156,6 +155,7 @@ pub fn vram_gb(kv_tokens: usize, q_tokens: usize) -> f64 {
     ((weights + kv + scores) / 1e9).round()
 }
 
+/// The spec of a Wan pipeline.
 pub fn spec(p: WanPipeline) -> PipelineSpec {
     let t2v_steps = steps(
         json!([1000, 750, 500, 250]),
