@@ -1,36 +1,7 @@
 // The live media loop in the browser: camera, video file and text-only streams through the
 // real server, pause/resume, live settings, metrics.
-import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
-
-async function openStudio(page: Page) {
-  await page.goto("/");
-  await expect(page.getByTestId("app-shell")).toHaveAttribute("data-hydrated", "true");
-  await expect(page.getByTestId("pipeline-select")).toHaveValue("passthrough");
-}
-
-/** Frames the output <video> has decoded so far. */
-async function decodedFrames(page: Page): Promise<number> {
-  return page.evaluate(() => {
-    const v = document.querySelector<HTMLVideoElement>("[data-testid=output-video]")!;
-    return v.getVideoPlaybackQuality().totalVideoFrames;
-  });
-}
-
-async function expectFramesRising(page: Page) {
-  await expect.poll(() => decodedFrames(page), { timeout: 20_000 }).toBeGreaterThan(5);
-  const before = await decodedFrames(page);
-  await expect.poll(() => decodedFrames(page), { timeout: 10_000 }).toBeGreaterThan(before + 5);
-}
-
-/** The streams `client` may see in the metrics: a viewer sees only its own. */
-async function streamsSeenBy(client: APIRequestContext) {
-  return (await (await client.get("/api/v1/metrics")).json()).streams as any[];
-}
-
-/** The page's own streams (the request shares the browser's cookies, so its guest cookie). */
-async function streams(page: Page) {
-  return streamsSeenBy(page.request);
-}
+import { expect, test, type Page } from "@playwright/test";
+import { decodedFrames, expectFramesRising, openStudio, streams, streamsSeenBy } from "./studio";
 
 /** Presses Start and waits until the stream is live. */
 async function start(page: Page) {

@@ -4,29 +4,10 @@
 import { expect, test, type Page } from "@playwright/test";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { expectFramesRising, openStudio, streams } from "./studio";
 
-async function openStudio(page: Page) {
-  await page.goto("/");
-  await expect(page.getByTestId("app-shell")).toHaveAttribute("data-hydrated", "true");
-  await expect(page.getByTestId("pipeline-select")).toHaveValue("passthrough");
-}
-
-async function decodedFrames(page: Page): Promise<number> {
-  return page.evaluate(() => {
-    const v = document.querySelector<HTMLVideoElement>("[data-testid=output-video]")!;
-    return v.getVideoPlaybackQuality().totalVideoFrames;
-  });
-}
-
-async function expectFramesRising(page: Page) {
-  await expect.poll(() => decodedFrames(page), { timeout: 30_000 }).toBeGreaterThan(5);
-  const before = await decodedFrames(page);
-  await expect.poll(() => decodedFrames(page), { timeout: 15_000 }).toBeGreaterThan(before + 5);
-}
-
-async function streams(page: Page) {
-  return (await (await page.request.get("/api/v1/metrics")).json()).streams as any[];
-}
+/** The tiny models' first frames come after a load: more time than the model-free pipelines. */
+const rising = (page: Page) => expectFramesRising(page, 30_000, 15_000);
 
 /** Picks `id` at 64×64 (the tiny models stream in real time on two cores at that size). */
 async function choose(page: Page, id: string) {
@@ -62,7 +43,7 @@ test("longlive generates video from text and takes a new prompt live", async ({ 
   await choose(page, "longlive");
   await expect(page.getByTestId("input-mode")).toHaveValue("text");
   await start(page);
-  await expectFramesRising(page);
+  await rising(page);
   const [s] = await streams(page);
   expect(s.pipeline_id).toBe("longlive");
   const status = await (await page.request.get("/api/v1/pipeline/status")).json();
@@ -77,7 +58,7 @@ test("longlive generates video from text and takes a new prompt live", async ({ 
       timeout: 15_000,
     })
     .toContain("a red fox running through snow");
-  await expectFramesRising(page);
+  await rising(page);
 
   // A second prompt blended in, then its weight moved: each change confirmed by the server.
   await page.getByTestId("prompt-add").click();
@@ -100,7 +81,7 @@ test("longlive generates video from text and takes a new prompt live", async ({ 
   await expect
     .poll(async () => (await streams(page))[0]?.parameters?.prompt_interpolation_method)
     .toBe("slerp");
-  await expectFramesRising(page);
+  await rising(page);
   await stop(page);
   expect(errors).toEqual([]);
 });
@@ -139,7 +120,7 @@ test("a preset keeps two weighted prompts and applies them again", async ({ page
 
   // It streams with them.
   await start(page);
-  await expectFramesRising(page);
+  await rising(page);
   await expect
     .poll(async () => (await streams(page))[0]?.parameters?.prompts)
     .toEqual([
@@ -165,7 +146,7 @@ test("streamdiffusionv2 transforms the camera", async ({ page }) => {
   const status = await (await page.request.get("/api/v1/pipeline/status")).json();
   expect(status.load_params).toMatchObject({ stream_batch: false, adapt_sink_threshold: 0.35 });
   await expect(batch).toBeDisabled();
-  await expectFramesRising(page);
+  await rising(page);
   const [s] = await streams(page);
   expect(s.pipeline_id).toBe("streamdiffusionv2");
   expect(s.frames_in).toBeGreaterThan(0);

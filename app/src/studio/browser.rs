@@ -128,13 +128,7 @@ impl Studio {
         use crate::client::{Callbacks, Live, fetch_json, sleep};
         use crate::schema::{LoadStatus, PipelineStatus};
         use std::time::Duration;
-        let mut load_params: serde_json::Map<String, Value> = self
-            .load_values
-            .get_untracked()
-            .into_iter()
-            .map(|(k, v)| (k, json!(v)))
-            .collect();
-        load_params.extend(self.load_options.get_untracked());
+        let load_params = self.load_params();
         fetch_json(
             "POST",
             "/api/v1/pipeline/load",

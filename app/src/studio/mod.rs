@@ -259,8 +259,8 @@ impl Studio {
         })
     }
 
-    /// The current pipeline, prompt and parameters as a preset named `name`.
-    pub fn preset_input(&self, name: &str) -> PresetInput {
+    /// The load parameters as the controls hold them (integers, switches and numbers).
+    pub fn load_params(&self) -> ParamMap {
         let mut params: ParamMap = self
             .load_values
             .get_untracked()
@@ -268,6 +268,12 @@ impl Studio {
             .map(|(k, v)| (k, json!(v)))
             .collect();
         params.extend(self.load_options.get_untracked());
+        params
+    }
+
+    /// The current pipeline, prompt and parameters as a preset named `name`.
+    pub fn preset_input(&self, name: &str) -> PresetInput {
+        let mut params = self.load_params();
         params.extend(self.runtime_values.get_untracked());
         let prompts = self.prompt_list();
         if prompts.len() > 1 {
