@@ -12,7 +12,9 @@
 pub mod assembler;
 pub mod buffer;
 pub mod history;
+mod media_io;
 pub mod owner;
+pub mod params_channel;
 pub mod processor;
 pub mod rtc;
 pub mod session;

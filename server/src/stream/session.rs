@@ -4,44 +4,41 @@
 
 use super::{
     buffer::{InputBuffer, TimedFrame},
+    media_io::{spawn_receiver, watch_keyframe_requests, write_output},
+    params_channel::parameter_channel,
     processor::{
         EncodedFrame, OUTPUT_QUEUE_CHUNKS, ProcessorConfig, StreamStats, spawn_output,
         spawn_processor,
     },
     rtc::{Handler, PeerEvent, h264_codec, media_engine_and_interceptors},
 };
-use crate::media::h264::{EncoderSettings, H264Decoder};
+use crate::media::h264::EncoderSettings;
 use crate::service::history::Figures;
 use app::wire::{ServerMessage, SystemFigures};
-use bytes::Bytes;
 use engine::pipeline::{
     InputKind, LoadedPipeline,
-    params::{self, ParamSpec, ParamValue, Params},
+    params::{ParamSpec, Params},
 };
 use rtc::{
-    media::Sample,
     peer_connection::configuration::media_engine::MIME_TYPE_H264,
-    rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication,
     rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind},
 };
-use serde_json::Value;
 use std::{
     collections::VecDeque,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
-        mpsc::{SyncSender, TrySendError, sync_channel},
+        mpsc::{SyncSender, sync_channel},
     },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 use tokio::sync::{mpsc, watch};
 use webrtc::{
-    data_channel::{DataChannel, DataChannelEvent},
+    data_channel::DataChannel,
     media_stream::{
         MediaStreamTrack,
-        track_local::{TrackLocal, TrackLocalEvent, static_sample::TrackLocalStaticSample},
-        track_remote::{TrackRemote, TrackRemoteEvent},
+        track_local::{TrackLocal, static_sample::TrackLocalStaticSample},
     },
     peer_connection::{
         PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceServer,
@@ -58,12 +55,8 @@ const UPDATE_QUEUE: usize = 8;
 const MAX_CHUNK_FRAMES: usize = 4;
 /// Encoded frames waiting for the network.
 const ENCODED_QUEUE: usize = 4;
-/// Access units waiting for the decoder.
-const DECODE_QUEUE: usize = 16;
 /// Metrics pushed to the viewer this often.
 const METRICS_INTERVAL: Duration = Duration::from_secs(1);
-/// Fewest PLIs: one per this interval.
-const PLI_MIN_INTERVAL: Duration = Duration::from_millis(500);
 /// ICE liveness: with no packet from the viewer for this long the connection is
 /// `disconnected`, this much later `failed` (the stream then ends), with keep-alives this
 /// often. A viewer that vanishes is released within about 7 s (webrtc-rs' defaults, 5 s + 25 s,
@@ -275,9 +268,9 @@ fn rand_ssrc() -> u32 {
 }
 
 /// Threads and channels of a running stream.
-struct Workers {
-    stop: Arc<AtomicBool>,
-    input: Arc<InputBuffer>,
+pub(super) struct Workers {
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) input: Arc<InputBuffer>,
     updates: SyncSender<Params>,
     keyframe: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -593,258 +586,5 @@ impl Control {
             system: (self.system_metrics)(),
             stream: self.stats.figures(Instant::now()),
         }
-    }
-}
-
-/// Writes encoded frames to the output track once the connection is up.
-async fn write_output(
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
-    mut encoded: mpsc::Receiver<EncodedFrame>,
-    mut connected: watch::Receiver<bool>,
-    stats: Arc<StreamStats>,
-) {
-    if connected.wait_for(|c| *c).await.is_err() {
-        return;
-    }
-    while let Some(frame) = encoded.recv().await {
-        let sample = Sample {
-            data: Bytes::from(frame.data),
-            duration: frame.duration,
-            ..Sample::new(Instant::now())
-        };
-        if let Err(e) = track
-            .sample_writer(ssrc, payload_type)
-            .write_sample(&sample)
-            .await
-        {
-            tracing::debug!(error = %e, "output frame not written");
-            continue;
-        }
-        stats.record_sent(frame.origin, Instant::now());
-    }
-}
-
-/// Keyframe requests (PLI/FIR) from the viewer, for the encoder.
-async fn watch_keyframe_requests(track: Arc<TrackLocalStaticSample>, keyframe: Arc<AtomicBool>) {
-    while let Some(event) = track.poll().await {
-        if let TrackLocalEvent::OnRtcpPacket(_) = event {
-            keyframe.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Starts the decoder thread and the RTP reader for the viewer's video.
-fn spawn_receiver(
-    remote: Arc<dyn TrackRemote>,
-    workers: &Workers,
-    stats: &Arc<StreamStats>,
-) -> std::io::Result<JoinHandle<()>> {
-    let (au_tx, au_rx) = sync_channel::<Vec<u8>>(DECODE_QUEUE);
-    let need_keyframe = Arc::new(AtomicBool::new(true));
-    let input = Arc::clone(&workers.input);
-    let stop = Arc::clone(&workers.stop);
-    let stats = Arc::clone(stats);
-    let nk = Arc::clone(&need_keyframe);
-    let thread = std::thread::Builder::new().name("decode".into()).spawn(move || {
-        let mut decoder = match H264Decoder::new() {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the decoder");
-                return;
-            }
-        };
-        while !stop.load(Ordering::Relaxed) {
-            let au = match au_rx.recv_timeout(Duration::from_millis(25)) {
-                Ok(au) => au,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            match decoder.decode(&au) {
-                Ok(frames) => {
-                    for frame in frames {
-                        stats.frames_in.fetch_add(1, Ordering::Relaxed);
-                        input.push(TimedFrame { frame, origin: Instant::now() });
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "input frame not decoded; asking for a keyframe");
-                    nk.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-    })?;
-    tokio::spawn(async move {
-        use super::assembler::{Assembled, FrameAssembler};
-        let mut assembler = FrameAssembler::new();
-        let mut last_pli: Option<Instant> = None;
-        // Until a keyframe arrives (at the start and after a loss) nothing can be decoded:
-        // frames before it are dropped here, and keyframes are asked for.
-        let mut awaiting_keyframe = true;
-        while let Some(event) = remote.poll().await {
-            let TrackRemoteEvent::OnRtpPacket(packet) = event else {
-                continue;
-            };
-            let media_ssrc = packet.header.ssrc;
-            for assembled in assembler.push(packet) {
-                match assembled {
-                    Assembled::Frame(au) => {
-                        if awaiting_keyframe && !crate::media::h264::is_keyframe(&au) {
-                            need_keyframe.store(true, Ordering::Relaxed);
-                            continue;
-                        }
-                        awaiting_keyframe = false;
-                        match au_tx.try_send(au) {
-                            Ok(()) => {}
-                            Err(TrySendError::Full(_)) => {
-                                awaiting_keyframe = true;
-                                need_keyframe.store(true, Ordering::Relaxed);
-                            }
-                            Err(TrySendError::Disconnected(_)) => return,
-                        }
-                    }
-                    Assembled::Lost => {
-                        awaiting_keyframe = true;
-                        need_keyframe.store(true, Ordering::Relaxed);
-                    }
-                }
-            }
-            if need_keyframe.load(Ordering::Relaxed)
-                && last_pli.is_none_or(|t| t.elapsed() >= PLI_MIN_INTERVAL)
-            {
-                need_keyframe.store(false, Ordering::Relaxed);
-                last_pli = Some(Instant::now());
-                let pli = PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc,
-                };
-                let _ = remote.write_rtcp(vec![Box::new(pli)]).await;
-            }
-        }
-    });
-    Ok(thread)
-}
-
-/// The `parameters` data channel: validates each message against the pipeline's runtime
-/// schema, forwards valid updates to the processor and answers every message.
-async fn parameter_channel(
-    dc: Arc<dyn DataChannel>,
-    specs: Vec<ParamSpec>,
-    updates: SyncSender<Params>,
-    current: Arc<Mutex<Params>>,
-    history: Option<super::history::HistorySender>,
-    closed: mpsc::UnboundedSender<()>,
-) {
-    while let Some(event) = dc.poll().await {
-        match event {
-            DataChannelEvent::OnMessage(msg) => {
-                let reply = handle_parameter_message(&msg.data, &specs, &updates, &current);
-                if let (Some(h), ServerMessage::ParametersUpdated { parameters }) =
-                    (&history, &reply)
-                    && let Some(applied) = parameters.as_object()
-                {
-                    h.send(super::history::Event::Changed(applied.clone()));
-                }
-                let _ = dc.send_text(&reply.to_text()).await;
-            }
-            DataChannelEvent::OnClose => break,
-            _ => {}
-        }
-    }
-    let _ = closed.send(());
-}
-
-/// One data-channel message → the reply (`parameters_updated` or `error`).
-pub fn handle_parameter_message(
-    data: &[u8],
-    specs: &[ParamSpec],
-    updates: &SyncSender<Params>,
-    current: &Mutex<Params>,
-) -> ServerMessage {
-    let error = |message: String| ServerMessage::Error { message };
-    let value: Value = match serde_json::from_slice(data) {
-        Ok(v) => v,
-        Err(e) => return error(format!("invalid JSON: {e}")),
-    };
-    let update = match params::validate_object(specs, &value, true) {
-        Ok(p) if p.is_empty() => return error("no parameters in the message".into()),
-        Ok(p) => p,
-        Err(e) => return error(e.to_string()),
-    };
-    match updates.try_send(update.clone()) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            return error("too many updates at once; this one was not applied".into());
-        }
-        Err(TrySendError::Disconnected(_)) => return error("the stream has ended".into()),
-    }
-    let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
-    for (k, v) in &update {
-        // A reset is an action, not a setting: it is not kept as current state.
-        let is_reset = k == "reset_cache" && *v == ParamValue::Bool(true);
-        if !is_reset {
-            cur.insert(k.clone(), v.clone());
-        }
-    }
-    ServerMessage::ParametersUpdated {
-        parameters: params::to_json(&update),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use engine::pipeline::{passthrough, vod};
-
-    #[test]
-    fn parameter_messages_are_validated_before_anything_changes() {
-        let specs = passthrough::spec().runtime_params;
-        let (tx, rx) = sync_channel(1);
-        let current = Mutex::new(Params::new());
-        let msg = |data: &[u8]| {
-            serde_json::to_value(handle_parameter_message(data, &specs, &tx, &current)).unwrap()
-        };
-        let reply = msg(b"{not json");
-        assert_eq!(reply["type"], "error");
-        assert!(
-            reply["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("invalid JSON")
-        );
-        let reply = msg(br#"{"noise_scale": 0.5}"#);
-        assert_eq!(
-            reply["message"],
-            "unknown parameter 'noise_scale' (accepted: paused)"
-        );
-        let reply = msg(br#"{"paused": "yes"}"#);
-        assert_eq!(
-            reply["message"],
-            "parameter 'paused': must be true or false"
-        );
-        assert!(
-            rx.try_recv().is_err(),
-            "an invalid message reached the processor"
-        );
-
-        let reply = msg(br#"{"paused": true}"#);
-        assert_eq!(
-            reply,
-            serde_json::json!({"type": "parameters_updated", "parameters": {"paused": true}})
-        );
-        assert_eq!(rx.try_recv().unwrap()["paused"], ParamValue::Bool(true));
-        assert_eq!(current.lock().unwrap()["paused"], ParamValue::Bool(true));
-
-        // A full queue refuses instead of blocking the network task.
-        let _ = msg(br#"{"paused": false}"#);
-        let reply = msg(br#"{"paused": true}"#);
-        assert!(
-            reply["message"]
-                .as_str()
-                .unwrap()
-                .contains("too many updates")
-        );
-        let _ = vod::spec();
     }
 }
