@@ -195,13 +195,22 @@ pub struct Field {
     pub live: bool,
 }
 
-/// The fields of an object schema, in declaration order.
+/// The fields of an object schema, in declaration order (`x-order`; keys it does not name
+/// follow in the object's order).
 pub fn fields(schema: &Value) -> Vec<Field> {
     let Some(props) = schema["properties"].as_object() else {
         return Vec::new();
     };
-    props
-        .iter()
+    let order: Vec<&str> = schema["x-order"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let rank = |k: &str| order.iter().position(|o| *o == k).unwrap_or(order.len());
+    let mut keys: Vec<(&String, &Value)> = props.iter().collect();
+    keys.sort_by_key(|(k, _)| rank(k));
+    keys.into_iter()
         .filter_map(|(key, p)| {
             let kind = match p["type"].as_str()? {
                 "integer" => FieldKind::Int {
@@ -317,6 +326,16 @@ mod tests {
             "denoising_step_list": {"type": "array", "x-strictly-descending": true, "minItems": 1,
                        "maxItems": 10, "items": {"type": "integer", "minimum": 0, "maximum": 1000}},
         }})
+    }
+
+    #[test]
+    fn fields_follow_the_declared_order() {
+        let mut s = schema();
+        s["x-order"] = json!(["width", "height", "paused"]);
+        s["properties"]["width"] = s["properties"]["height"].clone();
+        let keys: Vec<String> = fields(&s).into_iter().map(|f| f.key).collect();
+        assert_eq!(&keys[..3], ["width", "height", "paused"]);
+        assert_eq!(keys.len(), 6);
     }
 
     #[test]

@@ -418,12 +418,20 @@ fn validate_prompts(key: &str, v: &Value) -> Result<Vec<WeightedPrompt>, ParamEr
 }
 
 /// The JSON schema of an object with these parameters.
+/// JSON objects do not keep their keys' order, so `x-order` lists the parameters in the order
+/// the pipeline declares them (the order a form shows them in).
 pub fn object_schema(specs: &[ParamSpec]) -> Value {
     let properties: Map<String, Value> = specs
         .iter()
         .map(|s| (s.key.to_owned(), s.json_schema()))
         .collect();
-    json!({ "type": "object", "properties": properties, "additionalProperties": false })
+    let order: Vec<&str> = specs.iter().map(|s| s.key).collect();
+    json!({
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": false,
+        "x-order": order,
+    })
 }
 
 /// Every parameter at its default.
