@@ -12,8 +12,8 @@ use app::schema::{
     PipelineStatus,
 };
 use engine::pipeline::{
-    LoadedPipeline, PipelineSpec,
-    params::{self, ParamError, object_schema},
+    LoadedPipeline,
+    params::{self, ParamError},
     wan::load::{LoadProgress, LoadStage},
 };
 pub use registry::{LoadContext, PipelineFactory, Registry};
@@ -126,45 +126,18 @@ impl PipelineManager {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every pipeline's spec, in the order the UI lists them.
-    pub fn specs(&self) -> Vec<PipelineSpec> {
-        (0..self.registry.len())
-            .map(|i| self.registry.spec_at(i).clone())
-            .collect()
-    }
-
-    /// The spec of `id`.
-    pub fn spec(&self, id: &str) -> Option<PipelineSpec> {
-        self.registry
-            .position(id)
-            .map(|i| self.registry.spec_at(i).clone())
-    }
-
-    /// `GET /api/v1/pipelines`: every pipeline, its parameters and whether its files are
-    /// present.
+    /// `GET /api/v1/pipelines`: every pipeline as its spec describes itself
+    /// ([`engine::pipeline::PipelineSpec::to_json`]), with whether its files are present.
     pub fn list(&self) -> Vec<PipelineInfo> {
         let dir = &self.context.models_dir;
         (0..self.registry.len())
             .map(|i| {
                 let (s, f) = (self.registry.spec_at(i), self.registry.at(i));
                 let missing = f.missing_files(dir);
-                let modes: &[&str] = match s.input {
-                    engine::pipeline::InputKind::Video => &["video", "camera"],
-                    engine::pipeline::InputKind::None => &["text"],
-                };
+                // The spec's JSON has every field of the wire type but `files`.
+                let described: PipelineInfo = serde_json::from_value(s.to_json())
+                    .expect("PipelineSpec::to_json matches app::schema::PipelineInfo");
                 PipelineInfo {
-                    id: s.id.into(),
-                    name: s.name.into(),
-                    about: s.about.into(),
-                    input: match s.input {
-                        engine::pipeline::InputKind::Video => "video".into(),
-                        engine::pipeline::InputKind::None => "none".into(),
-                    },
-                    modes: modes.iter().map(|m| (*m).into()).collect(),
-                    output_fps: s.output_fps,
-                    vram_gb: s.vram_gb,
-                    load_schema: object_schema(&s.load_params),
-                    runtime_schema: object_schema(&s.runtime_params),
                     files: PipelineFiles {
                         ready: missing.is_empty(),
                         models_dir: dir.display().to_string(),
@@ -182,6 +155,7 @@ impl PipelineManager {
                             })
                             .collect(),
                     },
+                    ..described
                 }
             })
             .collect()
@@ -337,6 +311,7 @@ impl PipelineManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::pipeline::PipelineSpec;
     use serde_json::json;
     use std::time::{Duration, Instant};
 
