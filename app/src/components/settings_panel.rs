@@ -144,18 +144,9 @@ fn IntField(field: crate::schema::Field) -> impl IntoView {
         } => m,
         _ => 1,
     };
-    let value = {
-        let key = key.clone();
-        move || s.load_values.with(|v| v.get(&key).copied().unwrap_or(0))
-    };
-    let set = {
-        let key = key.clone();
-        move |v: i64| {
-            s.load_values.update(|m| {
-                m.insert(key.clone(), v);
-            })
-        }
-    };
+    let (get, put) = load_value(s, key.clone());
+    let value = move || get().as_i64().unwrap_or(0);
+    let set = move |v: i64| put(json!(v));
     let kind = field.kind.clone();
     let error = {
         let value = value.clone();
@@ -369,27 +360,36 @@ fn RuntimeField(field: crate::schema::Field) -> impl IntoView {
     }
 }
 
+/// Load parameter `key`'s value as the controls hold it, and its setter.
+fn load_value(
+    s: Studio,
+    key: String,
+) -> (
+    impl Fn() -> Value + Clone + 'static,
+    impl Fn(Value) + Clone + 'static,
+) {
+    let get = {
+        let key = key.clone();
+        move || {
+            s.load_values
+                .with(|v| v.get(&key).cloned().unwrap_or(Value::Null))
+        }
+    };
+    let set = move |v: Value| {
+        s.load_values.update(|m| {
+            m.insert(key.clone(), v);
+        })
+    };
+    (get, set)
+}
+
 /// A load parameter that is a switch or a number (StreamDiffusionV2's `stream_batch`,
 /// `adapt_sink_threshold`, …). Disabled while streaming (load parameters need a restart).
 #[component]
 fn LoadOption(field: crate::schema::Field) -> impl IntoView {
     let s = expect_context::<Studio>();
     let key = field.key.clone();
-    let value = {
-        let key = key.clone();
-        move || {
-            s.load_options
-                .with(|v| v.get(&key).cloned().unwrap_or(Value::Null))
-        }
-    };
-    let set = {
-        let key = key.clone();
-        move |v: Value| {
-            s.load_options.update(|m| {
-                m.insert(key.clone(), v);
-            })
-        }
-    };
+    let (value, set) = load_value(s, key.clone());
     let testid = format!("param-{key}");
     let control = match field.kind {
         FieldKind::Number { min, max, step } => {

@@ -68,10 +68,9 @@ pub struct Studio {
     pub pipelines_error: RwSignal<Option<String>>,
     pub pipeline_id: RwSignal<String>,
     pub mode: RwSignal<InputMode>,
-    pub load_values: RwSignal<BTreeMap<String, i64>>,
-    /// The load parameters that are not integers (switches and numbers, e.g.
+    /// Load parameters as the controls show them: integers, switches and numbers (e.g.
     /// StreamDiffusionV2's `stream_batch` and `adapt_sink_threshold`).
-    pub load_options: RwSignal<BTreeMap<String, Value>>,
+    pub load_values: RwSignal<BTreeMap<String, Value>>,
     /// Runtime parameters other than `paused` and prompts, as the controls show them.
     pub runtime_values: RwSignal<BTreeMap<String, Value>>,
     pub phase: RwSignal<Phase>,
@@ -146,7 +145,6 @@ impl Studio {
             pipeline_id: RwSignal::new(String::new()),
             mode: RwSignal::new(InputMode::Camera),
             load_values: RwSignal::new(BTreeMap::new()),
-            load_options: RwSignal::new(BTreeMap::new()),
             runtime_values: RwSignal::new(BTreeMap::new()),
             phase: RwSignal::new(Phase::Idle),
             load_progress: RwSignal::new(None),
@@ -204,16 +202,15 @@ impl Studio {
         let values = p
             .load_fields()
             .into_iter()
-            .filter_map(|f| f.default.as_i64().map(|v| (f.key, v)))
-            .collect();
-        self.load_values.set(values);
-        let options = p
-            .load_fields()
-            .into_iter()
-            .filter(|f| matches!(f.kind, FieldKind::Bool | FieldKind::Number { .. }))
+            .filter(|f| {
+                matches!(
+                    f.kind,
+                    FieldKind::Int { .. } | FieldKind::Bool | FieldKind::Number { .. }
+                )
+            })
             .map(|f| (f.key, f.default))
             .collect();
-        self.load_options.set(options);
+        self.load_values.set(values);
         let runtime = p
             .runtime_fields()
             .into_iter()
@@ -254,21 +251,15 @@ impl Studio {
         p.load_fields().iter().find_map(|f| {
             values
                 .get(&f.key)
-                .and_then(|v| int_error(&f.kind, *v))
+                .and_then(Value::as_i64)
+                .and_then(|v| int_error(&f.kind, v))
                 .map(|e| format!("{}: {e}", f.title))
         })
     }
 
     /// The load parameters as the controls hold them (integers, switches and numbers).
     pub fn load_params(&self) -> ParamMap {
-        let mut params: ParamMap = self
-            .load_values
-            .get_untracked()
-            .into_iter()
-            .map(|(k, v)| (k, json!(v)))
-            .collect();
-        params.extend(self.load_options.get_untracked());
-        params
+        self.load_values.get_untracked().into_iter().collect()
     }
 
     /// The current pipeline, prompt and parameters as a preset named `name`.
@@ -438,16 +429,13 @@ impl Studio {
         }
         if !busy {
             self.select(&preset.pipeline_id);
+            // A preset's value replaces a setting of the same kind only (an integer an
+            // integer, a switch a switch, a number a number).
             self.load_values.update(|values| {
                 for (k, v) in values.iter_mut() {
-                    if let Some(n) = preset.params.get(k).and_then(Value::as_i64) {
-                        *v = n;
-                    }
-                }
-            });
-            self.load_options.update(|values| {
-                for (k, v) in values.iter_mut() {
-                    if let Some(new) = preset.params.get(k) {
+                    if let Some(new) = preset.params.get(k)
+                        && same_kind(v, new)
+                    {
                         *v = new.clone();
                     }
                 }
@@ -510,6 +498,14 @@ impl Studio {
             );
         }
     }
+}
+
+/// Whether `new` may replace the load setting `old`: both integers, both switches, or `old` a
+/// fractional number and `new` any number.
+fn same_kind(old: &Value, new: &Value) -> bool {
+    (old.is_i64() && new.is_i64())
+        || (old.is_boolean() && new.is_boolean())
+        || (old.is_f64() && new.is_number())
 }
 
 impl Default for Studio {
