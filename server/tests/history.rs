@@ -13,7 +13,6 @@ use server::{
 };
 use sqlx::SqlitePool;
 use std::time::{Duration, Instant};
-use webrtc::peer_connection::RTCPeerConnectionState;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -245,12 +244,7 @@ async fn stream(
     if r.status != StatusCode::OK {
         return Err(r);
     }
-    client
-        .accept(r.body["sdp"].as_str().unwrap().to_owned())
-        .await;
-    client
-        .wait_state(RTCPeerConnectionState::Connected, T)
-        .await;
+    client.complete(&r.body, T).await;
     let owner = match cookie {
         Some(c) => c.to_owned(),
         None => common::api::cookie_of(&r.headers),

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use server::db::MIGRATOR;
 use sqlx::SqlitePool;
 use std::time::{Duration, Instant};
-use webrtc::peer_connection::RTCPeerConnectionState;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -72,12 +71,7 @@ async fn start(api: &Api, cookie: Option<&str>) -> (Client, String, String) {
             cookie_of(&r.headers)
         }
     };
-    client
-        .accept(r.body["sdp"].as_str().unwrap().to_owned())
-        .await;
-    client
-        .wait_state(RTCPeerConnectionState::Connected, T)
-        .await;
+    client.complete(&r.body, T).await;
     (
         client,
         r.body["sessionId"].as_str().unwrap().to_owned(),

@@ -13,7 +13,6 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-use webrtc::peer_connection::RTCPeerConnectionState;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -70,12 +69,7 @@ async fn connect_on(api: &Api, reactor_threads: usize) -> Client {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    client
-        .accept(r.body["sdp"].as_str().unwrap().to_owned())
-        .await;
-    client
-        .wait_state(RTCPeerConnectionState::Connected, T)
-        .await;
+    client.complete(&r.body, T).await;
     client
 }
 

@@ -105,12 +105,7 @@ async fn connect(app: &Router, send_video: bool, initial: Value) -> (Client, Str
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["type"], "answer");
-    client
-        .accept(answer["sdp"].as_str().unwrap().to_owned())
-        .await;
-    client
-        .wait_state(RTCPeerConnectionState::Connected, T)
-        .await;
+    client.complete(&answer, T).await;
     (client, answer["sessionId"].as_str().unwrap().to_owned())
 }
 
@@ -487,12 +482,7 @@ async fn a_hundred_sessions_come_and_go_without_leaks(pool: SqlitePool) {
         let id = answer["sessionId"].as_str().unwrap();
         if i % 10 == 0 {
             // Every tenth cycle connects fully before hanging up.
-            client
-                .accept(answer["sdp"].as_str().unwrap().to_owned())
-                .await;
-            client
-                .wait_state(RTCPeerConnectionState::Connected, T)
-                .await;
+            client.complete(&answer, T).await;
         }
         hang_up(&app, id).await;
         client.close().await;

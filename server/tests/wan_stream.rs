@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 use server::db::MIGRATOR;
 use sqlx::SqlitePool;
 use std::time::{Duration, Instant};
-use webrtc::peer_connection::RTCPeerConnectionState;
 
 const T: Duration = Duration::from_secs(60);
 const GUEST: &str = "hanzo_guest=00000000000000000000000000000000000000000000000000000000000000bb";
@@ -69,12 +68,7 @@ async fn connect(api: &Api, send_video: bool, initial: Value) -> (Client, String
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    client
-        .accept(r.body["sdp"].as_str().unwrap().to_owned())
-        .await;
-    client
-        .wait_state(RTCPeerConnectionState::Connected, T)
-        .await;
+    client.complete(&r.body, T).await;
     (client, r.body["sessionId"].as_str().unwrap().to_owned())
 }
 

@@ -223,6 +223,14 @@ impl Client {
         self.pc.set_remote_description(answer).await.unwrap();
     }
 
+    /// Takes the server's answer (the offer route's JSON body) and waits until connected.
+    pub async fn complete(&mut self, answer: &serde_json::Value, timeout: Duration) {
+        self.accept(answer["sdp"].as_str().expect("an answer SDP").to_owned())
+            .await;
+        self.wait_state(RTCPeerConnectionState::Connected, timeout)
+            .await;
+    }
+
     pub async fn wait_state(&mut self, want: RTCPeerConnectionState, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
