@@ -10,6 +10,7 @@ pub mod lora;
 pub mod nn;
 pub mod rope;
 pub mod sampling;
+pub mod tae;
 pub mod text_encoder;
 pub mod umt5;
 pub mod vae;
