@@ -1,5 +1,5 @@
 //! TAEHV (`taew2_1`) and LightTAE against the reference `taehv.py` (goldens made by
-//! `engine/scripts/gen_tae_goldens.py`): the full Wan2.1 architecture with weights made by a
+//! `engine/scripts/gen_light_vae_goldens.py`): the full Wan2.1 architecture with weights made by a
 //! formula both sides compute bit for bit, written here in both file kinds (`.pth`,
 //! `.safetensors`) under the reference's state-dict keys; streaming against one call; frame
 //! counts against the Wan VAE; the preview's `patch_tgrow_layers` rule; loader errors.
@@ -9,7 +9,7 @@
 
 mod common;
 use burn::tensor::{DType, Tensor, TensorData};
-use common::{goldens, rel_err, tensor, values};
+use common::{formula_weights, goldens, rel_err, tensor, values};
 use engine::{
     tensor_file::{self, F32Tensor},
     wan::{
@@ -23,50 +23,18 @@ use std::{collections::BTreeMap, path::Path, sync::OnceLock};
 
 type B = burn::backend::Flex;
 
-/// The generator's weight formula (see its docstring): FNV-1a of the key seeds a
-/// splitmix64-style hash per element, mapped to `(2u − 1) · scale` in f64 and rounded once.
-fn formula(key: &str, shape: &[usize]) -> Vec<f32> {
-    let mut seed: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in key.bytes() {
-        seed = (seed ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3);
-    }
-    let n: usize = shape.iter().product();
-    let scale = if shape.len() == 1 {
-        0.05
-    } else {
-        (3.0 / shape[1..].iter().product::<usize>() as f64).sqrt()
-    };
-    (0..n as u64)
-        .map(|i| {
-            let mut h = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            h ^= h >> 31;
-            let u = (h >> 11) as f64 / (1u64 << 53) as f64;
-            ((2.0 * u - 1.0) * scale) as f32
-        })
-        .collect()
-}
-
 /// The reference model's keys and shapes (`tae_keys.json`).
 fn reference_keys() -> Vec<(String, Vec<usize>)> {
-    let text = std::fs::read_to_string(goldens().join("tae_keys.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    serde_json::from_value(v["keys"].clone()).unwrap()
+    weights()
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
+        .collect()
 }
 
 /// The formula weights of every reference tensor.
 fn weights() -> &'static BTreeMap<String, F32Tensor> {
     static W: OnceLock<BTreeMap<String, F32Tensor>> = OnceLock::new();
-    W.get_or_init(|| {
-        reference_keys()
-            .into_iter()
-            .map(|(k, s)| {
-                let data = formula(&k, &s);
-                (k, F32Tensor::new(s, data))
-            })
-            .collect()
-    })
+    W.get_or_init(|| formula_weights("tae_keys.json"))
 }
 
 fn checkpoint(w: &BTreeMap<String, F32Tensor>) -> Checkpoint {
@@ -123,7 +91,8 @@ fn check(model: &Tae<B>, case: &BTreeMap<String, F32Tensor>, enc: &str, dec: &st
 
 #[test]
 fn the_loader_asks_for_the_reference_keys() {
-    let mine: Vec<(String, Vec<usize>)> = expected_tensors(&TaeConfig::new(TaeKind::Tae));
+    let mut mine = expected_tensors(&TaeConfig::new(TaeKind::Tae));
+    mine.sort();
     assert_eq!(mine, reference_keys());
 }
 

@@ -8,12 +8,13 @@
 
 mod common;
 use burn::tensor::{DType, Tensor, backend::Backend};
-use common::{goldens, rel_err, tensor, values};
+use common::{formula_weights, goldens, rel_err, tensor, values};
 use engine::{
     tensor_file::{self, F32Tensor},
     wan::{
         LoadError,
         vae::{AutoencoderKLWanConfig, LatentSpace, VaeError, WanVae},
+        weights::pickle::{self, Node},
     },
 };
 use std::{collections::BTreeMap, path::Path};
@@ -250,4 +251,39 @@ fn loader_errors_name_the_tensor() {
     )
     .unwrap_err();
     assert!(matches!(e, LoadError::Shape { .. }), "{e}");
+}
+
+/// LightVAE (`lightvaew2_1`): the Wan VAE at a quarter of its width, against the original Wan
+/// definition at dim 24 (DiffSynth's `VideoVAE_`; goldens from
+/// `engine/scripts/gen_light_vae_goldens.py`, formula weights), read from a `.pth` under the
+/// original keys with the width told by the checkpoint itself.
+#[test]
+fn light_vae_matches_the_pruned_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lightvaew2_1.pth");
+    let w = formula_weights("lightvae_keys.json");
+    pickle::write(
+        &path,
+        &Node::tensors(
+            w.into_iter()
+                .map(|(k, t)| (k, burn::tensor::TensorData::new(t.data, t.shape))),
+        ),
+    )
+    .unwrap();
+    let ck = WanVae::<B>::open(&path, 2).unwrap();
+    let config = AutoencoderKLWanConfig::infer(&ck);
+    assert_eq!(config, AutoencoderKLWanConfig::light_vae());
+    let vae = WanVae::<B>::load(config, ck, &Default::default(), DType::F32).unwrap();
+    let case = tensor_file::read(&goldens().join("lightvae_case.safetensors")).unwrap();
+    let latents = vae
+        .encode(tensor(&case["video"]), LatentSpace::Normalized)
+        .unwrap();
+    let e = rel_err(&values(latents), &case["latents"].data);
+    assert!(e <= 1e-4, "lightvae encode rel err {e:e}");
+    let decoded = vae
+        .decode(tensor(&case["latents_in"]), LatentSpace::Normalized)
+        .unwrap();
+    assert_eq!(decoded.dims(), [1, 3, 9, 32, 48]);
+    let e = rel_err(&values(decoded), &case["decoded"].data);
+    assert!(e <= 1e-4, "lightvae decode rel err {e:e}");
 }

@@ -106,6 +106,16 @@ impl AutoencoderKLWanConfig {
         }
     }
 
+    /// LightVAE (`lightvaew2_1`, LightX2V): the same network with 75 % of every stage's
+    /// channels pruned, i.e. width 24 (encoder `[24, 24, 48, 96, 96]`, decoder
+    /// `[96, 96, 96, 48, 24]`); same caches, latent space and normalisation.
+    pub fn light_vae() -> Self {
+        Self {
+            base_dim: 24,
+            ..Self::wan2_1()
+        }
+    }
+
     /// Parses a diffusers `AutoencoderKLWan` `config.json` and checks it is a Wan2.1 VAE.
     pub fn from_json(text: &str) -> Result<Self, String> {
         let cfg: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
@@ -189,6 +199,9 @@ mod tests {
         assert_eq!(c.temporal_factor(), 4);
         assert_eq!(c.encoder_dims(), [96, 96, 192, 384, 384]);
         assert_eq!(c.decoder_dims(), [384, 384, 384, 192, 96]);
+        let light = AutoencoderKLWanConfig::light_vae();
+        assert_eq!(light.encoder_dims(), [24, 24, 48, 96, 96]);
+        assert_eq!(light.decoder_dims(), [96, 96, 96, 48, 24]);
     }
 
     #[test]

@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
-"""Golden files for the TAEHV tests (taew2_1 and lighttaew2_1), from the reference `taehv.py`.
+"""Golden files for the light VAE tests: TAEHV (taew2_1, lighttaew2_1) and LightVAE (lightvaew2_1).
 
-Reference: madebyollin/taehv `taehv.py` at 1f14a56 (MIT), the copy in ../shared/reference/taehv/
-(pass --taehv PATH for another). CPU, float32, no_grad.
+References (CPU, float32, no_grad):
+  * TAEHV: madebyollin/taehv `taehv.py` at 1f14a56 (MIT), the copy in ../shared/reference/taehv/
+    (--taehv PATH for another).
+  * LightVAE: the Wan2.1 causal VAE with 75 % of every stage's channels pruned (LightX2V's
+    `pruning_rate = 0.75`: every width int(d · 0.25), encoder [24, 24, 48, 96, 96], decoder
+    [96, 96, 96, 48, 24]), i.e. the original Wan2.1 VAE definition at dim 24. The definition used is
+    DiffSynth-Studio's copy of the original Wan code (`diffsynth/models/wan_video_vae.py`,
+    `VideoVAE_`; pip package diffsynth 2.1.12, loaded by file path), not diffusers.
 
-The full Wan2.1 TAEHV architecture (11.3 M parameters) is too large to commit as weights, so every
-parameter is made by a formula that the Rust tests repeat bit for bit (`engine/tests/tae.rs`,
-`formula_weights`): for a tensor named `key` with n elements,
+The models are too large to commit as weights (TAEHV 11.3 M parameters, LightVAE 8 M), so every
+parameter is made by a formula that the Rust tests repeat bit for bit (`formula` in
+`engine/tests/common`): for a tensor named `key` with n elements,
 
     seed  = FNV-1a 64 of the key's UTF-8 bytes
     h(i)  = splitmix64-style mix of (seed XOR i·0x9E3779B97F4A7C15), i = 0..n-1 (u64, wrapping)
     u(i)  = (h(i) >> 11) / 2^53                            in [0, 1), exact in f64
-    value = f32((2·u − 1) · scale)                         computed in f64, rounded once
-    scale = sqrt(3 / fan_in) for weights (fan_in = in·kh·kw: variance 1/fan_in), 0.05 for biases
+    value = f32(1 + 0.1 · (2u − 1))   for RMS-norm gammas (keys ending in `gamma`)
+            f32(0.05 · (2u − 1))      for other 1-D tensors (biases)
+            f32(sqrt(3 / fan_in) · (2u − 1))  otherwise (fan_in = shape[1:] product: variance 1/fan_in)
+    (computed in f64, rounded once)
 
-so only inputs and outputs are stored. The key list and shapes of the reference model go into
-`tae_keys.json`: the engine's loader must ask for exactly those.
+so only inputs and outputs are stored, plus each reference model's key list and shapes: the engine's
+loaders must ask for exactly those.
 
 Writes to engine/tests/goldens/:
   tae_keys.json          {"keys": [[name, shape], …]} of TAEHV(checkpoint_path=None) (Wan2.1: patch 1, 16 latents)
@@ -28,11 +36,18 @@ Writes to engine/tests/goldens/:
                                           [1, 3, 3, 32, 48] (3 latents → 3 frames, frames_to_trim = 0)
                          light_encoded  = (encode_video(video) − mean) / std  (lighttaew2_1 as scope uses it)
                          light_decoded  = decode_video(latents · std + mean)
+  lightvae_keys.json     the keys and shapes of VideoVAE_(dim=24) (original Wan2.1 VAE keys)
+  lightvae_case.safetensors
+                         video    [1, 3, 9, 32, 48] in [-1, 1] (NCTHW, the Wan VAE's layout)
+                         latents  = encode(video), normalised (μ − mean)/std   [1, 16, 3, 4, 6]
+                         latents_in N(0, 1)                                      [1, 16, 3, 4, 6]
+                         decoded  = decode(latents_in), clamped to [-1, 1]       [1, 3, 9, 32, 48]
 Also checks (stdout): the reference's parallel and sequential paths agree, and StreamingTAEHV gives the
 same frames as decode_video.
 
-Run: python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torch safetensors numpy tqdm &&
-     /tmp/tv/bin/python engine/scripts/gen_tae_goldens.py
+Run: python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torch safetensors numpy tqdm einops &&
+     /tmp/tv/bin/pip install --no-deps diffsynth==2.1.12 &&
+     /tmp/tv/bin/python engine/scripts/gen_light_vae_goldens.py
 """
 
 import argparse
@@ -73,11 +88,13 @@ def formula(key, shape):
         h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         h = h ^ (h >> np.uint64(31))
     u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    if len(shape) == 1:
-        scale = 0.05
+    if key.endswith("gamma"):
+        v = 1.0 + 0.1 * (2.0 * u - 1.0)
+    elif len(shape) == 1:
+        v = 0.05 * (2.0 * u - 1.0)
     else:
-        scale = float(np.sqrt(3.0 / float(np.prod(shape[1:]))))
-    return torch.from_numpy(((2.0 * u - 1.0) * scale).astype(np.float32).reshape(shape))
+        v = float(np.sqrt(3.0 / float(np.prod(shape[1:])))) * (2.0 * u - 1.0)
+    return torch.from_numpy(v.astype(np.float32).reshape(shape))
 
 
 def load_reference(path):
@@ -102,16 +119,59 @@ def load_reference(path):
         auto.tqdm = _Bar
         tqdm.auto = auto
         sys.modules["tqdm"], sys.modules["tqdm.auto"] = tqdm, auto
-    spec = importlib.util.spec_from_file_location("taehv", path)
+    return load_by_path("taehv", path)
+
+
+def load_by_path(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
+def write_keys(name, keys):
+    rows = ",\n".join("  " + json.dumps(k) for k in keys)
+    with open(os.path.join(OUT, name), "w") as f:
+        f.write('{"keys": [\n' + rows + "\n]}\n")
+
+
+def light_vae(path):
+    """LightVAE: the original Wan2.1 VAE definition at a quarter of its width."""
+    wan = load_by_path("wan_video_vae", path)
+    torch.manual_seed(1)
+    model = wan.VideoVAE_(dim=24, z_dim=16).eval()
+    sd = {k: formula(k, list(v.shape)) for k, v in model.state_dict().items()}
+    model.load_state_dict(sd)
+    keys = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    mean, std = torch.tensor(MEAN), torch.tensor(STD)
+    scale = [mean, 1.0 / std]
+    video = torch.rand(1, 3, 9, 32, 48) * 2 - 1
+    latents_in = torch.randn(1, 16, 3, 4, 6)
+    with torch.no_grad():
+        latents = model.encode(video, scale)
+        decoded = model.decode(latents_in, scale).clamp(-1, 1)
+    print(f"lightvae: {sum(int(np.prod(s)) for _, s in keys)} parameters; latents {tuple(latents.shape)} "
+          f"std {latents.std():.4f}; decoded {tuple(decoded.shape)} std {decoded.std():.4f} "
+          f"clamped {(decoded.abs() == 1).float().mean():.3f}")
+    write_keys("lightvae_keys.json", keys)
+    save_file({
+        "video": video.contiguous(),
+        "latents": latents.contiguous(),
+        "latents_in": latents_in.contiguous(),
+        "decoded": decoded.contiguous(),
+    }, os.path.join(OUT, "lightvae_case.safetensors"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--taehv", default=os.path.join(HERE, "..", "..", "..", "shared", "reference", "taehv", "taehv.py"))
+    ap.add_argument("--wan-vae", help="DiffSynth's wan_video_vae.py (default: the installed diffsynth package's)")
     args = ap.parse_args()
+    os.makedirs(OUT, exist_ok=True)
+    wan_vae = args.wan_vae or os.path.join(
+        importlib.util.find_spec("diffsynth").submodule_search_locations[0], "models", "wan_video_vae.py")
+    light_vae(wan_vae)
+
     ref = load_reference(args.taehv)
     torch.manual_seed(0)
 
@@ -153,10 +213,7 @@ def main():
           f"decode {(decoded - seq_d).abs().max():.2e}; StreamingTAEHV vs decode_video "
           f"{(stream_d - decoded).abs().max():.2e}")
 
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "tae_keys.json"), "w") as f:
-        rows = ",\n".join("  " + json.dumps(k) for k in keys)
-        f.write('{"keys": [\n' + rows + "\n]}\n")
+    write_keys("tae_keys.json", keys)
     save_file({
         "video": video.contiguous(),
         "latents": latents.contiguous(),
