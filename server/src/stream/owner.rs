@@ -3,8 +3,9 @@
 //! A stream is owned by the signed-in user who started it, or, for a guest, by the guest's
 //! cookie: a random 256-bit token (`hanzo_guest`, HttpOnly, SameSite=Lax) the offer's answer
 //! sets when the request has none; only its SHA-256 is kept. The session id handed out in the
-//! answer is itself unguessable (a v4 UUID). Anyone else asking about a stream — `PATCH`,
-//! `DELETE`, the metrics — is told it does not exist.
+//! answer is the stream's own secret (a v4 UUID from the OS's random source, sent only to its
+//! owner), so controlling a guest's stream takes both the cookie and the id. Anyone else asking
+//! about a stream — `PATCH`, `DELETE`, the metrics — is told it does not exist.
 
 use crate::{api::MaybeUser, auth, error::ApiError, state::AppState};
 use axum::{
