@@ -53,6 +53,9 @@ impl MissingFile {
         match self.role.as_str() {
             "dit_config" => "DiT config",
             "vae" => "VAE",
+            "lightvae" => "LightVAE",
+            "tae" => "TAE",
+            "lighttae" => "LightTAE",
             "tokenizer" => "Tokenizer",
             "text_encoder" => "Text encoder",
             "dit" => "DiT checkpoint",

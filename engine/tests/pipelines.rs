@@ -399,7 +399,7 @@ fn sdv2_reference(
     seed: u64,
 ) -> Vec<Tensor<B, 5>> {
     let m = &loaded.models.dit;
-    let vae = &loaded.models.vae;
+    let vae = loaded.models.encoder();
     let ctx = context(loaded, "a dog");
     let schedule = FlowMatchSchedule::new(8.0).unwrap();
     let n = steps.len();
@@ -783,4 +783,110 @@ fn a_load_reports_its_stages_in_order() {
     assert_eq!(seen.last().map(|p| p.overall), Some(1.0));
     // Tensor by tensor inside the stages, not only at their ends.
     assert!(seen.len() > 12, "{}", seen.len());
+}
+
+/// Every autoencoder on the same run: the DiT's latents do not depend on it, each gives the
+/// Wan VAE's frame counts (9 frames for a stream's first chunk, 12 after), and the pipeline's
+/// video is that autoencoder's streaming decode of the latents. StreamDiffusionV2 runs with
+/// the Wan encoder beside a TAE decoder (its own repository's pairing) and with TAE both ways.
+#[test]
+fn every_autoencoder_decodes_the_stream_with_the_wan_vaes_frame_counts() {
+    use engine::wan::{
+        vae::LatentSpace,
+        video_vae::{VaeType, VideoVae},
+    };
+    let dir = models_dir();
+    let rt = runtime(WanPipeline::SelfForcing, json!({"prompts": ["a red fox"]}));
+    let mut first_latents: Option<Vec<f32>> = None;
+    let mut videos = Vec::new();
+    for vae in VaeType::ALL {
+        let params = json!({"height": H, "width": W, "seed": 3, "vae_type": vae.id()});
+        let loaded = load(dir.path(), WanPipeline::SelfForcing, params);
+        let mut s = loaded.stream();
+        s.apply(&rt, true).unwrap();
+        let a = s.next_chunk(None).unwrap();
+        let b = s.next_chunk(None).unwrap();
+        let (va, vb) = (a.video.unwrap(), b.video.unwrap());
+        assert_eq!(va.dims(), [1, 3, 9, H, W], "{vae}");
+        assert_eq!(vb.dims(), [1, 3, 12, H, W], "{vae}");
+        let (la, lb) = (a.latents.unwrap(), b.latents.unwrap());
+        let l = values(la.clone());
+        match &first_latents {
+            None => first_latents = Some(l),
+            Some(want) => assert!(
+                rel_err(&l, want) <= 1e-6,
+                "{vae}: the DiT's latents changed"
+            ),
+        }
+        // The same decode outside the pipeline, from the file make-tiny wrote.
+        let file = engine::pipeline::wan::files::candidates(
+            WanPipeline::SelfForcing,
+            engine::pipeline::wan::files::Role::of_vae(vae),
+        )
+        .next()
+        .unwrap();
+        let own = VideoVae::<B>::from_file(
+            vae,
+            &dir.path().join(file.local),
+            &Default::default(),
+            DType::F32,
+        )
+        .unwrap();
+        let mut st = own.decode_stream();
+        let want = Tensor::cat(
+            vec![
+                own.decode_chunk(&mut st, la, LatentSpace::Normalized)
+                    .unwrap(),
+                own.decode_chunk(&mut st, lb, LatentSpace::Normalized)
+                    .unwrap(),
+            ],
+            2,
+        );
+        let got = Tensor::cat(vec![va, vb], 2);
+        assert!(
+            rel_err(&values(got.clone()), &values(want)) <= 1e-5,
+            "{vae}"
+        );
+        videos.push(values(got));
+    }
+    // Four different decoders, four different videos.
+    for i in 0..videos.len() {
+        for j in i + 1..videos.len() {
+            assert!(rel_err(&videos[i], &videos[j]) > 1e-3, "{i} vs {j}");
+        }
+    }
+
+    let sd = WanPipeline::StreamDiffusionV2;
+    let rt = runtime(sd, json!({"prompts": ["a dog"]}));
+    let video = clip(5 + 4 * 3);
+    let mut outs = Vec::new();
+    for (decoder, encoder) in [("wan", "same"), ("tae", "wan"), ("tae", "same")] {
+        let params = json!({"height": H, "width": W, "vae_type": decoder,
+                            "encoder_vae_type": encoder, "stream_batch": false});
+        let loaded = load(dir.path(), sd, params);
+        let mut s = loaded.stream();
+        s.apply(&rt, true).unwrap();
+        let mut used = 0;
+        let mut frames = Vec::new();
+        for _ in 0..4 {
+            let n = s.input_frames();
+            let out = s
+                .next_chunk(Some(video.clone().narrow(2, used, n)))
+                .unwrap();
+            used += n;
+            let v = out.video.unwrap();
+            frames.push(v.dims()[2]);
+            outs.push((decoder, encoder, values(out.latents.unwrap())));
+        }
+        assert_eq!(frames, [5, 4, 4, 4], "{decoder}/{encoder}");
+    }
+    // The Wan encoder gives the same latents whichever decoder follows; the TAE's differ.
+    let lat = |d: &str, e: &str| -> Vec<f32> {
+        outs.iter()
+            .filter(|(a, b, _)| *a == d && *b == e)
+            .flat_map(|(_, _, l)| l.clone())
+            .collect()
+    };
+    assert!(rel_err(&lat("tae", "wan"), &lat("wan", "same")) <= 1e-6);
+    assert!(rel_err(&lat("tae", "same"), &lat("wan", "same")) > 1e-3);
 }

@@ -14,6 +14,7 @@ pub mod tae;
 pub mod text_encoder;
 pub mod umt5;
 pub mod vae;
+pub mod video_vae;
 pub mod weights;
 
 pub use cache::{CacheConfig, WanCache};

@@ -10,7 +10,7 @@ use engine::{
         vod::{self, Vod},
         wan::{
             self, WanPipeline,
-            files::{self, ModelFiles, Role},
+            files::{self, ModelFiles, Role, VaeChoice},
             load::{LoadContext as WanLoadContext, ProgressFn},
         },
     },
@@ -125,6 +125,9 @@ fn role_name(role: Role) -> &'static str {
     match role {
         Role::DitConfig => "dit_config",
         Role::Vae => "vae",
+        Role::LightVae => "lightvae",
+        Role::Tae => "tae",
+        Role::LightTae => "lighttae",
         Role::Tokenizer => "tokenizer",
         Role::TextEncoder => "text_encoder",
         Role::Dit => "dit",
@@ -138,7 +141,7 @@ impl PipelineFactory for WanFactory {
     }
 
     fn missing_files(&self, models_dir: &Path) -> Vec<MissingFile> {
-        let Err(missing) = ModelFiles::locate(models_dir, self.0) else {
+        let Err(missing) = ModelFiles::locate(models_dir, self.0, VaeChoice::wan(self.0)) else {
             return Vec::new();
         };
         missing

@@ -14,9 +14,16 @@
 //!   LongLive-1.3B/models/longlive_base.pt            longlive
 //!   LongLive-1.3B/models/lora.pt                     longlive
 //!   StreamDiffusionV2/wan_causal_dmd_v2v/model.pt    streamdiffusionv2 (or StreamDiffusionV2/model.pt)
+//!   Autoencoders/lightvaew2_1.pth                    vae_type lightvae (or .safetensors)
+//!   Autoencoders/taew2_1.pth                         vae_type tae (or .safetensors)
+//!   Autoencoders/lighttaew2_1.pth                    vae_type lighttae (or .safetensors)
 //! ```
+//!
+//! The Wan VAE is needed only when the pipeline's `vae_type` (or StreamDiffusionV2's
+//! `encoder_vae_type`) is `wan`, the default.
 
 use super::WanPipeline;
+use crate::wan::video_vae::VaeType;
 use std::path::{Path, PathBuf};
 
 /// What a file is for.
@@ -26,6 +33,12 @@ pub enum Role {
     DitConfig,
     /// `Wan2.1_VAE.pth`.
     Vae,
+    /// `lightvaew2_1.pth` (LightX2V).
+    LightVae,
+    /// `taew2_1.pth`.
+    Tae,
+    /// `lighttaew2_1.pth` (LightX2V).
+    LightTae,
     /// UMT5's `tokenizer.json`.
     Tokenizer,
     /// The UMT5-XXL encoder weights.
@@ -34,6 +47,68 @@ pub enum Role {
     Dit,
     /// LongLive's LoRA.
     Lora,
+}
+
+impl Role {
+    /// The file role of an autoencoder.
+    pub fn of_vae(vae: VaeType) -> Role {
+        match vae {
+            VaeType::Wan => Role::Vae,
+            VaeType::LightVae => Role::LightVae,
+            VaeType::Tae => Role::Tae,
+            VaeType::LightTae => Role::LightTae,
+        }
+    }
+}
+
+/// The autoencoders a load uses: the decoder's, and for video → video the encoder's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VaeChoice {
+    pub decoder: VaeType,
+    pub encoder: Option<VaeType>,
+}
+
+impl VaeChoice {
+    /// The Wan VAE for everything (every pipeline's default).
+    pub fn wan(p: WanPipeline) -> Self {
+        Self {
+            decoder: VaeType::Wan,
+            encoder: (p == WanPipeline::StreamDiffusionV2).then_some(VaeType::Wan),
+        }
+    }
+
+    /// From load parameters: `vae_type` (default `wan`) and, for StreamDiffusionV2,
+    /// `encoder_vae_type` (`same`, the default, or a type of its own).
+    pub fn from_params(
+        p: WanPipeline,
+        params: &crate::pipeline::params::Params,
+    ) -> Result<Self, String> {
+        let parse = |key: &str, default: &str| {
+            let id = super::choice(params, key).unwrap_or(default);
+            VaeType::parse(id).ok_or_else(|| format!("{key}: unknown autoencoder {id:?}"))
+        };
+        let decoder = parse("vae_type", "wan")?;
+        let encoder = if p == WanPipeline::StreamDiffusionV2 {
+            Some(match super::choice(params, "encoder_vae_type") {
+                None | Some("same") => decoder,
+                Some(_) => parse("encoder_vae_type", "same")?,
+            })
+        } else {
+            None
+        };
+        Ok(Self { decoder, encoder })
+    }
+
+    /// The distinct autoencoders, decoder first.
+    pub fn types(&self) -> Vec<VaeType> {
+        let mut v = vec![self.decoder];
+        if let Some(e) = self.encoder
+            && e != self.decoder
+        {
+            v.push(e);
+        }
+        v
+    }
 }
 
 /// One file a pipeline may use.
@@ -129,27 +204,59 @@ pub const ARTEFACTS: &[Artefact] = &[
         file: "wan_causal_dmd_v2v/model.pt",
         pipelines: &[WanPipeline::StreamDiffusionV2],
     },
+    Artefact {
+        role: Role::LightVae,
+        local: "Autoencoders/lightvaew2_1.pth",
+        repo: "lightx2v/Autoencoders",
+        file: "lightvaew2_1.pth",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::LightVae,
+        local: "Autoencoders/lightvaew2_1.safetensors",
+        repo: "lightx2v/Autoencoders",
+        file: "lightvaew2_1.safetensors",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::Tae,
+        local: "Autoencoders/taew2_1.pth",
+        repo: "lightx2v/Autoencoders",
+        file: "taew2_1.pth",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::Tae,
+        local: "Autoencoders/taew2_1.safetensors",
+        repo: "lightx2v/Autoencoders",
+        file: "taew2_1.safetensors",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::LightTae,
+        local: "Autoencoders/lighttaew2_1.pth",
+        repo: "lightx2v/Autoencoders",
+        file: "lighttaew2_1.pth",
+        pipelines: ALL,
+    },
+    Artefact {
+        role: Role::LightTae,
+        local: "Autoencoders/lighttaew2_1.safetensors",
+        repo: "lightx2v/Autoencoders",
+        file: "lighttaew2_1.safetensors",
+        pipelines: ALL,
+    },
 ];
 
-/// The roles a pipeline needs.
-pub fn roles(p: WanPipeline) -> &'static [Role] {
-    match p {
-        WanPipeline::LongLive => &[
-            Role::DitConfig,
-            Role::Vae,
-            Role::Tokenizer,
-            Role::TextEncoder,
-            Role::Dit,
-            Role::Lora,
-        ],
-        _ => &[
-            Role::DitConfig,
-            Role::Vae,
-            Role::Tokenizer,
-            Role::TextEncoder,
-            Role::Dit,
-        ],
+/// The roles a pipeline needs with these autoencoders.
+pub fn roles(p: WanPipeline, vae: VaeChoice) -> Vec<Role> {
+    let mut r = vec![Role::DitConfig];
+    r.extend(vae.types().into_iter().map(Role::of_vae));
+    r.extend([Role::Tokenizer, Role::TextEncoder, Role::Dit]);
+    if p == WanPipeline::LongLive {
+        r.push(Role::Lora);
     }
+    r
 }
 
 /// The candidates for `role` of pipeline `p`, in order of preference.
@@ -163,7 +270,8 @@ pub fn candidates(p: WanPipeline, role: Role) -> impl Iterator<Item = &'static A
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelFiles {
     pub dit_config: PathBuf,
-    pub vae: PathBuf,
+    /// Each autoencoder's file.
+    pub vaes: Vec<(VaeType, PathBuf)>,
     pub tokenizer: PathBuf,
     pub text_encoder: PathBuf,
     pub dit: PathBuf,
@@ -191,11 +299,11 @@ fn describe(missing: &[(Role, Vec<PathBuf>)]) -> String {
 }
 
 impl ModelFiles {
-    /// Finds pipeline `p`'s files under `dir`.
-    pub fn locate(dir: &Path, p: WanPipeline) -> Result<Self, MissingFiles> {
+    /// Finds pipeline `p`'s files under `dir` for the autoencoders `vae`.
+    pub fn locate(dir: &Path, p: WanPipeline, vae: VaeChoice) -> Result<Self, MissingFiles> {
         let mut found = Vec::new();
         let mut missing = Vec::new();
-        for &role in roles(p) {
+        for role in roles(p, vae) {
             let paths: Vec<PathBuf> = candidates(p, role).map(|a| dir.join(a.local)).collect();
             match paths.iter().find(|p| p.is_file()) {
                 Some(path) => found.push((role, path.clone())),
@@ -217,12 +325,24 @@ impl ModelFiles {
         let need = |role| get(role).unwrap_or_default();
         Ok(Self {
             dit_config: need(Role::DitConfig),
-            vae: need(Role::Vae),
+            vaes: vae
+                .types()
+                .into_iter()
+                .map(|t| (t, need(Role::of_vae(t))))
+                .collect(),
             tokenizer: need(Role::Tokenizer),
             text_encoder: need(Role::TextEncoder),
             dit: need(Role::Dit),
             lora: get(Role::Lora),
         })
+    }
+
+    /// The file of autoencoder `vae` (located with it).
+    pub fn vae(&self, vae: VaeType) -> Option<&Path> {
+        self.vaes
+            .iter()
+            .find(|(t, _)| *t == vae)
+            .map(|(_, p)| p.as_path())
     }
 }
 
@@ -233,7 +353,12 @@ mod tests {
     #[test]
     fn missing_files_name_every_path_looked_for() {
         let dir = tempfile::tempdir().unwrap();
-        let e = ModelFiles::locate(dir.path(), WanPipeline::LongLive).unwrap_err();
+        let e = ModelFiles::locate(
+            dir.path(),
+            WanPipeline::LongLive,
+            VaeChoice::wan(WanPipeline::LongLive),
+        )
+        .unwrap_err();
         assert_eq!(e.missing.len(), 6);
         let text = e.to_string();
         for part in [
@@ -249,12 +374,14 @@ mod tests {
             .iter()
             .filter(|a| a.pipelines.contains(&WanPipeline::StreamDiffusionV2))
             .filter(|a| a.local != "StreamDiffusionV2/wan_causal_dmd_v2v/model.pt")
+            .filter(|a| !matches!(a.role, Role::LightVae | Role::Tae | Role::LightTae))
         {
             let path = dir.path().join(a.local);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, b"x").unwrap();
         }
-        let f = ModelFiles::locate(dir.path(), WanPipeline::StreamDiffusionV2).unwrap();
+        let sd = WanPipeline::StreamDiffusionV2;
+        let f = ModelFiles::locate(dir.path(), sd, VaeChoice::wan(sd)).unwrap();
         assert_eq!(f.dit, dir.path().join("StreamDiffusionV2/model.pt"));
         assert_eq!(
             f.text_encoder,
@@ -262,5 +389,25 @@ mod tests {
                 .join("Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth")
         );
         assert_eq!(f.lora, None);
+        assert_eq!(
+            f.vae(VaeType::Wan),
+            Some(dir.path().join("Wan2.1-T2V-1.3B/Wan2.1_VAE.pth").as_path())
+        );
+
+        // A TAE decoder beside the Wan encoder: only taew2_1 is missing, in either file kind.
+        let choice = VaeChoice {
+            decoder: VaeType::Tae,
+            encoder: Some(VaeType::Wan),
+        };
+        let e = ModelFiles::locate(dir.path(), sd, choice).unwrap_err();
+        assert_eq!(e.missing.len(), 1);
+        assert_eq!(e.missing[0].0, Role::Tae);
+        assert!(e.to_string().contains("Autoencoders/taew2_1.pth or"), "{e}");
+        let st = dir.path().join("Autoencoders/taew2_1.safetensors");
+        std::fs::create_dir_all(st.parent().unwrap()).unwrap();
+        std::fs::write(&st, b"x").unwrap();
+        let f = ModelFiles::locate(dir.path(), sd, choice).unwrap();
+        assert_eq!(f.vae(VaeType::Tae), Some(st.as_path()));
+        assert_eq!(f.vaes.len(), 2);
     }
 }

@@ -3,7 +3,11 @@
 //! through a progress callback. Files are read one tensor at a time (see
 //! [`crate::wan::weights::read`]); errors are typed and name the file or tensor at fault.
 
-use super::{WanPipeline, files::ModelFiles, prompts::Context};
+use super::{
+    WanPipeline,
+    files::{ModelFiles, VaeChoice},
+    prompts::Context,
+};
 use crate::{
     backend::{self, BackendKind, TextEncoderDevice, WithBackend},
     text::tokenizer::{TokenizerError, Umt5Tokenizer},
@@ -13,7 +17,7 @@ use crate::{
         nn::AttentionKernel,
         text_encoder::{DEFAULT_CACHE_PROMPTS, PromptContext, TextEncoder},
         umt5::{Umt5Config, Umt5Encoder},
-        vae::{AutoencoderKLWanConfig, WanVae},
+        video_vae::{VaeType, VideoVae},
     },
 };
 use burn::tensor::{DType, backend::Backend};
@@ -183,7 +187,11 @@ impl<T: Backend> PromptEncoder for TextEncoder<T> {
 /// A loaded pipeline's models, shared by all its streams.
 pub struct WanModels<B: Backend> {
     pub dit: WanModel<B>,
-    pub vae: WanVae<B>,
+    /// Decodes the DiT's latents.
+    pub decoder: VideoVae<B>,
+    /// Encodes a video → video stream's input (the decoder's model when they are the same
+    /// type); `None` for text → video.
+    pub encoder: Option<VideoVae<B>>,
     text: Mutex<Box<dyn PromptEncoder>>,
     /// Where the text encoder runs.
     pub text_backend: BackendKind,
@@ -191,6 +199,11 @@ pub struct WanModels<B: Backend> {
 }
 
 impl<B: Backend> WanModels<B> {
+    /// The input's encoder (a video → video load has one; otherwise the decoder's model).
+    pub fn encoder(&self) -> &VideoVae<B> {
+        self.encoder.as_ref().unwrap_or(&self.decoder)
+    }
+
     /// A prompt's context (`[512, text_dim]`), from the encoder's cache when seen before.
     pub fn encode(&self, prompt: &str) -> Result<Context, String> {
         let mut enc = self.text.lock().unwrap_or_else(|p| p.into_inner());
@@ -237,10 +250,11 @@ fn dit_parameters(c: &WanConfig) -> u64 {
         .sum()
 }
 
-/// Loads the models of pipeline `p` on backend `B`.
+/// Loads the models of pipeline `p` with autoencoders `vae` on backend `B`.
 pub fn load_models<B: Backend>(
     p: WanPipeline,
     ctx: &LoadContext,
+    vae: VaeChoice,
     device: &B::Device,
 ) -> Result<WanModels<B>, WanLoadError> {
     let dtype = ctx.dtype();
@@ -250,7 +264,7 @@ pub fn load_models<B: Backend>(
         ));
     }
     let files = match &ctx.weights {
-        Weights::Files(dir) => Some(ModelFiles::locate(dir, p)?),
+        Weights::Files(dir) => Some(ModelFiles::locate(dir, p, vae)?),
         Weights::Random { .. } => None,
     };
 
@@ -324,28 +338,33 @@ pub fn load_models<B: Backend>(
     }
     ctx.report(LoadStage::Dit, 1.0);
 
-    // VAE.
+    // VAE(s).
     ctx.report(LoadStage::Vae, 0.0);
     let dtype = ctx.vae_dtype();
-    let vae = match &files {
-        None => WanVae::load(
-            AutoencoderKLWanConfig::wan2_1(),
-            Checkpoint::random_fill(7, dtype),
-            device,
-            dtype,
-        )
-        .map_err(ck_err(std::path::Path::new("<random>")))?,
-        Some(f) => {
-            let ck = WanVae::<B>::open(&f.vae, 2).map_err(ck_err(&f.vae))?;
-            let config = AutoencoderKLWanConfig::infer(&ck);
-            guarded("the VAE", || WanVae::load(config, ck, device, dtype))?
-                .map_err(ck_err(&f.vae))?
+    let load_vae = |t: VaeType| -> Result<VideoVae<B>, WanLoadError> {
+        match &files {
+            None => VideoVae::load(t, Checkpoint::random_fill(7, dtype), device, dtype)
+                .map_err(ck_err(std::path::Path::new("<random>"))),
+            Some(f) => {
+                let path = f
+                    .vae(t)
+                    .unwrap_or_else(|| unreachable!("located with the choice"));
+                guarded("the VAE", || VideoVae::from_file(t, path, device, dtype))?
+                    .map_err(ck_err(path))
+            }
         }
+    };
+    let decoder = load_vae(vae.decoder)?;
+    let encoder = match vae.encoder {
+        None => None,
+        Some(t) if t == vae.decoder => Some(decoder.clone()),
+        Some(t) => Some(load_vae(t)?),
     };
     ctx.report(LoadStage::Vae, 1.0);
     Ok(WanModels {
         dit,
-        vae,
+        decoder,
+        encoder,
         text: Mutex::new(text),
         text_backend,
         backend: ctx.backend,

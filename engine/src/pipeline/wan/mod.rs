@@ -158,6 +158,13 @@ pub(crate) fn float(p: &Params, key: &str) -> Option<f64> {
     }
 }
 
+pub(crate) fn choice<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
+    match p.get(key) {
+        Some(ParamValue::Choice(v)) => Some(v.as_str()),
+        _ => None,
+    }
+}
+
 pub(crate) fn flag(p: &Params, key: &str) -> Option<bool> {
     match p.get(key) {
         Some(ParamValue::Bool(v)) => Some(*v),
@@ -197,7 +204,8 @@ impl<B: Backend> LoadedWan<B> {
                 t2v::Settings::from_params(kind, &all).map_err(WanLoadError::Params)?;
             }
         }
-        let models = Arc::new(load::load_models::<B>(kind, ctx, device)?);
+        let vae = files::VaeChoice::from_params(kind, &all).map_err(WanLoadError::Params)?;
+        let models = Arc::new(load::load_models::<B>(kind, ctx, vae, device)?);
         let loaded = Self {
             kind,
             spec,

@@ -49,7 +49,8 @@ use crate::{
         cache::CrossCache,
         rope::Rope,
         sampling::{add_noise, x0_from_v},
-        vae::{LatentSpace, VaeDecodeStream, VaeEncodeStream},
+        vae::LatentSpace,
+        video_vae::{DecodeStream, EncodeStream},
     },
 };
 use burn::tensor::{Tensor, backend::Backend};
@@ -138,8 +139,8 @@ pub struct Sdv2Stream<B: Backend> {
     controller: bool,
     manage_cache: bool,
     cache: Option<RingCache<B>>,
-    encoder: VaeEncodeStream<B>,
-    decoder: VaeDecodeStream<B>,
+    encoder: EncodeStream<B>,
+    decoder: DecodeStream<B>,
     slots: Vec<Option<Slot<B>>>,
     position: usize,
     generated: u64,
@@ -153,8 +154,8 @@ pub struct Sdv2Stream<B: Backend> {
 
 impl<B: Backend> Sdv2Stream<B> {
     pub fn new(models: Arc<WanModels<B>>, settings: Settings) -> Self {
-        let encoder = models.vae.encode_stream();
-        let decoder = models.vae.decode_stream();
+        let encoder = models.encoder().encode_stream();
+        let decoder = models.decoder.decode_stream();
         Self {
             core: StreamCore::new(models),
             settings,
@@ -178,8 +179,8 @@ impl<B: Backend> Sdv2Stream<B> {
 
     fn restart(&mut self) {
         self.cache = None;
-        self.encoder = self.core.models.vae.encode_stream();
-        self.decoder = self.core.models.vae.decode_stream();
+        self.encoder = self.core.models.encoder().encode_stream();
+        self.decoder = self.core.models.decoder.decode_stream();
         self.slots.clear();
         self.core.reset();
         self.position = 0;
@@ -269,7 +270,7 @@ impl<B: Backend> Sdv2Stream<B> {
         let z = self
             .core
             .models
-            .vae
+            .encoder()
             .encode_chunk(&mut self.encoder, input, self.settings.space())
             .map_err(|e| PipelineError::Retry(e.to_string()))?;
         self.core.sync();
@@ -496,7 +497,7 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
             Some(x0) => {
                 let started = Instant::now();
                 let v = models
-                    .vae
+                    .decoder
                     .decode_chunk(&mut self.decoder, x0.clone(), LatentSpace::Normalized)
                     .map_err(|e| PipelineError::Fatal(e.to_string()))?;
                 self.core.sync();

@@ -74,6 +74,41 @@ fn seed() -> ParamSpec {
     )
 }
 
+/// The autoencoder that decodes (and, for video → video, encodes) the stream.
+fn vae_type() -> ParamSpec {
+    ParamSpec {
+        key: "vae_type",
+        title: "VAE",
+        description: "The autoencoder: wan (the Wan2.1 VAE, 127 M parameters, full quality; \
+                      the default, as the original and the upstream app), lightvae \
+                      (LightX2V's Wan VAE with 75 % of its channels pruned, 8 M), tae \
+                      (TAEHV taew2_1: per-frame 2-D convolutions, 11 M, the fastest; a little \
+                      softer) or lighttae (LightX2V's TAE on the same network). docs/perf.md \
+                      has what each costs.",
+        kind: ParamKind::Choice {
+            options: &["wan", "lightvae", "tae", "lighttae"],
+        },
+        default: json!("wan"),
+        live: false,
+    }
+}
+
+/// StreamDiffusionV2's input encoder when it differs from the decoder.
+fn encoder_vae_type() -> ParamSpec {
+    ParamSpec {
+        key: "encoder_vae_type",
+        title: "Encoder VAE",
+        description: "The autoencoder that encodes the input: same (as VAE, the default) or \
+                      another; StreamDiffusionV2's own repository pairs the wan encoder with \
+                      the tae decoder.",
+        kind: ParamKind::Choice {
+            options: &["same", "wan", "lightvae", "tae", "lighttae"],
+        },
+        default: json!("same"),
+        live: false,
+    }
+}
+
 fn prompts(default: &str) -> ParamSpec {
     ParamSpec {
         key: "prompts",
@@ -202,6 +237,7 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                     (0, 32),
                     3,
                 ),
+                vae_type(),
             ],
             runtime_params: common_runtime(
                 "A red fox trotting through fresh snow in a birch forest, cinematic.",
@@ -248,6 +284,7 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                     (0, 32),
                     3,
                 ),
+                vae_type(),
             ],
             runtime_params: common_runtime(
                 "A 3D animated scene. A panda walks along a path towards the camera in a park \
@@ -371,6 +408,8 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                         false,
                         false,
                     ),
+                    vae_type(),
+                    encoder_vae_type(),
                 ],
                 runtime_params: runtime,
                 output_fps: None,

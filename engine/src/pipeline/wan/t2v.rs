@@ -39,7 +39,8 @@ use crate::{
         config::ROPE_MAX_POSITIONS,
         rope::Rope,
         sampling::{add_noise, x0_from_v},
-        vae::{LatentSpace, VaeDecodeStream},
+        vae::LatentSpace,
+        video_vae::DecodeStream,
     },
 };
 use burn::tensor::{Tensor, backend::Backend};
@@ -93,7 +94,7 @@ pub struct T2vStream<B: Backend> {
     /// The warped steps.
     steps: Vec<f64>,
     cache: WanCache<B>,
-    decoder: VaeDecodeStream<B>,
+    decoder: DecodeStream<B>,
     /// RoPE position (latent frame) of the next chunk.
     position: usize,
     /// Latent frames generated (the seed offset; never re-based).
@@ -113,7 +114,7 @@ impl<B: Backend> T2vStream<B> {
             .warp_steps(&[1000, 750, 500, 250])
             .unwrap_or_else(|e| unreachable!("{e}"));
         let cache = Self::empty_cache(&models, &settings);
-        let decoder = models.vae.decode_stream();
+        let decoder = models.decoder.decode_stream();
         Self {
             core: StreamCore::new(models),
             settings,
@@ -139,7 +140,7 @@ impl<B: Backend> T2vStream<B> {
     /// Starts over (same prompts and noise source).
     fn restart(&mut self) {
         self.cache = Self::empty_cache(&self.core.models, &self.settings);
-        self.decoder = self.core.models.vae.decode_stream();
+        self.decoder = self.core.models.decoder.decode_stream();
         self.core.reset();
         self.position = 0;
         self.generated = 0;
@@ -259,7 +260,7 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
 
         let started = Instant::now();
         let video = models
-            .vae
+            .decoder
             .decode_chunk(&mut self.decoder, x0.clone(), LatentSpace::Normalized)
             .map_err(|e| PipelineError::Fatal(e.to_string()))?;
         self.core.sync();

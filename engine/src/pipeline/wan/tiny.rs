@@ -12,6 +12,8 @@
 //! | `Self-Forcing/checkpoints/self_forcing_dmd.pt` | `generator` + `generator_ema` (the pipeline loads the EMA weights, as the original's `--use_ema`), `model.` + Wan keys |
 //! | `LongLive-1.3B/models/longlive_base.pt`, `models/lora.pt` | the same; the LoRA as PEFT keys under `generator_lora` (rank 4) |
 //! | `StreamDiffusionV2/wan_causal_dmd_v2v/model.pt` | `generator`, `model.` + Wan keys |
+//! | `Autoencoders/lightvaew2_1.pth` | plain state dict, original VAE keys, f32 (base_dim 4, another seed) |
+//! | `Autoencoders/taew2_1.pth`, `Autoencoders/lighttaew2_1.pth` | plain state dicts, `encoder.{i}…`/`decoder.{i}…`, bf16: the TAEs' full architecture (it has no width to shrink; 11 M parameters, 23 MB each) |
 
 use super::{WanPipeline, files};
 use crate::{
@@ -20,6 +22,7 @@ use crate::{
     wan::{
         Checkpoint, WanConfig,
         lora::BLOCK_LINEARS,
+        tae::{Tae, TaeConfig, TaeKind},
         umt5::{Umt5Config, Umt5Encoder},
         vae::{AutoencoderKLWanConfig, WanVae},
         weights::{
@@ -176,17 +179,58 @@ struct Record {
     seed: u64,
 }
 
+type Tensors = Vec<(String, TensorData)>;
+
+/// What [`Record`] makes: the Wan VAE, the text encoder, LightVAE, TAE, LightTAE.
+struct Recorded {
+    vae: Tensors,
+    text: Tensors,
+    light_vae: Tensors,
+    tae: Tensors,
+    light_tae: Tensors,
+}
+
 impl WithBackend for Record {
-    type Output = Result<(Vec<(String, TensorData)>, Vec<(String, TensorData)>), String>;
+    type Output = Result<Recorded, String>;
     fn run<B: Backend>(self, _kind: BackendKind, device: B::Device) -> Self::Output {
-        let (fill, rec) = RandomFill::recording(self.seed, DType::F32);
-        WanVae::<B>::load(self.vae, Checkpoint::with_fill(fill), &device, DType::F32)
-            .map_err(|e| e.to_string())?;
-        let vae = rec.take();
+        let err = |e: crate::wan::LoadError| e.to_string();
+        let vae = |seed: u64| -> Result<Tensors, String> {
+            let (fill, rec) = RandomFill::recording(seed, DType::F32);
+            WanVae::<B>::load(
+                self.vae.clone(),
+                Checkpoint::with_fill(fill),
+                &device,
+                DType::F32,
+            )
+            .map_err(err)?;
+            Ok(rec.take())
+        };
+        let tae = |kind: TaeKind, seed: u64| -> Result<Tensors, String> {
+            let (fill, rec) = RandomFill::recording(seed, DType::BF16);
+            Tae::<B>::load(
+                TaeConfig::new(kind),
+                Checkpoint::with_fill(fill),
+                &device,
+                DType::F32,
+            )
+            .map_err(err)?;
+            Ok(rec.take())
+        };
         let (fill, rec) = RandomFill::recording(self.seed + 1, DType::BF16);
-        Umt5Encoder::<B>::load(self.text, Checkpoint::with_fill(fill), &device, DType::F32)
-            .map_err(|e| e.to_string())?;
-        Ok((vae, rec.take()))
+        Umt5Encoder::<B>::load(
+            self.text.clone(),
+            Checkpoint::with_fill(fill),
+            &device,
+            DType::F32,
+        )
+        .map_err(err)?;
+        Ok(Recorded {
+            vae: vae(self.seed)?,
+            text: rec.take(),
+            light_vae: vae(self.seed + 2)?,
+            tae: tae(TaeKind::Tae, self.seed + 3)?,
+            light_tae: tae(TaeKind::LightTae, self.seed + 4)?,
+        })
     }
 }
 
@@ -267,7 +311,7 @@ pub fn write_model_set(
         local(files::Role::Tokenizer, any),
         tokenizer_json().as_bytes(),
     )?;
-    let (vae, text) = crate::backend::dispatch(
+    let recorded = crate::backend::dispatch(
         cpu,
         Record {
             vae: vae_config(),
@@ -276,12 +320,17 @@ pub fn write_model_set(
         },
     )
     .map_err(|e| e.to_string())??;
-    let vae_path = local(files::Role::Vae, any);
-    pickle::write(&vae_path, &Node::tensors(vae))?;
-    written.push(vae_path);
-    let text_path = local(files::Role::TextEncoder, any);
-    pickle::write(&text_path, &Node::tensors(text))?;
-    written.push(text_path);
+    for (role, tensors) in [
+        (files::Role::Vae, recorded.vae),
+        (files::Role::TextEncoder, recorded.text),
+        (files::Role::LightVae, recorded.light_vae),
+        (files::Role::Tae, recorded.tae),
+        (files::Role::LightTae, recorded.light_tae),
+    ] {
+        let path = local(role, any);
+        pickle::write(&path, &Node::tensors(tensors))?;
+        written.push(path);
+    }
     for (i, &p) in pipelines.iter().enumerate() {
         let state = dit_state(&c, seed + 10 + i as u64)?;
         let root = match p {
