@@ -411,3 +411,128 @@ fn bench_vae_times_the_chosen_rows_and_checks_against_flex() {
     let o = engine(&["bench-vae", "--rows", "first,sideways"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+#[test]
+fn vae_commands_take_every_autoencoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let o = engine(&[
+        OsStr::new("make-tiny"),
+        OsStr::new("self-forcing"),
+        OsStr::new("--out"),
+        models.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let inputs = goldens().join("vae_case.safetensors");
+    let run = |cmd: &str, vae: &str, file: &str, stream: bool, out: &Path| {
+        let w = models.join(file);
+        let os = OsStr::new;
+        let mut args = vec![
+            os(cmd),
+            os("--vae"),
+            os(vae),
+            os("--weights"),
+            w.as_os_str(),
+        ];
+        args.extend([
+            os("--inputs"),
+            inputs.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+        ]);
+        if stream {
+            args.push(os("--stream"));
+        }
+        let o = engine(&args);
+        assert!(o.status.success(), "{cmd} {vae}: {}", text(&o));
+        tensor_file::read(out).unwrap()
+    };
+    for (vae, file) in [
+        ("lightvae", "Autoencoders/lightvaew2_1.pth"),
+        ("tae", "Autoencoders/taew2_1.pth"),
+        ("lighttae", "Autoencoders/lighttaew2_1.pth"),
+    ] {
+        // Streamed chunk by chunk (1 frame, then 4; one latent at a time) or in one call:
+        // the same result, with the Wan VAE's frame counts.
+        let mut encoded = Vec::new();
+        let mut decoded = Vec::new();
+        for stream in [false, true] {
+            let e = dir.path().join(format!("e-{vae}-{stream}.safetensors"));
+            let out = run("vae-encode", vae, file, stream, &e);
+            assert_eq!(out["latents"].shape, [1, 16, 3, 4, 6], "{vae}");
+            encoded.push(out["latents"].data.clone());
+            let d = dir.path().join(format!("d-{vae}-{stream}.safetensors"));
+            let out = run("vae-decode", vae, file, stream, &d);
+            assert_eq!(out["video"].shape, [1, 3, 9, 32, 48], "{vae}");
+            decoded.push(out["video"].data.clone());
+        }
+        assert!(max_rel(&encoded[1], &encoded[0]) <= 1e-5, "{vae} encode");
+        assert!(max_rel(&decoded[1], &decoded[0]) <= 1e-5, "{vae} decode");
+    }
+
+    let o = engine(&[
+        "vae-decode",
+        "--vae",
+        "tiny",
+        "--weights",
+        "x",
+        "--inputs",
+        "y",
+        "--out",
+        "z",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("wan, lightvae, tae, lighttae"),
+        "{}",
+        text(&o)
+    );
+    let cfg = goldens().join("vae_tiny_config.json");
+    let o = model(
+        "vae-decode",
+        &cfg,
+        &models.join("Autoencoders/taew2_1.pth"),
+        Some(&inputs),
+        &dir.path().join("x.safetensors"),
+        &["--vae", "tae"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("--config is for the wan and lightvae"),
+        "{}",
+        text(&o)
+    );
+
+    // bench-vae on TAEHV: one call decodes a 3-latent chunk; candle agrees with flex.
+    let o = engine(&[
+        "--backend",
+        "candle",
+        "bench-vae",
+        "--vae",
+        "tae",
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--iters",
+        "1",
+        "--rows",
+        "first,chunk,encode",
+        "--check-cpu",
+    ]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("bench-vae tae"), "{out}");
+    assert!(
+        out.contains("| decode next 3 latent frames → 12 frames 16×16 |"),
+        "{out}"
+    );
+    let err: f64 = out
+        .lines()
+        .find_map(|l| l.split("max |Δ| / max |flex| = ").nth(1))
+        .unwrap_or_else(|| panic!("no check line in {out}"))
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(err < 1e-4, "candle vs flex: {err}");
+}

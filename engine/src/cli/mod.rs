@@ -12,7 +12,10 @@ pub use models::default_text_dtype;
 use crate::{
     backend::{self, BackendKind, WithBackend},
     tensor_file::{self, F32Tensor},
-    wan::{Checkpoint, Timesteps, Variant, WanConfig, WanModel, nn::AttentionKernel},
+    wan::{
+        Checkpoint, Timesteps, Variant, WanConfig, WanModel, nn::AttentionKernel,
+        video_vae::VaeType,
+    },
 };
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 use std::{
@@ -76,10 +79,15 @@ pub enum EngineCommand {
     /// VAE encode: reads `video` [B,3,T,H,W] in [-1,1] (T = 1+4k), writes `mu` (raw
     /// encoder mean) and `latents` (normalised: (mu − mean)/std)
     VaeEncode {
-        /// Weights: Wan2.1_VAE.pth or a diffusers AutoencoderKLWan file/directory
+        /// The autoencoder: wan, lightvae, tae or lighttae
+        #[arg(long, default_value = "wan", value_parser = parse_vae)]
+        vae: VaeType,
+        /// Weights: Wan2.1_VAE.pth or a diffusers AutoencoderKLWan file/directory (wan),
+        /// lightvaew2_1.pth, taew2_1.pth / .safetensors, lighttaew2_1.pth / .safetensors
         #[arg(long)]
         weights: PathBuf,
-        /// A diffusers AutoencoderKLWan config.json [default: Wan2.1's VAE]
+        /// A diffusers AutoencoderKLWan config.json (wan, lightvae) [default: the width the
+        /// checkpoint shows]
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -96,6 +104,9 @@ pub enum EngineCommand {
     /// VAE decode: reads `latents` (normalised), or `mu` with --raw, [B,16,T,h,w]; writes
     /// `video` [B,3,1+4(T−1),8h,8w] in [-1,1]
     VaeDecode {
+        /// The autoencoder: wan, lightvae, tae or lighttae
+        #[arg(long, default_value = "wan", value_parser = parse_vae)]
+        vae: VaeType,
         #[arg(long)]
         weights: PathBuf,
         #[arg(long)]
@@ -138,9 +149,12 @@ pub enum EngineCommand {
         #[arg(long)]
         dtype: Option<String>,
     },
-    /// Time the Wan2.1 VAE with made-up weights: decode of the first and of a later latent
-    /// frame, encode of 4 frames
+    /// Time an autoencoder with made-up weights: decode of the first and of later latent
+    /// frames (one, or three in one call), encode of 4 frames
     BenchVae {
+        /// The autoencoder: wan, lightvae, tae or lighttae
+        #[arg(long, default_value = "wan", value_parser = parse_vae)]
+        vae: VaeType,
         #[arg(long, default_value_t = 480)]
         height: usize,
         #[arg(long, default_value_t = 832)]
@@ -221,6 +235,13 @@ pub enum EngineCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+}
+
+fn parse_vae(s: &str) -> Result<VaeType, String> {
+    VaeType::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = VaeType::ALL.iter().map(|v| v.id()).collect();
+        format!("unknown autoencoder {s:?} (one of {})", all.join(", "))
+    })
 }
 
 fn parse_dtype(s: &str) -> Result<DType, String> {
@@ -342,6 +363,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             backend::dispatch(kind, job).map_err(|e| e.to_string())?
         }),
         EngineCommand::VaeEncode {
+            vae,
             weights,
             config,
             inputs,
@@ -350,6 +372,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             dtype,
         } => parse_dtype(&dtype).and_then(|dtype| {
             let job = models::VaeEncodeJob {
+                vae,
                 weights,
                 config,
                 inputs,
@@ -360,6 +383,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             backend::dispatch(kind, job).map_err(|e| e.to_string())?
         }),
         EngineCommand::VaeDecode {
+            vae,
             weights,
             config,
             inputs,
@@ -369,6 +393,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             dtype,
         } => parse_dtype(&dtype).and_then(|dtype| {
             let job = models::VaeDecodeJob {
+                vae,
                 weights,
                 config,
                 inputs,
@@ -400,6 +425,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             backend::dispatch(kind, job).map_err(|e| e.to_string())?
         })(),
         EngineCommand::BenchVae {
+            vae,
             height,
             width,
             iters,
@@ -409,6 +435,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             rows,
         } => parse_dtype(&dtype).and_then(|dtype| {
             let job = models::BenchVaeJob {
+                vae,
                 height,
                 width,
                 iters: iters.max(1),

@@ -1,4 +1,5 @@
-//! `vae-encode`, `vae-decode` and `encode-text`: the VAE and the text encoder from files.
+//! `vae-encode`, `vae-decode` and `encode-text`: the VAEs and the text encoder from files;
+//! `bench-vae` and `bench-text` with made-up weights.
 
 use super::{check_dtype, device_tensor};
 use crate::{
@@ -7,7 +8,8 @@ use crate::{
     text::tokenizer::{MAX_LENGTH, Umt5Tokenizer},
     wan::{
         umt5::{Umt5Config, Umt5Encoder},
-        vae::{AutoencoderKLWanConfig, LatentSpace, VaeDecodeStream, VaeEncodeStream, WanVae},
+        vae::{AutoencoderKLWanConfig, LatentSpace, WanVae},
+        video_vae::{DecodeStream, EncodeStream, VaeType, VideoVae},
     },
 };
 use burn::tensor::{DType, Int, Tensor, TensorData, backend::Backend};
@@ -33,15 +35,32 @@ fn input<'a>(
         .ok_or_else(|| format!("{}: no tensor `{name}`", path.display()))
 }
 
-fn vae_config(config: Option<&PathBuf>) -> Result<AutoencoderKLWanConfig, String> {
-    match config {
-        Some(p) => AutoencoderKLWanConfig::from_file(p),
-        None => Ok(AutoencoderKLWanConfig::wan2_1()),
+/// Loads autoencoder `vae` from `weights`: the Wan VAE and LightVAE with a diffusers
+/// `config` when given (else their width is read from the checkpoint), the TAEs as they are.
+fn open_vae<B: Backend>(
+    vae: VaeType,
+    weights: &std::path::Path,
+    config: Option<&PathBuf>,
+    device: &B::Device,
+    dtype: DType,
+) -> Result<VideoVae<B>, String> {
+    match (vae, config) {
+        (VaeType::Wan | VaeType::LightVae, Some(p)) => {
+            let cfg = AutoencoderKLWanConfig::from_file(p)?;
+            WanVae::<B>::from_file(cfg, weights, device, dtype)
+                .map(|v| VideoVae::Wan(Box::new(v)))
+                .map_err(|e| e.to_string())
+        }
+        (VaeType::Tae | VaeType::LightTae, Some(_)) => Err(format!(
+            "--config is for the wan and lightvae autoencoders, not {vae}"
+        )),
+        (_, None) => VideoVae::from_file(vae, weights, device, dtype).map_err(|e| e.to_string()),
     }
 }
 
 /// `vae-encode`.
 pub struct VaeEncodeJob {
+    pub vae: VaeType,
     pub weights: PathBuf,
     pub config: Option<PathBuf>,
     pub inputs: PathBuf,
@@ -54,7 +73,6 @@ impl WithBackend for VaeEncodeJob {
     type Output = Result<(), String>;
     fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Self::Output {
         check_dtype(kind, self.dtype)?;
-        let cfg = vae_config(self.config.as_ref())?;
         let inputs = tensor_file::read(&self.inputs)?;
         let video = input(&inputs, &self.inputs, "video")?;
         if video.shape.len() != 5 {
@@ -63,14 +81,19 @@ impl WithBackend for VaeEncodeJob {
                 video.shape
             ));
         }
-        let vae = WanVae::<B>::from_file(cfg, &self.weights, &device, self.dtype)
-            .map_err(|e| e.to_string())?;
+        let vae = open_vae::<B>(
+            self.vae,
+            &self.weights,
+            self.config.as_ref(),
+            &device,
+            self.dtype,
+        )?;
         let x: Tensor<B, 5> = device_tensor(video, &device);
         let start = Instant::now();
         let mu = if self.stream {
             // Chunk by chunk through one stream, as a live source would feed it.
             let t = video.shape[2];
-            let q = vae.config.temporal_factor();
+            let q = 4;
             let mut stream = vae.encode_stream();
             let mut outs = Vec::new();
             let mut at = 0;
@@ -100,6 +123,7 @@ impl WithBackend for VaeEncodeJob {
 
 /// `vae-decode`.
 pub struct VaeDecodeJob {
+    pub vae: VaeType,
     pub weights: PathBuf,
     pub config: Option<PathBuf>,
     pub inputs: PathBuf,
@@ -113,7 +137,6 @@ impl WithBackend for VaeDecodeJob {
     type Output = Result<(), String>;
     fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Self::Output {
         check_dtype(kind, self.dtype)?;
-        let cfg = vae_config(self.config.as_ref())?;
         let inputs = tensor_file::read(&self.inputs)?;
         let (name, space) = if self.raw {
             ("mu", LatentSpace::Raw)
@@ -124,8 +147,13 @@ impl WithBackend for VaeDecodeJob {
         if z.shape.len() != 5 {
             return Err(format!("{name} must be [B, z, T, h, w], got {:?}", z.shape));
         }
-        let vae = WanVae::<B>::from_file(cfg, &self.weights, &device, self.dtype)
-            .map_err(|e| e.to_string())?;
+        let vae = open_vae::<B>(
+            self.vae,
+            &self.weights,
+            self.config.as_ref(),
+            &device,
+            self.dtype,
+        )?;
         let z: Tensor<B, 5> = device_tensor(z, &device);
         let start = Instant::now();
         let video = if self.stream {
@@ -280,8 +308,9 @@ impl WithBackend for EncodeTextJob {
     }
 }
 
-/// `bench-vae`: VAE decode and encode at full size with made-up weights.
+/// `bench-vae`: an autoencoder's decode and encode at full size with made-up weights.
 pub struct BenchVaeJob {
+    pub vae: VaeType,
     pub height: usize,
     pub width: usize,
     pub iters: usize,
@@ -301,6 +330,9 @@ pub enum VaeRow {
     First,
     /// Decode of a later latent frame (→ 4 pixel frames): a live stream's steady state.
     Next,
+    /// Decode of three later latent frames in one call (→ 12 pixel frames): a text → video
+    /// chunk.
+    Chunk,
     /// Encode of 4 pixel frames after the first (→ 1 latent frame).
     Encode,
 }
@@ -323,11 +355,15 @@ fn check_latent(h: usize, w: usize) -> TensorData {
 }
 
 /// Decodes [`check_latent`] as a stream's first latent frame; returns the video on the host.
-fn decode_check<B: Backend>(vae: &WanVae<B>, h: usize, w: usize) -> Result<Vec<f32>, String> {
-    let z = Tensor::<B, 5>::from_data(check_latent(h, w), vae.device());
-    let mut st = vae.decode_stream();
+fn decode_check<B: Backend>(
+    vae: &VideoVae<B>,
+    device: &B::Device,
+    h: usize,
+    w: usize,
+) -> Result<Vec<f32>, String> {
+    let z = Tensor::<B, 5>::from_data(check_latent(h, w), device);
     let video = vae
-        .decode_chunk(&mut st, z, LatentSpace::Normalized)
+        .decode(z, LatentSpace::Normalized)
         .map_err(|e| e.to_string())?;
     video
         .into_data()
@@ -336,27 +372,35 @@ fn decode_check<B: Backend>(vae: &WanVae<B>, h: usize, w: usize) -> Result<Vec<f
         .map_err(|e| format!("{e:?}"))
 }
 
+/// Made-up weights for `vae` (the same for every backend).
+fn random_vae<B: Backend>(
+    vae: VaeType,
+    device: &B::Device,
+    dtype: DType,
+) -> Result<VideoVae<B>, String> {
+    VideoVae::load(
+        vae,
+        crate::wan::Checkpoint::random_fill(11, dtype),
+        device,
+        dtype,
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// Decodes the same first latent frame on `vae`'s backend and on flex with the same made-up
 /// weights, and prints the relative difference.
 #[cfg(feature = "flex")]
 fn check_against_cpu<B: Backend>(
-    vae: &WanVae<B>,
-    cfg: AutoencoderKLWanConfig,
-    dtype: DType,
+    vae: &VideoVae<B>,
+    device: &B::Device,
+    job: &BenchVaeJob,
     kind: BackendKind,
-    h: usize,
-    w: usize,
+    (h, w): (usize, usize),
 ) -> Result<(), String> {
-    let got = decode_check(vae, h, w)?;
+    let got = decode_check(vae, device, h, w)?;
     let started = Instant::now();
-    let cpu = WanVae::<burn::backend::Flex>::load(
-        cfg,
-        crate::wan::Checkpoint::random_fill(11, dtype),
-        &Default::default(),
-        dtype,
-    )
-    .map_err(|e| e.to_string())?;
-    let want = decode_check(&cpu, h, w)?;
+    let cpu = random_vae::<burn::backend::Flex>(job.vae, &Default::default(), job.dtype)?;
+    let want = decode_check(&cpu, &Default::default(), h, w)?;
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let diff = got
         .iter()
@@ -373,12 +417,11 @@ fn check_against_cpu<B: Backend>(
 
 #[cfg(not(feature = "flex"))]
 fn check_against_cpu<B: Backend>(
-    _: &WanVae<B>,
-    _: AutoencoderKLWanConfig,
-    _: DType,
+    _: &VideoVae<B>,
+    _: &B::Device,
+    _: &BenchVaeJob,
     _: BackendKind,
-    _: usize,
-    _: usize,
+    _: (usize, usize),
 ) -> Result<(), String> {
     Err("--check-cpu needs the engine built with the `flex` feature".into())
 }
@@ -388,25 +431,21 @@ impl WithBackend for BenchVaeJob {
     fn run<B: Backend>(self, kind: BackendKind, device: B::Device) -> Self::Output {
         use burn::tensor::Distribution;
         check_dtype(kind, self.dtype)?;
-        let cfg = AutoencoderKLWanConfig::wan2_1();
-        let s = cfg.spatial_factor();
+        let s = 8;
+        if !self.height.is_multiple_of(s) || !self.width.is_multiple_of(s) {
+            return Err(format!("height and width must be multiples of {s}"));
+        }
         let (h, w) = (self.height / s, self.width / s);
-        let vae = WanVae::<B>::load(
-            cfg.clone(),
-            crate::wan::Checkpoint::random_fill(11, self.dtype),
-            &device,
-            self.dtype,
-        )
-        .map_err(|e| e.to_string())?;
+        let vae = random_vae::<B>(self.vae, &device, self.dtype)?;
         let sync = || {
             let _ = B::sync(&device);
         };
         eprintln!(
-            "bench-vae on {kind} ({device:?}), {}×{} pixels = {h}×{w} latents, {:?}",
-            self.height, self.width, self.dtype
+            "bench-vae {} on {kind} ({device:?}), {}×{} pixels = {h}×{w} latents, {:?}",
+            self.vae, self.height, self.width, self.dtype
         );
         let z: Tensor<B, 5> =
-            Tensor::random([1, 16, 2, h, w], Distribution::Normal(0.0, 1.0), &device);
+            Tensor::random([1, 16, 4, h, w], Distribution::Normal(0.0, 1.0), &device);
         let video: Tensor<B, 5> = Tensor::random(
             [1, 3, 5, self.height, self.width],
             Distribution::Uniform(-1.0, 1.0),
@@ -415,34 +454,49 @@ impl WithBackend for BenchVaeJob {
         let mut rows = super::Rows::default();
         let err = |e: crate::wan::vae::VaeError| e.to_string();
         let (ph, pw) = (self.height, self.width);
-        let decode = |st: &mut VaeDecodeStream<B>, t: usize| {
-            vae.decode_chunk(st, z.clone().narrow(2, t, 1), LatentSpace::Normalized)
+        let decode = |st: &mut DecodeStream<B>, t: usize, n: usize| {
+            vae.decode_chunk(st, z.clone().narrow(2, t, n), LatentSpace::Normalized)
                 .map(|_| ())
                 .map_err(err)
         };
-        let encode = |st: &mut VaeEncodeStream<B>, t: usize, n: usize| {
+        let encode = |st: &mut EncodeStream<B>, t: usize, n: usize| {
             vae.encode_chunk(st, video.clone().narrow(2, t, n), LatentSpace::Raw)
                 .map(|_| ())
                 .map_err(err)
         };
         // Each row times one chunk on a copy of the stream state before it.
+        let after_first = || -> Result<DecodeStream<B>, String> {
+            let mut st = vae.decode_stream();
+            decode(&mut st, 0, 1)?;
+            Ok(st)
+        };
         for row in &self.rows {
             let (label, ms) = match row {
                 VaeRow::First => (
                     format!("decode first latent frame → 1 frame {ph}×{pw}"),
                     super::time(self.iters, || {
-                        let _ = decode(&mut vae.decode_stream(), 0);
+                        let _ = decode(&mut vae.decode_stream(), 0, 1);
                         sync()
                     }),
                 ),
                 VaeRow::Next => {
-                    let mut st = vae.decode_stream();
-                    decode(&mut st, 0)?;
+                    let st = after_first()?;
                     let ms = super::time(self.iters, || {
-                        let _ = decode(&mut st.clone(), 1);
+                        let _ = decode(&mut st.clone(), 1, 1);
                         sync()
                     });
                     (format!("decode next latent frame → 4 frames {ph}×{pw}"), ms)
+                }
+                VaeRow::Chunk => {
+                    let st = after_first()?;
+                    let ms = super::time(self.iters, || {
+                        let _ = decode(&mut st.clone(), 1, 3);
+                        sync()
+                    });
+                    (
+                        format!("decode next 3 latent frames → 12 frames {ph}×{pw}"),
+                        ms,
+                    )
                 }
                 VaeRow::Encode => {
                     let mut st = vae.encode_stream();
@@ -460,7 +514,7 @@ impl WithBackend for BenchVaeJob {
             rows.push((label, ms));
         }
         if self.check_cpu {
-            check_against_cpu(&vae, cfg, self.dtype, kind, h, w)?;
+            check_against_cpu(&vae, &device, &self, kind, (h, w))?;
         }
         rows.finish(kind, self.dtype, self.json.as_deref())
     }

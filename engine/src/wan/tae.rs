@@ -553,6 +553,18 @@ impl<B: Backend> Tae<B> {
         }
     }
 
+    /// `(μ − mean) / std` with Wan2.1's constants.
+    ///
+    /// # Shapes
+    /// - mu: `[B, 16, T, h, w]`
+    pub fn normalize(&self, mu: Tensor<B, 5>) -> Tensor<B, 5> {
+        self.convert(
+            mu.cast(DType::F32),
+            LatentSpace::Raw,
+            LatentSpace::Normalized,
+        )
+    }
+
     /// Moves latents `z` (f32) from space `from` to space `to`.
     fn convert(&self, z: Tensor<B, 5>, from: LatentSpace, to: LatentSpace) -> Tensor<B, 5> {
         match (from, to) {

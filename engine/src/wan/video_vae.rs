@@ -129,6 +129,28 @@ impl<B: Backend> VideoVae<B> {
         }
     }
 
+    /// `(μ − mean) / std` (raw encoder means to the DiT's latents).
+    pub fn normalize(&self, mu: Tensor<B, 5>) -> Tensor<B, 5> {
+        match self {
+            VideoVae::Wan(v) => v.normalize(mu),
+            VideoVae::Tae(v) => v.normalize(mu),
+        }
+    }
+
+    /// Encodes a whole clip of `1 + 4k` frames (a fresh stream).
+    pub fn encode(
+        &self,
+        video: Tensor<B, 5>,
+        space: LatentSpace,
+    ) -> Result<Tensor<B, 5>, VaeError> {
+        self.encode_chunk(&mut self.encode_stream(), video, space)
+    }
+
+    /// Decodes a whole latent clip (a fresh stream).
+    pub fn decode(&self, z: Tensor<B, 5>, space: LatentSpace) -> Result<Tensor<B, 5>, VaeError> {
+        self.decode_chunk(&mut self.decode_stream(), z, space)
+    }
+
     pub fn encode_stream(&self) -> EncodeStream<B> {
         match self {
             VideoVae::Wan(v) => EncodeStream::Wan(v.encode_stream()),
