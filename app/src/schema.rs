@@ -185,6 +185,10 @@ pub enum FieldKind {
         max: i64,
     },
     Prompts,
+    /// One of a few named options (`{"type": "string", "enum": […]}`).
+    Choice {
+        options: Vec<String>,
+    },
 }
 
 /// One control.
@@ -235,6 +239,13 @@ pub fn fields(schema: &Value) -> Vec<Field> {
                     max: p["items"]["maximum"].as_i64().unwrap_or(1000),
                 },
                 "array" => FieldKind::Prompts,
+                "string" => FieldKind::Choice {
+                    options: p["enum"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(|o| o.as_str().map(str::to_owned))
+                        .collect(),
+                },
                 _ => return None,
             };
             Some(Field {
@@ -328,6 +339,7 @@ mod tests {
             "noise_scale": {"type": "number", "minimum": 0, "maximum": 1, "x-step": 0.01, "title": "Noise"},
             "denoising_step_list": {"type": "array", "x-strictly-descending": true, "minItems": 1,
                        "maxItems": 10, "items": {"type": "integer", "minimum": 0, "maximum": 1000}},
+            "vae_type": {"type": "string", "enum": ["wan", "tae"], "default": "wan", "title": "VAE"},
         }})
     }
 
@@ -338,7 +350,7 @@ mod tests {
         s["properties"]["width"] = s["properties"]["height"].clone();
         let keys: Vec<String> = fields(&s).into_iter().map(|f| f.key).collect();
         assert_eq!(&keys[..3], ["width", "height", "paused"]);
-        assert_eq!(keys.len(), 6);
+        assert_eq!(keys.len(), 7);
     }
 
     #[test]
@@ -370,6 +382,12 @@ mod tests {
                 max_items: 10,
                 min: 0,
                 max: 1000
+            }
+        )));
+        assert!(kinds.contains(&(
+            "vae_type",
+            FieldKind::Choice {
+                options: vec!["wan".into(), "tae".into()]
             }
         )));
         let h = f.iter().find(|f| f.key == "height").unwrap();

@@ -130,7 +130,7 @@ test("a preset keeps two weighted prompts and applies them again", async ({ page
   await stop(page);
 });
 
-test("streamdiffusionv2 transforms the camera", async ({ page }) => {
+test("streamdiffusionv2 transforms the camera, decoded by the TAE", async ({ page }) => {
   test.setTimeout(120_000);
   await openStudio(page);
   await choose(page, "streamdiffusionv2");
@@ -142,9 +142,21 @@ test("streamdiffusionv2 transforms the camera", async ({ page }) => {
   const threshold = page.getByTestId("param-adapt_sink_threshold").locator("input");
   await threshold.fill("0.35");
   await threshold.blur();
+  // The autoencoders are choices: the TAE decodes what the Wan VAE encodes (the method's own
+  // pairing).
+  const vae = page.getByTestId("param-vae_type").locator("select");
+  await expect(vae).toHaveValue("wan");
+  await vae.selectOption("tae");
+  await page.getByTestId("param-encoder_vae_type").locator("select").selectOption("wan");
   await start(page);
   const status = await (await page.request.get("/api/v1/pipeline/status")).json();
-  expect(status.load_params).toMatchObject({ stream_batch: false, adapt_sink_threshold: 0.35 });
+  expect(status.load_params).toMatchObject({
+    stream_batch: false,
+    adapt_sink_threshold: 0.35,
+    vae_type: "tae",
+    encoder_vae_type: "wan",
+  });
+  await expect(vae).toBeDisabled();
   await expect(batch).toBeDisabled();
   await rising(page);
   const [s] = await streams(page);

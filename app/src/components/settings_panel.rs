@@ -76,7 +76,9 @@ pub fn SettingsPanel() -> impl IntoView {
                                 .into_iter()
                                 .map(|f| match f.kind {
                                     FieldKind::Int { .. } => view! { <IntField field=f /> }.into_any(),
-                                    FieldKind::Bool | FieldKind::Number { .. } => {
+                                    FieldKind::Bool
+                                    | FieldKind::Number { .. }
+                                    | FieldKind::Choice { .. } => {
                                         view! { <LoadOption field=f /> }.into_any()
                                     }
                                     _ => ().into_any(),
@@ -91,7 +93,13 @@ pub fn SettingsPanel() -> impl IntoView {
                         .map(|p| {
                             p.runtime_fields()
                                 .into_iter()
-                                .filter(|f| f.key != "paused" && f.kind != FieldKind::Prompts)
+                                .filter(|f| {
+                                    f.key != "paused"
+                                        && !matches!(
+                                            f.kind,
+                                            FieldKind::Prompts | FieldKind::Choice { .. }
+                                        )
+                                })
                                 .map(|f| view! { <RuntimeField field=f /> })
                                 .collect_view()
                         })
@@ -350,7 +358,7 @@ fn RuntimeField(field: crate::schema::Field) -> impl IntoView {
             }
             .into_any()
         }
-        FieldKind::Int { .. } | FieldKind::Prompts => ().into_any(),
+        FieldKind::Int { .. } | FieldKind::Prompts | FieldKind::Choice { .. } => ().into_any(),
     };
     view! {
         <div class="field" data-testid=testid>
@@ -383,15 +391,33 @@ fn load_value(
     (get, set)
 }
 
-/// A load parameter that is a switch or a number (StreamDiffusionV2's `stream_batch`,
-/// `adapt_sink_threshold`, …). Disabled while streaming (load parameters need a restart).
+/// A load parameter that is a switch, a number or a choice (StreamDiffusionV2's
+/// `stream_batch`, `adapt_sink_threshold`, every Wan pipeline's `vae_type`, …). Disabled while
+/// streaming (load parameters need a restart).
 #[component]
 fn LoadOption(field: crate::schema::Field) -> impl IntoView {
     let s = expect_context::<Studio>();
     let key = field.key.clone();
     let (value, set) = load_value(s, key.clone());
     let testid = format!("param-{key}");
-    let control = match field.kind {
+    let control = match field.kind.clone() {
+        FieldKind::Choice { options } => {
+            let value = value.clone();
+            view! {
+                <select
+                    class="select"
+                    disabled=move || s.busy()
+                    prop:value=move || value().as_str().unwrap_or_default().to_owned()
+                    on:change=move |ev| set(json!(event_target_value(&ev)))
+                >
+                    {options
+                        .into_iter()
+                        .map(|o| view! { <option value=o.clone()>{o.clone()}</option> })
+                        .collect_view()}
+                </select>
+            }
+            .into_any()
+        }
         FieldKind::Number { min, max, step } => {
             let value = value.clone();
             view! {

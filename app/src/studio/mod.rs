@@ -205,7 +205,10 @@ impl Studio {
             .filter(|f| {
                 matches!(
                     f.kind,
-                    FieldKind::Int { .. } | FieldKind::Bool | FieldKind::Number { .. }
+                    FieldKind::Int { .. }
+                        | FieldKind::Bool
+                        | FieldKind::Number { .. }
+                        | FieldKind::Choice { .. }
                 )
             })
             .map(|f| (f.key, f.default))
@@ -215,7 +218,12 @@ impl Studio {
             .runtime_fields()
             .into_iter()
             .filter(|f| {
-                f.key != "paused" && !matches!(f.kind, FieldKind::Prompts | FieldKind::Trigger)
+                // Choices at run time (how prompts blend) belong to the prompt dock.
+                f.key != "paused"
+                    && !matches!(
+                        f.kind,
+                        FieldKind::Prompts | FieldKind::Trigger | FieldKind::Choice { .. }
+                    )
             })
             .map(|f| (f.key, f.default))
             .collect();
@@ -500,11 +508,12 @@ impl Studio {
     }
 }
 
-/// Whether `new` may replace the load setting `old`: both integers, both switches, or `old` a
-/// fractional number and `new` any number.
+/// Whether `new` may replace the load setting `old`: both integers, both switches, both
+/// choices, or `old` a fractional number and `new` any number.
 fn same_kind(old: &Value, new: &Value) -> bool {
     (old.is_i64() && new.is_i64())
         || (old.is_boolean() && new.is_boolean())
+        || (old.is_string() && new.is_string())
         || (old.is_f64() && new.is_number())
 }
 
