@@ -116,24 +116,11 @@ fn light_tae_works_on_raw_latents() {
     let wan = AutoencoderKLWanConfig::wan2_1();
     let z = engine_latents(&case["latents"]);
     let raw = light.encode(engine_video(&case), LatentSpace::Raw).unwrap();
-    let mean = Tensor::<B, 1>::from_floats(
-        wan.latents_mean
-            .iter()
-            .map(|x| *x as f32)
-            .collect::<Vec<_>>()
-            .as_slice(),
-        &Default::default(),
-    )
-    .reshape([1, 16, 1, 1, 1]);
-    let std = Tensor::<B, 1>::from_floats(
-        wan.latents_std
-            .iter()
-            .map(|x| *x as f32)
-            .collect::<Vec<_>>()
-            .as_slice(),
-        &Default::default(),
-    )
-    .reshape([1, 16, 1, 1, 1]);
+    let channels = |v: &[f64]| {
+        let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+        Tensor::<B, 1>::from_floats(v.as_slice(), &Default::default()).reshape([1, 16, 1, 1, 1])
+    };
+    let (mean, std) = (channels(&wan.latents_mean), channels(&wan.latents_std));
     let normalised = (raw.clone() - mean.clone()) / std.clone();
     let e = rel_err(
         &values(normalised.swap_dims(1, 2)),

@@ -374,6 +374,16 @@ fn info_says_where_the_text_encoder_runs() {
     assert!(text(&o).contains("unknown text encoder device"));
 }
 
+/// The relative error `bench-vae --check-cpu` prints.
+fn check_error(out: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.split("max |Δ| / max |flex| = ").nth(1))
+        .unwrap_or_else(|| panic!("no check line in {out}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
 #[test]
 fn bench_vae_times_the_chosen_rows_and_checks_against_flex() {
     // Wan2.1's full VAE (made-up weights) on a 16×16 frame: candle timed, then the same
@@ -399,13 +409,7 @@ fn bench_vae_times_the_chosen_rows_and_checks_against_flex() {
         "{out}"
     );
     assert!(!out.contains("encode next"), "{out}");
-    let err: f64 = out
-        .lines()
-        .find_map(|l| l.split("max |Δ| / max |flex| = ").nth(1))
-        .unwrap_or_else(|| panic!("no check line in {out}"))
-        .trim()
-        .parse()
-        .expect("a number");
+    let err = check_error(&out);
     assert!(err < 1e-4, "candle vs flex: {err}");
 
     let o = engine(&["bench-vae", "--rows", "first,sideways"]);
@@ -527,12 +531,6 @@ fn vae_commands_take_every_autoencoder() {
         out.contains("| decode next 3 latent frames → 12 frames 16×16 |"),
         "{out}"
     );
-    let err: f64 = out
-        .lines()
-        .find_map(|l| l.split("max |Δ| / max |flex| = ").nth(1))
-        .unwrap_or_else(|| panic!("no check line in {out}"))
-        .trim()
-        .parse()
-        .expect("a number");
+    let err = check_error(&out);
     assert!(err < 1e-4, "candle vs flex: {err}");
 }
