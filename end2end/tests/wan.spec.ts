@@ -146,6 +146,8 @@ test("streamdiffusionv2 transforms the camera, decoded by the TAE", async ({ pag
   // pairing).
   const vae = page.getByTestId("param-vae_type").locator("select");
   await expect(vae).toHaveValue("wan");
+  // Under the choice: what each autoencoder costs.
+  await expect(page.getByTestId("param-vae_type")).toContainText("11 s (docs/perf.md");
   await vae.selectOption("tae");
   await page.getByTestId("param-encoder_vae_type").locator("select").selectOption("wan");
   await start(page);

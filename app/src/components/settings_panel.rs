@@ -448,10 +448,14 @@ fn LoadOption(field: crate::schema::Field) -> impl IntoView {
         }
         .into_any(),
     };
+    // A choice says what its options cost (e.g. each autoencoder's speed) under it.
+    let note = matches!(field.kind, FieldKind::Choice { .. })
+        .then(|| view! { <small class="muted field-note">{field.description.clone()}</small> });
     view! {
         <label class="field" data-testid=testid>
             <span class="field-label" title=field.description.clone()>{field.title.clone()}</span>
             {control}
+            {note}
         </label>
     }
 }
