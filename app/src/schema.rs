@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// One entry of `GET /api/v1/pipelines`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,7 +29,8 @@ pub struct PipelineInfo {
 /// A pipeline's model files on the server.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PipelineFiles {
-    /// Every file it needs is there (always true for the model-free pipelines).
+    /// Every file it needs with its default settings is there (always true for the model-free
+    /// pipelines).
     pub ready: bool,
     /// Where the server looks (`--models-dir`).
     pub models_dir: String,
@@ -45,6 +47,9 @@ pub struct MissingFile {
     /// Where it comes from: Hugging Face repository and the file's path in it.
     pub repo: String,
     pub file: String,
+    /// An autoencoder's file: which `vae_type` needs it (absent: the pipeline always does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae_type: Option<String>,
 }
 
 impl MissingFile {
@@ -132,6 +137,23 @@ pub struct PipelineStatus {
 }
 
 impl PipelineInfo {
+    /// The files missing for these load settings: the pipeline's own, and the file of each
+    /// autoencoder the settings choose (`vae_type`, default `wan`; `encoder_vae_type` unless
+    /// `same`).
+    pub fn missing_for(&self, load: &BTreeMap<String, Value>) -> Vec<&MissingFile> {
+        let chosen = |key: &str| load.get(key).and_then(Value::as_str);
+        let decoder = chosen("vae_type").unwrap_or("wan");
+        let encoder = chosen("encoder_vae_type").filter(|e| *e != "same");
+        self.files
+            .missing
+            .iter()
+            .filter(|m| match m.vae_type.as_deref() {
+                None => true,
+                Some(t) => t == decoder || Some(t) == encoder,
+            })
+            .collect()
+    }
+
     pub fn takes_video(&self) -> bool {
         self.input == "video"
     }
@@ -425,8 +447,55 @@ mod tests {
     }
 
     #[test]
+    fn the_missing_files_follow_the_chosen_autoencoders() {
+        let file = |role: &str, vae: Option<&str>| MissingFile {
+            role: role.into(),
+            looked_for: vec![format!("/m/{role}")],
+            repo: String::new(),
+            file: String::new(),
+            vae_type: vae.map(Into::into),
+        };
+        let info: PipelineInfo = serde_json::from_value(json!({
+            "id": "streamdiffusionv2", "name": "S", "about": "", "input": "video",
+            "modes": ["camera"], "output_fps": null, "load_schema": {}, "runtime_schema": {},
+        }))
+        .unwrap();
+        let info = PipelineInfo {
+            files: PipelineFiles {
+                ready: false,
+                models_dir: "/m".into(),
+                missing: vec![
+                    file("dit", None),
+                    file("vae", Some("wan")),
+                    file("tae", Some("tae")),
+                    file("lightvae", Some("lightvae")),
+                ],
+            },
+            ..info
+        };
+        let roles = |load: serde_json::Value| -> Vec<String> {
+            let load: BTreeMap<String, Value> = serde_json::from_value(load).unwrap();
+            info.missing_for(&load)
+                .iter()
+                .map(|m| m.role.clone())
+                .collect()
+        };
+        assert_eq!(roles(json!({})), ["dit", "vae"]);
+        assert_eq!(
+            roles(json!({"vae_type": "tae", "encoder_vae_type": "same"})),
+            ["dit", "tae"]
+        );
+        assert_eq!(
+            roles(json!({"vae_type": "tae", "encoder_vae_type": "wan"})),
+            ["dit", "vae", "tae"]
+        );
+        assert_eq!(roles(json!({"vae_type": "lighttae"})), ["dit"]);
+    }
+
+    #[test]
     fn missing_files_read_relative_to_the_models_dir() {
         let m = MissingFile {
+            vae_type: None,
             role: "dit".into(),
             looked_for: vec!["/m/Self-Forcing/checkpoints/self_forcing_dmd.pt".into()],
             repo: "gdhe17/Self-Forcing".into(),

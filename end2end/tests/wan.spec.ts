@@ -195,6 +195,25 @@ test("a pipeline whose files are missing says which, and Start waits for them", 
   } finally {
     fs.renameSync(`${lora}.away`, lora);
   }
+  // An autoencoder's file matters only once it is chosen.
+  const tae = path.join(dir!, "models", "Autoencoders", "taew2_1.pth");
+  fs.renameSync(tae, `${tae}.away`);
+  try {
+    await page.reload();
+    await expect(page.getByTestId("app-shell")).toHaveAttribute("data-hydrated", "true");
+    await page.getByTestId("pipeline-select").selectOption("self-forcing");
+    await expect(page.getByTestId("missing-files")).toHaveCount(0);
+    await page.getByTestId("param-vae_type").locator("select").selectOption("tae");
+    await expect(page.getByTestId("missing-files")).toContainText("Autoencoders/taew2_1.pth");
+    await expect(page.getByTestId("start-blocked")).toHaveText(
+      "Cannot start: model files missing (TAE; see Settings)",
+    );
+    await page.getByTestId("param-vae_type").locator("select").selectOption("lighttae");
+    await expect(page.getByTestId("missing-files")).toHaveCount(0);
+    await expect(page.getByTestId("start-button")).toBeEnabled();
+  } finally {
+    fs.renameSync(`${tae}.away`, tae);
+  }
 });
 
 test("blended prompts survive switching pipelines back and forth", async ({ page }) => {

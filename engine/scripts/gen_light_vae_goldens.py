@@ -36,6 +36,8 @@ Writes to engine/tests/goldens/:
                                           [1, 3, 3, 32, 48] (3 latents → 3 frames, frames_to_trim = 0)
                          light_encoded  = (encode_video(video) − mean) / std  (lighttaew2_1 as scope uses it)
                          light_decoded  = decode_video(latents · std + mean)
+                         video2 [2, 8, 3, 16, 24], latents2 [2, 3, 16, 2, 3]: two different clips
+                         encoded2, decoded2 = encode_video(video2), decode_video(latents2)
   lightvae_keys.json     the keys and shapes of VideoVAE_(dim=24) (original Wan2.1 VAE keys)
   lightvae_case.safetensors
                          video    [1, 3, 9, 32, 48] in [-1, 1] (NCTHW, the Wan VAE's layout)
@@ -185,6 +187,9 @@ def main():
 
     video = torch.rand(1, 8, 3, 32, 48)
     latents = torch.randn(1, 3, 16, 4, 6)
+    # A batch of two different clips (smaller frames), so batch and time cannot be mixed up.
+    video2 = torch.rand(2, 8, 3, 16, 24)
+    latents2 = torch.randn(2, 3, 16, 2, 3)
     mean = torch.tensor(MEAN).view(1, 1, 16, 1, 1)
     std = torch.tensor(STD).view(1, 1, 16, 1, 1)
     with torch.no_grad():
@@ -193,6 +198,8 @@ def main():
         decoded_preview = preview.decode_video(latents, parallel=True, show_progress_bar=False)
         light_encoded = (encoded - mean) / std
         light_decoded = model.decode_video(latents * std + mean, parallel=True, show_progress_bar=False)
+        encoded2 = model.encode_video(video2, parallel=True, show_progress_bar=False)
+        decoded2 = model.decode_video(latents2, parallel=True, show_progress_bar=False)
 
         # Self-checks of the reference's own paths.
         seq_e = model.encode_video(video, parallel=False, show_progress_bar=False)
@@ -222,6 +229,10 @@ def main():
         "decoded_preview": decoded_preview.contiguous(),
         "light_encoded": light_encoded.contiguous(),
         "light_decoded": light_decoded.contiguous(),
+        "video2": video2.contiguous(),
+        "latents2": latents2.contiguous(),
+        "encoded2": encoded2.contiguous(),
+        "decoded2": decoded2.contiguous(),
     }, os.path.join(OUT, "tae_case.safetensors"))
     print(f"wrote tae_keys.json ({len(keys)} tensors, "
           f"{sum(int(np.prod(s)) for _, s in keys)} parameters) and tae_case.safetensors")

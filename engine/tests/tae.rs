@@ -350,3 +350,34 @@ fn loader_errors_name_the_tensor() {
     .to_string();
     assert!(e.contains("/nonexistent/taew2_1.pth"), "{e}");
 }
+
+/// Two different clips in one batch, in one call and streamed: batch and time stay apart.
+#[test]
+fn a_batch_of_two_streams_matches_the_reference() {
+    let model = tae(TaeKind::Tae);
+    let case = case();
+    let video = tensor::<B, 5>(&case["video2"]).swap_dims(1, 2) * 2.0 - 1.0;
+    let z = model.encode(video, LatentSpace::Normalized).unwrap();
+    assert_eq!(z.dims(), [2, 16, 2, 2, 3]);
+    let e = rel_err(&values(z.swap_dims(1, 2)), &case["encoded2"].data);
+    assert!(e <= 1e-4, "batch encode rel err {e:e}");
+
+    let latents = engine_latents(&case["latents2"]);
+    let mut stream = model.decode_stream();
+    let parts: Vec<Tensor<B, 5>> = [(0, 1), (1, 2)]
+        .into_iter()
+        .map(|(at, n)| {
+            model
+                .decode_chunk(
+                    &mut stream,
+                    latents.clone().narrow(2, at, n),
+                    LatentSpace::Normalized,
+                )
+                .unwrap()
+        })
+        .collect();
+    let x = Tensor::cat(parts, 2);
+    assert_eq!(x.dims(), [2, 3, 9, 16, 24]);
+    let e = rel_err(&reference_frames(x), &case["decoded2"].data);
+    assert!(e <= 1e-4, "batch streamed decode rel err {e:e}");
+}

@@ -3,7 +3,7 @@
 
 use crate::{
     models::ServerInfoResource,
-    schema::{FieldKind, int_error},
+    schema::{FieldKind, MissingFile, int_error},
     studio::{Phase, Studio},
 };
 use leptos::prelude::*;
@@ -51,12 +51,17 @@ pub fn SettingsPanel() -> impl IntoView {
                     <p class="pipeline-name">{p.name.clone()}</p>
                     <p class="muted">{p.about.clone()}</p>
                     <p class="muted pipeline-facts" data-testid="pipeline-facts">{p.facts()}</p>
-                    {(!p.files.ready).then(|| view! {
+                    {move || {
+                        // What the chosen settings need (e.g. the TAE's file once VAE is tae).
+                        let missing: Vec<MissingFile> = s
+                            .load_values
+                            .with(|v| p.missing_for(v).into_iter().cloned().collect());
+                        (!missing.is_empty()).then(|| view! {
                         <div class="missing-files" data-testid="missing-files">
                             <p class="error">"Model files missing"</p>
                             <p class="muted">{format!("Looked under {}:", p.files.models_dir)}</p>
                             <ul>
-                                {p.files.missing.iter().map(|m| view! {
+                                {missing.iter().map(|m| view! {
                                     <li title=format!("from {} ({})", m.repo, m.file)>
                                         {m.label()}
                                         <br />
@@ -65,7 +70,8 @@ pub fn SettingsPanel() -> impl IntoView {
                                 }).collect_view()}
                             </ul>
                         </div>
-                    })}
+                        })
+                    }}
                 </div>
             })}
             <div class="fields" data-testid="load-params">
@@ -412,7 +418,15 @@ fn LoadOption(field: crate::schema::Field) -> impl IntoView {
                 >
                     {options
                         .into_iter()
-                        .map(|o| view! { <option value=o.clone()>{o.clone()}</option> })
+                        .map(|o| {
+                            // `selected` too: the select's value is set before its options
+                            // exist when the field is rebuilt.
+                            let chosen = {
+                                let (value, o) = (value.clone(), o.clone());
+                                move || value().as_str() == Some(o.as_str())
+                            };
+                            view! { <option value=o.clone() selected=chosen>{o.clone()}</option> }
+                        })
                         .collect_view()}
                 </select>
             }

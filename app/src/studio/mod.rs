@@ -243,8 +243,14 @@ impl Studio {
     /// Why Start is disabled: the pipeline's files are missing, or a load setting is invalid.
     pub fn start_blocked(&self) -> Option<String> {
         let p = self.current()?;
-        if !p.files.ready {
-            let what: Vec<&str> = p.files.missing.iter().map(|m| m.label()).collect();
+        let missing = self.load_values.with(|v| {
+            p.missing_for(v)
+                .iter()
+                .map(|m| m.label().to_owned())
+                .collect::<Vec<_>>()
+        });
+        if !missing.is_empty() {
+            let what = missing;
             return Some(format!(
                 "Cannot start: model files missing ({}; see Settings)",
                 what.join(", ")

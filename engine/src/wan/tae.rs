@@ -20,7 +20,8 @@ use super::nn::tensor;
 use super::vae::{LatentSpace, VaeError};
 use super::weights::{Checkpoint, Layout, LoadError, Variant};
 use burn::tensor::{
-    DType, Tensor, TensorData, activation::relu, backend::Backend, module::conv2d, ops::ConvOptions,
+    DType, Int, Tensor, TensorData, activation::relu, backend::Backend, module::conv2d,
+    ops::ConvOptions,
 };
 use std::path::Path;
 
@@ -371,7 +372,10 @@ fn shift_in_time<B: Backend>(
     let before = memory
         .take()
         .unwrap_or_else(|| Tensor::zeros([n, 1, c, h, w], (&x.device(), x.dtype())));
-    *memory = Some(frames.clone().narrow(1, t - 1, 1));
+    // A copy of the last frame (`select` gathers into a buffer of its own): a `narrow` view
+    // would keep the whole chunk's activations alive until the next call.
+    let last = Tensor::<B, 1, Int>::from_data(TensorData::from([(t - 1) as i64]), &x.device());
+    *memory = Some(frames.clone().select(1, last));
     let past = if t > 1 {
         Tensor::cat(vec![before, frames.narrow(1, 0, t - 1)], 1)
     } else {
@@ -406,7 +410,8 @@ pub struct TaeDecodeStream<B: Backend> {
 }
 
 impl<B: Backend> TaeEncodeStream<B> {
-    /// Pixel frames consumed so far.
+    /// Pixel frames encoded so far (through [`super::video_vae::VideoVae`], a stream's first
+    /// chunk counts the three copies of its first frame that lead it).
     pub fn frames(&self) -> usize {
         self.frames
     }

@@ -182,8 +182,8 @@ impl<B: Backend> VideoVae<B> {
                     let t = video.dims()[2];
                     if t % 4 != 1 {
                         return Err(VaeError::Shape(format!(
-                            "a stream's first chunk has 1 + 4k frames, later chunks 4k (k ≥ 1); \
-                             got {t} frames after 0 frames"
+                            "a stream's first chunk has 1 + 4k frames (k ≥ 0), later chunks 4k \
+                             (k ≥ 1); got {t} frames after 0 frames"
                         )));
                     }
                     let first = video.clone().narrow(2, 0, 1);

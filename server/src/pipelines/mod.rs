@@ -137,9 +137,13 @@ impl PipelineManager {
                 // The spec's JSON has every field of the wire type but `files`.
                 let described: PipelineInfo = serde_json::from_value(s.to_json())
                     .expect("PipelineSpec::to_json matches app::schema::PipelineInfo");
+                // Ready with the default settings: nothing missing but other autoencoders.
+                let ready = missing
+                    .iter()
+                    .all(|m| m.vae_type.is_some_and(|t| t != "wan"));
                 PipelineInfo {
                     files: PipelineFiles {
-                        ready: missing.is_empty(),
+                        ready,
                         models_dir: dir.display().to_string(),
                         missing: missing
                             .into_iter()
@@ -152,6 +156,7 @@ impl PipelineManager {
                                     .collect(),
                                 repo: m.repo.into(),
                                 file: m.file.into(),
+                                vae_type: m.vae_type.map(Into::into),
                             })
                             .collect(),
                     },
@@ -500,16 +505,24 @@ mod tests {
         assert!(list[0].files.ready && list[1].files.ready);
         let ll = &list[4];
         assert!(!ll.files.ready);
-        let roles: Vec<&str> = ll.files.missing.iter().map(|f| f.role.as_str()).collect();
+        let roles: Vec<(&str, Option<&str>)> = ll
+            .files
+            .missing
+            .iter()
+            .map(|f| (f.role.as_str(), f.vae_type.as_deref()))
+            .collect();
         assert_eq!(
             roles,
             [
-                "dit_config",
-                "vae",
-                "tokenizer",
-                "text_encoder",
-                "dit",
-                "lora"
+                ("dit_config", None),
+                ("vae", Some("wan")),
+                ("tokenizer", None),
+                ("text_encoder", None),
+                ("dit", None),
+                ("lora", None),
+                ("lightvae", Some("lightvae")),
+                ("tae", Some("tae")),
+                ("lighttae", Some("lighttae")),
             ]
         );
         let lora = &ll.files.missing[5];

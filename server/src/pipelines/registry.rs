@@ -14,6 +14,7 @@ use engine::{
             load::{LoadContext as WanLoadContext, ProgressFn},
         },
     },
+    wan::video_vae::VaeType,
 };
 use std::{
     path::{Path, PathBuf},
@@ -78,6 +79,8 @@ pub struct MissingFile {
     /// Where it comes from: Hugging Face repository and path in it.
     pub repo: &'static str,
     pub file: &'static str,
+    /// For an autoencoder's file, which one (`vae_type`): needed only when chosen.
+    pub vae_type: Option<&'static str>,
 }
 
 /// How one pipeline is described and loaded.
@@ -140,23 +143,35 @@ impl PipelineFactory for WanFactory {
         self.0.spec()
     }
 
+    /// Every file missing for some choice of autoencoder: the pipeline's own files once, and
+    /// each autoencoder's file tagged with its `vae_type` (the page tells which it needs from
+    /// the chosen settings).
     fn missing_files(&self, models_dir: &Path) -> Vec<MissingFile> {
-        let Err(missing) = ModelFiles::locate(models_dir, self.0, VaeChoice::wan(self.0)) else {
-            return Vec::new();
-        };
-        missing
-            .missing
-            .into_iter()
-            .map(|(role, looked_for)| {
+        let mut out = Vec::new();
+        for vae in VaeType::ALL {
+            let choice = VaeChoice {
+                decoder: vae,
+                encoder: None,
+            };
+            let Err(missing) = ModelFiles::locate(models_dir, self.0, choice) else {
+                continue;
+            };
+            for (role, looked_for) in missing.missing {
+                let tag = role.vae_type();
+                if tag.is_none() && vae != VaeType::Wan {
+                    continue; // listed with the first choice already
+                }
                 let first = files::candidates(self.0, role).next();
-                MissingFile {
+                out.push(MissingFile {
                     role: role_name(role),
                     looked_for,
                     repo: first.map_or("", |a| a.repo),
                     file: first.map_or("", |a| a.file),
-                }
-            })
-            .collect()
+                    vae_type: tag.map(VaeType::id),
+                });
+            }
+        }
+        out
     }
 
     fn load(&self, ctx: &LoadContext, params: Params) -> Result<Arc<dyn LoadedPipeline>, String> {

@@ -50,6 +50,11 @@ pub enum Role {
 }
 
 impl Role {
+    /// The autoencoder whose file this is, if it is one.
+    pub fn vae_type(self) -> Option<VaeType> {
+        VaeType::ALL.into_iter().find(|t| Role::of_vae(*t) == self)
+    }
+
     /// The file role of an autoencoder.
     pub fn of_vae(vae: VaeType) -> Role {
         match vae {
