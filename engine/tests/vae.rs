@@ -273,6 +273,16 @@ fn light_vae_matches_the_pruned_reference() {
     let ck = WanVae::<B>::open(&path, 2).unwrap();
     let config = AutoencoderKLWanConfig::infer(&ck);
     assert_eq!(config, AutoencoderKLWanConfig::light_vae());
+    // Chosen as the full Wan VAE, the file is refused with what it is.
+    let e = engine::wan::video_vae::VideoVae::<B>::from_file(
+        engine::wan::video_vae::VaeType::Wan,
+        &path,
+        &Default::default(),
+        DType::F32,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("LightVAE (width 24): choose lightvae"), "{e}");
     let vae = WanVae::<B>::load(config, ck, &Default::default(), DType::F32).unwrap();
     let case = tensor_file::read(&goldens().join("lightvae_case.safetensors")).unwrap();
     let latents = vae

@@ -103,6 +103,24 @@ impl<B: Backend> VideoVae<B> {
             None => {
                 let ck = WanVae::<B>::open(path, 2)?;
                 let config = AutoencoderKLWanConfig::infer(&ck);
+                // The two published widths must match the choice (other widths: test models).
+                let (full, light) = (
+                    AutoencoderKLWanConfig::wan2_1().base_dim,
+                    AutoencoderKLWanConfig::light_vae().base_dim,
+                );
+                let wrong = match (vae, config.base_dim) {
+                    (VaeType::Wan, w) if w == light => Some("LightVAE (width 24): choose lightvae"),
+                    (VaeType::LightVae, w) if w == full => {
+                        Some("the full Wan VAE (width 96): choose wan")
+                    }
+                    _ => None,
+                };
+                if let Some(what) = wrong {
+                    return Err(LoadError::Format {
+                        path: path.to_owned(),
+                        message: format!("this checkpoint is {what}, not {vae}"),
+                    });
+                }
                 WanVae::load(config, ck, device, dtype).map(|v| Self::Wan(Box::new(v)))
             }
         }
