@@ -102,6 +102,7 @@ test("a preset keeps two weighted prompts and applies them again", async ({ page
   await page.getByTestId("prompt-text-1").fill("storm waves");
   await page.getByTestId("prompt-weight-1").fill("0.25");
   await page.getByTestId("prompt-weight-0").fill("0.75");
+  await page.getByTestId("param-vae_type").locator("select").selectOption("lighttae");
   await page.getByTestId("preset-name").fill("Stormy lighthouse");
   await page.getByTestId("preset-save").click();
   const item = page.locator("[data-testid=preset-item][data-name='Stormy lighthouse']");
@@ -117,6 +118,8 @@ test("a preset keeps two weighted prompts and applies them again", async ({ page
   await expect(page.getByTestId("prompt-weight-0")).toHaveValue("0.75");
   await expect(page.getByTestId("prompt-weight-1")).toHaveValue("0.25");
   await expect(page.getByTestId("param-height").locator("input")).toHaveValue("64");
+  // A choice comes back too, and the select shows what will be sent.
+  await expect(page.getByTestId("param-vae_type").locator("select")).toHaveValue("lighttae");
 
   // It streams with them.
   await start(page);
@@ -127,6 +130,8 @@ test("a preset keeps two weighted prompts and applies them again", async ({ page
       { text: "a lighthouse at dusk", weight: 0.75 },
       { text: "storm waves", weight: 0.25 },
     ]);
+  const status = await (await page.request.get("/api/v1/pipeline/status")).json();
+  expect(status.load_params).toMatchObject({ vae_type: "lighttae" });
   await stop(page);
 });
 
