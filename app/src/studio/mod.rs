@@ -444,11 +444,26 @@ impl Studio {
         if !busy {
             self.select(&preset.pipeline_id);
             // A preset's value replaces a setting of the same kind only (an integer an
-            // integer, a switch a switch, a number a number).
+            // integer, a switch a switch, a number a number, a choice one of its options).
+            let options: BTreeMap<String, Vec<String>> =
+                self.current().map_or_else(BTreeMap::new, |p| {
+                    p.load_fields()
+                        .into_iter()
+                        .filter_map(|f| match f.kind {
+                            FieldKind::Choice { options } => Some((f.key, options)),
+                            _ => None,
+                        })
+                        .collect()
+                });
+            let allowed = |k: &str, new: &Value| match (options.get(k), new.as_str()) {
+                (Some(opts), Some(s)) => opts.iter().any(|o| o == s),
+                _ => true,
+            };
             self.load_values.update(|values| {
                 for (k, v) in values.iter_mut() {
                     if let Some(new) = preset.params.get(k)
                         && same_kind(v, new)
+                        && allowed(k, new)
                     {
                         *v = new.clone();
                     }
