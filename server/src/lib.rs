@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod hub;
 pub mod ice;
 pub mod media;
 pub mod metrics;

@@ -1,0 +1,315 @@
+//! Downloading one model file from a Hugging Face Hub (or a server with its URL layout):
+//! resumable, verified, never half-written.
+//!
+//! Written on the server's reqwest rather than the `hf-hub` crate: hf-hub 1.0 restarts an
+//! interrupted file from byte 0, does not check the sha256 or the size, has no cancellation,
+//! always routes Xet-backed files through its Xet client, and would add a second reqwest (0.13)
+//! with the Xet stack beside this one.
+//!
+//! The protocol (`/{repo}/resolve/{revision}/{path}`):
+//! - `HEAD`, redirects not followed: `X-Repo-Commit`, `X-Linked-Etag` (the sha256 of an LFS
+//!   file, quoted) or `ETag`, `X-Linked-Size` or `Content-Length`, and for LFS files a redirect
+//!   to where the bytes are;
+//! - `GET` of the same URL (redirects followed) with `Range: bytes=N-` when `N` bytes of the file
+//!   are already on disk; a `206` continues the file, a `200` starts it again.
+//!
+//! Bytes go to `<dest>.part`; the file is renamed to `dest` only after its size and, when the
+//! hub gives one, its sha256 match. A mismatch deletes the part file.
+
+use sha2::{Digest, Sha256};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+};
+use tokio::io::AsyncWriteExt;
+
+/// Where the hub is and who is asking.
+#[derive(Clone, Debug)]
+pub struct Hub {
+    /// `https://huggingface.co` unless `HF_ENDPOINT` says otherwise.
+    pub endpoint: String,
+    /// `HF_TOKEN`, sent as a bearer token.
+    pub token: Option<String>,
+}
+
+impl Hub {
+    /// From `HF_ENDPOINT` and `HF_TOKEN`.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            endpoint: var("HF_ENDPOINT")
+                .unwrap_or_else(|| "https://huggingface.co".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            token: var("HF_TOKEN"),
+        }
+    }
+
+    fn url(&self, file: &HubFile) -> String {
+        format!(
+            "{}/{}/resolve/{}/{}",
+            self.endpoint, file.repo, file.revision, file.path
+        )
+    }
+}
+
+/// One file of a repository at a revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubFile {
+    pub repo: String,
+    pub revision: String,
+    pub path: String,
+}
+
+/// What a finished download was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    pub size: u64,
+    /// Bytes transferred by this call (less than `size` after a resume, 0 when present).
+    pub transferred: u64,
+    /// The sha256 the hub published, when it is an LFS file.
+    pub sha256: Option<String>,
+    /// `X-Repo-Commit`.
+    pub commit: Option<String>,
+}
+
+/// Why a download failed; each names what it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("{repo} needs a Hugging Face token: set HF_TOKEN")]
+    NeedsToken { repo: String },
+    #[error("{repo} has no file {path} at {revision}")]
+    NotFound {
+        repo: String,
+        path: String,
+        revision: String,
+    },
+    #[error("{url}: {message}")]
+    Network { url: String, message: String },
+    #[error("{path}: {message}")]
+    Disk { path: PathBuf, message: String },
+    #[error("{path}: {what} mismatch (expected {expected}, got {found}); the file was deleted")]
+    Mismatch {
+        path: PathBuf,
+        what: &'static str,
+        expected: String,
+        found: String,
+    },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_owned()
+        })
+}
+
+fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+/// The HEAD facts of a file: size, sha256 (LFS only) and commit.
+async fn head(
+    hub: &Hub,
+    file: &HubFile,
+) -> Result<(u64, Option<String>, Option<String>), HubError> {
+    let url = hub.url(file);
+    let net = |e: reqwest::Error| HubError::Network {
+        url: url.clone(),
+        message: e.to_string(),
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(net)?;
+    let mut req = client.head(&url);
+    if let Some(t) = &hub.token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(net)?;
+    status_error(resp.status(), file, &url)?;
+    let linked = header(&resp, "x-linked-etag");
+    let size = header(&resp, "x-linked-size")
+        .or_else(|| header(&resp, "content-length"))
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| HubError::Network {
+            url: url.clone(),
+            message: "the hub gave no size (X-Linked-Size or Content-Length)".into(),
+        })?;
+    // An LFS file's linked ETag is its sha256; a plain file's ETag is a git hash.
+    let sha256 = linked.filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit()));
+    Ok((size, sha256, header(&resp, "x-repo-commit")))
+}
+
+fn status_error(status: reqwest::StatusCode, file: &HubFile, url: &str) -> Result<(), HubError> {
+    match status.as_u16() {
+        401 | 403 => Err(HubError::NeedsToken {
+            repo: file.repo.clone(),
+        }),
+        404 => Err(HubError::NotFound {
+            repo: file.repo.clone(),
+            path: file.path.clone(),
+            revision: file.revision.clone(),
+        }),
+        _ if status.is_success() || status.is_redirection() => Ok(()),
+        s => Err(HubError::Network {
+            url: url.to_owned(),
+            message: format!("HTTP {s}"),
+        }),
+    }
+}
+
+/// Downloads `file` to `dest` unless a verified copy is there: continues a `.part` left by an
+/// earlier try, reports `(bytes on disk, total)` through `progress`, stops when `cancel` is set
+/// (the part file stays for a later resume).
+pub async fn fetch(
+    hub: &Hub,
+    file: &HubFile,
+    dest: &Path,
+    cancel: &AtomicBool,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Fetched, HubError> {
+    let (size, sha256, commit) = head(hub, file).await?;
+    let disk = |path: &Path, e: std::io::Error| HubError::Disk {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    if let Ok(meta) = tokio::fs::metadata(dest).await
+        && meta.len() == size
+    {
+        progress(size, size);
+        return Ok(Fetched {
+            size,
+            transferred: 0,
+            sha256,
+            commit,
+        });
+    }
+    if let Some(dir) = dest.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| disk(dir, e))?;
+    }
+    let part = part_path(dest);
+    let mut have = tokio::fs::metadata(&part)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if have > size {
+        have = 0;
+    }
+    let url = hub.url(file);
+    let net = |e: reqwest::Error| HubError::Network {
+        url: url.clone(),
+        message: e.to_string(),
+    };
+    let mut transferred = 0;
+    if have < size {
+        let client = reqwest::Client::new();
+        let mut req = client.get(&url);
+        if let Some(t) = &hub.token {
+            req = req.bearer_auth(t);
+        }
+        if have > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        let mut resp = req.send().await.map_err(net)?;
+        status_error(resp.status(), file, &url)?;
+        // A server that ignores the range sends the whole file: start again.
+        let append = have > 0 && resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
+        if !append {
+            have = 0;
+        }
+        let mut out = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&part)
+            .await
+            .map_err(|e| disk(&part, e))?;
+        progress(have, size);
+        while let Some(chunk) = resp.chunk().await.map_err(net)? {
+            if cancel.load(Ordering::Relaxed) {
+                out.flush().await.map_err(|e| disk(&part, e))?;
+                return Err(HubError::Cancelled);
+            }
+            out.write_all(&chunk).await.map_err(|e| disk(&part, e))?;
+            have += chunk.len() as u64;
+            transferred += chunk.len() as u64;
+            progress(have, size);
+        }
+        out.flush().await.map_err(|e| disk(&part, e))?;
+    }
+    verify(&part, size, sha256.as_deref()).await?;
+    tokio::fs::rename(&part, dest)
+        .await
+        .map_err(|e| disk(dest, e))?;
+    Ok(Fetched {
+        size,
+        transferred,
+        sha256,
+        commit,
+    })
+}
+
+/// Checks the part file's size and sha256; deletes it when either is wrong.
+async fn verify(part: &Path, size: u64, sha256: Option<&str>) -> Result<(), HubError> {
+    let path = part.to_owned();
+    let found = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            let k = f.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            hasher.update(&buf[..k]);
+            n += k as u64;
+        }
+        let hex: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((n, hex))
+    })
+    .await
+    .map_err(|e| HubError::Disk {
+        path: part.to_owned(),
+        message: e.to_string(),
+    })?
+    .map_err(|e| HubError::Disk {
+        path: part.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mismatch = if found.0 != size {
+        Some(("size", size.to_string(), found.0.to_string()))
+    } else {
+        sha256
+            .filter(|want| !want.eq_ignore_ascii_case(&found.1))
+            .map(|want| ("sha256", want.to_owned(), found.1.clone()))
+    };
+    if let Some((what, expected, found)) = mismatch {
+        let _ = tokio::fs::remove_file(part).await;
+        return Err(HubError::Mismatch {
+            path: part.to_owned(),
+            what,
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
