@@ -15,6 +15,10 @@
 //!
 //! Bytes go to `<dest>.part`; the file is renamed to `dest` only after its size and, when the
 //! hub gives one, its sha256 match. A mismatch deletes the part file.
+//!
+//! A file already in the standard hub cache at that commit (`$HF_HUB_CACHE`, else
+//! `$HF_HOME/hub`, else `~/.cache/huggingface/hub`: `models--{org}--{name}/snapshots/{commit}/
+//! {path}`, as Python's `huggingface_hub` writes it) is linked into place without a request.
 
 use sha2::{Digest, Sha256};
 use std::{
@@ -30,6 +34,8 @@ pub struct Hub {
     pub endpoint: String,
     /// `HF_TOKEN`, sent as a bearer token.
     pub token: Option<String>,
+    /// The hub cache to take files from (see the module docs); `None`: never.
+    pub cache: Option<PathBuf>,
 }
 
 impl Hub {
@@ -42,7 +48,33 @@ impl Hub {
                 .trim_end_matches('/')
                 .to_owned(),
             token: var("HF_TOKEN"),
+            cache: var("HF_HUB_CACHE")
+                .map(PathBuf::from)
+                .or_else(|| var("HF_HOME").map(|h| Path::new(&h).join("hub")))
+                .or_else(|| {
+                    let base = var("XDG_CACHE_HOME")
+                        .map(PathBuf::from)
+                        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache")))?;
+                    Some(base.join("huggingface").join("hub"))
+                }),
         }
+    }
+
+    /// The cached copy of `file`, when its revision is a commit and the cache has it.
+    fn cached(&self, file: &HubFile) -> Option<PathBuf> {
+        let commit = &file.revision;
+        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let folder = format!("models--{}", file.repo.replace('/', "--"));
+        let path = self
+            .cache
+            .as_ref()?
+            .join(folder)
+            .join("snapshots")
+            .join(commit)
+            .join(&file.path);
+        path.is_file().then_some(path)
     }
 
     fn url(&self, file: &HubFile) -> String {
@@ -178,11 +210,35 @@ pub async fn fetch(
     cancel: &AtomicBool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Fetched, HubError> {
-    let (size, sha256, commit) = head(hub, file).await?;
     let disk = |path: &Path, e: std::io::Error| HubError::Disk {
         path: path.to_owned(),
         message: e.to_string(),
     };
+    if let Some(cached) = hub.cached(file) {
+        let target = tokio::fs::canonicalize(&cached)
+            .await
+            .map_err(|e| disk(&cached, e))?;
+        let size = tokio::fs::metadata(&target)
+            .await
+            .map_err(|e| disk(&target, e))?
+            .len();
+        if !dest.exists() {
+            if let Some(dir) = dest.parent() {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| disk(dir, e))?;
+            }
+            link(&target, dest).map_err(|e| disk(dest, e))?;
+        }
+        progress(size, size);
+        return Ok(Fetched {
+            size,
+            transferred: 0,
+            sha256: None,
+            commit: Some(file.revision.clone()),
+        });
+    }
+    let (size, sha256, commit) = head(hub, file).await?;
     if let Ok(meta) = tokio::fs::metadata(dest).await
         && meta.len() == size
     {
@@ -260,6 +316,18 @@ pub async fn fetch(
         sha256,
         commit,
     })
+}
+
+/// A symbolic link at `dest` to the cached file (a copy where links are not available).
+fn link(target: &Path, dest: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(target, dest)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::copy(target, dest).map(|_| ())
+    }
 }
 
 /// Checks the part file's size and sha256; deletes it when either is wrong.

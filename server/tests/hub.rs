@@ -24,6 +24,8 @@ struct Served {
     /// Body bytes sent for LFS files.
     bytes: u64,
     gets: u32,
+    /// Requests to the resolve route (HEAD or GET).
+    resolves: u32,
 }
 
 #[derive(Clone)]
@@ -45,6 +47,7 @@ async fn resolve(
     Path((org, repo, revision, file)): Path<(String, String, String, String)>,
 ) -> Response {
     let _ = revision;
+    h.served.lock().unwrap().resolves += 1;
     let reply = |status: StatusCode| {
         Response::builder()
             .status(status)
@@ -145,6 +148,7 @@ async fn downloads_verify_resume_and_say_what_went_wrong() {
     let hub = Hub {
         endpoint,
         token: None,
+        cache: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let no = AtomicBool::new(false);
@@ -245,4 +249,55 @@ async fn downloads_verify_resume_and_say_what_went_wrong() {
         e.to_string().contains("org/models has no file nope.pt"),
         "{e}"
     );
+}
+
+/// A file the hub cache already holds at that commit (as Python's huggingface_hub leaves it)
+/// is linked into place without a request.
+#[tokio::test]
+async fn a_file_in_the_hub_cache_is_used_without_a_request() {
+    let (endpoint, h) = start_hub().await;
+    let cache = tempfile::tempdir().unwrap();
+    let snapshot = cache
+        .path()
+        .join("models--org--models/snapshots")
+        .join(COMMIT);
+    std::fs::create_dir_all(snapshot.join("sub")).unwrap();
+    std::fs::write(snapshot.join("sub/weights.pt"), b"cached bytes").unwrap();
+    let hub = Hub {
+        endpoint,
+        token: None,
+        cache: Some(cache.path().to_owned()),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("Wan/weights.pt");
+    let got = fetch(
+        &hub,
+        &file("org/models", "sub/weights.pt"),
+        &dest,
+        &AtomicBool::new(false),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((got.size, got.transferred), (12, 0));
+    assert_eq!(std::fs::read(&dest).unwrap(), b"cached bytes");
+    assert_eq!(
+        h.served.lock().unwrap().resolves,
+        0,
+        "no request reached the hub"
+    );
+
+    // At a branch name (not a commit) the cache is not trusted: the hub is asked.
+    let mut branch = file("org/models", "config.json");
+    branch.revision = "main".into();
+    fetch(
+        &hub,
+        &branch,
+        &dir.path().join("c.json"),
+        &AtomicBool::new(false),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(h.served.lock().unwrap().resolves > 0);
 }
