@@ -14,7 +14,8 @@
 //!   are already on disk; a `206` continues the file, a `200` starts it again.
 //!
 //! Bytes go to `<dest>.part`; the file is renamed to `dest` only after its size and, when the
-//! hub gives one, its sha256 match. A mismatch deletes the part file.
+//! hub gives one, its sha256 match. A mismatch deletes the part file. The free space is
+//! checked before the first byte.
 //!
 //! A file already in the standard hub cache at that commit (`$HF_HUB_CACHE`, else
 //! `$HF_HOME/hub`, else `~/.cache/huggingface/hub`: `models--{org}--{name}/snapshots/{commit}/
@@ -127,8 +128,27 @@ pub enum HubError {
         expected: String,
         found: String,
     },
+    #[error("not enough disk space for {path}: needs {needed} bytes more, {free} bytes free")]
+    DiskFull {
+        path: PathBuf,
+        needed: u64,
+        free: u64,
+    },
     #[error("cancelled")]
     Cancelled,
+}
+
+/// Bytes free on the file system holding `dir` (the mount point that is its longest prefix);
+/// `None` when it cannot be told.
+pub fn free_space(dir: &Path) -> Option<u64> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let disks = sysinfo::Disks::new_with_refreshed_list();
+    disks
+        .list()
+        .iter()
+        .filter(|d| dir.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .map(|d| d.available_space())
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
@@ -262,6 +282,17 @@ pub async fn fetch(
         .unwrap_or(0);
     if have > size {
         have = 0;
+    }
+    // Checked before the first byte: a full disk must not be found half-way through.
+    let needed = size - have;
+    if let Some(free) = dest.parent().and_then(free_space)
+        && free < needed
+    {
+        return Err(HubError::DiskFull {
+            path: dest.to_owned(),
+            needed,
+            free,
+        });
     }
     let url = hub.url(file);
     let net = |e: reqwest::Error| HubError::Network {

@@ -71,6 +71,14 @@ async fn resolve(
                 })
                 .unwrap()
         }
+        ("models", "huge.bin") => Response::builder()
+            .status(StatusCode::FOUND)
+            .header("x-repo-commit", COMMIT)
+            .header("x-linked-etag", format!("\"{}\"", sha(b"")))
+            .header("x-linked-size", 1u64 << 60)
+            .header(header::LOCATION, "/lfs/big.bin")
+            .body(Body::empty())
+            .unwrap(),
         ("models", "big.bin") | ("models", "corrupt.bin") => {
             // LFS: the facts on the redirect itself, the bytes elsewhere.
             let claimed = if file == "big.bin" {
@@ -233,6 +241,17 @@ async fn downloads_verify_resume_and_say_what_went_wrong() {
     .unwrap_err();
     assert!(e.to_string().contains("sha256 mismatch"), "{e}");
     assert!(!bad.exists() && !dir.path().join("Wan/corrupt.bin.part").exists());
+
+    // A file larger than the free space is refused before a byte is written.
+    let huge = dir.path().join("Wan/huge.bin");
+    let e = fetch(&hub, &file("org/models", "huge.bin"), &huge, &no, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("not enough disk space") && e.to_string().contains("bytes free"),
+        "{e}"
+    );
+    assert!(!huge.exists() && !dir.path().join("Wan/huge.bin.part").exists());
 
     // 401 and 404 say what to do and what is missing.
     let e = fetch(&hub, &file("gated/models", "big.bin"), &bad, &no, |_, _| {})
