@@ -163,6 +163,14 @@ fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
         })
 }
 
+/// A file-system error about `path`.
+fn disk(path: &Path, e: impl std::fmt::Display) -> HubError {
+    HubError::Disk {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
 fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
@@ -230,10 +238,6 @@ pub async fn fetch(
     cancel: &AtomicBool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Fetched, HubError> {
-    let disk = |path: &Path, e: std::io::Error| HubError::Disk {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
     if let Some(cached) = hub.cached(file) {
         let target = tokio::fs::canonicalize(&cached)
             .await
@@ -378,22 +382,11 @@ async fn verify(part: &Path, size: u64, sha256: Option<&str>) -> Result<(), HubE
             hasher.update(&buf[..k]);
             n += k as u64;
         }
-        let hex: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Ok((n, hex))
+        Ok((n, crate::auth::hex(&hasher.finalize())))
     })
     .await
-    .map_err(|e| HubError::Disk {
-        path: part.to_owned(),
-        message: e.to_string(),
-    })?
-    .map_err(|e| HubError::Disk {
-        path: part.to_owned(),
-        message: e.to_string(),
-    })?;
+    .map_err(|e| disk(part, e))?
+    .map_err(|e| disk(part, e))?;
     let mismatch = if found.0 != size {
         Some(("size", size.to_string(), found.0.to_string()))
     } else {

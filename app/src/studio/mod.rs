@@ -250,10 +250,9 @@ impl Studio {
                 .collect::<Vec<_>>()
         });
         if !missing.is_empty() {
-            let what = missing;
             return Some(format!(
                 "Cannot start: model files missing ({}; see Settings)",
-                what.join(", ")
+                missing.join(", ")
             ));
         }
         self.load_error()

@@ -518,15 +518,11 @@ impl<B: Backend> Tae<B> {
             dtype,
         )?;
         ck.finish_ref()?;
-        let wan = super::vae::AutoencoderKLWanConfig::wan2_1();
-        let channel = |v: &[f64]| {
-            let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
-            Tensor::<B, 1>::from_data(TensorData::new(v, [LATENT_CHANNELS]), (device, DType::F32))
-                .reshape([1, LATENT_CHANNELS, 1, 1, 1])
-        };
+        let (mean, std) =
+            super::vae::latent_stats(&super::vae::AutoencoderKLWanConfig::wan2_1(), device);
         Ok(Self {
-            mean: channel(&wan.latents_mean),
-            std: channel(&wan.latents_std),
+            mean,
+            std,
             config,
             encoder,
             decoder,

@@ -718,6 +718,21 @@ fn load_decoder<B: Backend>(
     })
 }
 
+/// A config's per-channel latent mean and std as `[1, z, 1, 1, 1]` f32 tensors (what
+/// `(μ − mean) / std` and its inverse broadcast against).
+pub fn latent_stats<B: Backend>(
+    config: &AutoencoderKLWanConfig,
+    device: &B::Device,
+) -> (Tensor<B, 5>, Tensor<B, 5>) {
+    let z = config.z_dim;
+    let channel = |v: &[f64]| {
+        let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+        Tensor::<B, 1>::from_data(TensorData::new(v, [z]), (device, DType::F32))
+            .reshape([1, z, 1, 1, 1])
+    };
+    (channel(&config.latents_mean), channel(&config.latents_std))
+}
+
 /// The Wan2.1 VAE on backend `B`.
 #[derive(Clone, Debug)]
 pub struct WanVae<B: Backend> {
@@ -809,14 +824,10 @@ impl<B: Backend> WanVae<B> {
             (encoder, decoder, quant, post_quant)
         };
         ck.finish_ref()?;
-        let channel = |v: &[f64]| {
-            let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
-            Tensor::<B, 1>::from_data(TensorData::new(v, [z]), (device, DType::F32))
-                .reshape([1, z, 1, 1, 1])
-        };
+        let (mean, std) = latent_stats(&config, device);
         Ok(Self {
-            mean: channel(&config.latents_mean),
-            std: channel(&config.latents_std),
+            mean,
+            std,
             config,
             encoder,
             decoder,
