@@ -105,6 +105,36 @@ pub fn capture(video: &HtmlVideoElement) -> Result<MediaStream, String> {
     f.call0(video).map_err(js_err)?.dyn_into().map_err(js_err)
 }
 
+/// Starts playback; `Ok(false)` when a new source replaced the one it was starting.
+///
+/// `play()`'s promise rejects with `AbortError` when the element gets a new source first (the
+/// viewer switched input or pipeline): not a failure, and left unhandled it would surface as an
+/// uncaught rejection.
+pub async fn play(video: &HtmlVideoElement) -> Result<bool, String> {
+    let promise = video.play().map_err(js_err)?;
+    match JsFuture::from(promise).await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if js_sys::Reflect::get(&e, &"name".into())
+                .ok()
+                .and_then(|n| n.as_string())
+                == Some("AbortError".into()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(js_err(e)),
+    }
+}
+
+/// [`play`] without waiting: a failure other than an interruption goes to the console.
+pub fn play_in_background(video: HtmlVideoElement) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = play(&video).await {
+            web_sys::console::warn_1(&format!("video playback: {e}").into());
+        }
+    });
+}
+
 /// Stops every track of a stream (releases the camera).
 pub fn stop_tracks(stream: &MediaStream) {
     for t in stream.get_tracks().iter() {

@@ -9,6 +9,7 @@ pub mod api;
 #[cfg(feature = "hydrate")]
 pub mod client;
 pub mod components;
+pub mod downloads;
 pub mod format;
 pub mod models;
 pub mod routes;

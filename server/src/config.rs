@@ -92,6 +92,8 @@ pub struct Cli {
 pub enum Command {
     /// The Wan engine's tools: backend info, a DiT forward from files, benchmarks
     Engine(engine::cli::EngineArgs),
+    /// Download model files for pipelines (or list what they need), from Hugging Face
+    Download(crate::downloads::cli::DownloadArgs),
 }
 
 /// The `Leptos.toml` file. Unknown keys are errors, so a typo never goes unnoticed.

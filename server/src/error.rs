@@ -100,7 +100,9 @@ impl From<crate::pipelines::LoadError> for ApiError {
     fn from(e: crate::pipelines::LoadError) -> Self {
         match e {
             crate::pipelines::LoadError::UnknownPipeline(_) => ApiError::NotFound(e.to_string()),
-            crate::pipelines::LoadError::Params(_) => ApiError::Unprocessable(e.to_string()),
+            crate::pipelines::LoadError::Params(_) | crate::pipelines::LoadError::Files(_) => {
+                ApiError::Unprocessable(e.to_string())
+            }
             crate::pipelines::LoadError::Busy { .. } | crate::pipelines::LoadError::Loading(_) => {
                 ApiError::Conflict(e.to_string())
             }

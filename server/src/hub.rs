@@ -17,9 +17,10 @@
 //! hub gives one, its sha256 match. A mismatch deletes the part file. The free space is
 //! checked before the first byte.
 //!
-//! A file already in the standard hub cache at that commit (`$HF_HUB_CACHE`, else
-//! `$HF_HOME/hub`, else `~/.cache/huggingface/hub`: `models--{org}--{name}/snapshots/{commit}/
-//! {path}`, as Python's `huggingface_hub` writes it) is linked into place without a request.
+//! A file already in the standard hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+//! `~/.cache/huggingface/hub`: `models--{org}--{name}/snapshots/{commit}/{path}`, a branch
+//! resolved through `refs/{branch}`, as Python's `huggingface_hub` writes it) is linked into
+//! place without a request.
 
 use sha2::{Digest, Sha256};
 use std::{
@@ -37,44 +38,60 @@ pub struct Hub {
     pub token: Option<String>,
     /// The hub cache to take files from (see the module docs); `None`: never.
     pub cache: Option<PathBuf>,
+    /// Made once: `head` does not follow redirects (the facts are on the redirect), `get` does.
+    head: reqwest::Client,
+    get: reqwest::Client,
 }
 
 impl Hub {
-    /// From `HF_ENDPOINT` and `HF_TOKEN`.
-    pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    pub fn new(endpoint: &str, token: Option<String>, cache: Option<PathBuf>) -> Self {
         Self {
-            endpoint: var("HF_ENDPOINT")
-                .unwrap_or_else(|| "https://huggingface.co".into())
-                .trim_end_matches('/')
-                .to_owned(),
-            token: var("HF_TOKEN"),
-            cache: var("HF_HUB_CACHE")
-                .map(PathBuf::from)
-                .or_else(|| var("HF_HOME").map(|h| Path::new(&h).join("hub")))
-                .or_else(|| {
-                    let base = var("XDG_CACHE_HOME")
-                        .map(PathBuf::from)
-                        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache")))?;
-                    Some(base.join("huggingface").join("hub"))
-                }),
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            token,
+            cache,
+            head: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            get: reqwest::Client::new(),
         }
     }
 
-    /// The cached copy of `file`, when its revision is a commit and the cache has it.
-    fn cached(&self, file: &HubFile) -> Option<PathBuf> {
-        let commit = &file.revision;
-        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let folder = format!("models--{}", file.repo.replace('/', "--"));
-        let path = self
+    /// From `HF_ENDPOINT`, `HF_TOKEN` and the cache variables (`HF_HUB_CACHE`, `HF_HOME`,
+    /// `XDG_CACHE_HOME`, `HOME`).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let cache = var("HF_HUB_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| var("HF_HOME").map(|h| Path::new(&h).join("hub")))
+            .or_else(|| {
+                let base = var("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache")))?;
+                Some(base.join("huggingface").join("hub"))
+            });
+        Self::new(
+            &var("HF_ENDPOINT").unwrap_or_else(|| "https://huggingface.co".into()),
+            var("HF_TOKEN"),
+            cache,
+        )
+    }
+
+    /// The cache's copy of `file`, if it has one: at the file's commit, or for a branch (`main`)
+    /// at the commit the cache's `refs/<branch>` names, as Python's `huggingface_hub` leaves it.
+    pub fn cached(&self, file: &HubFile) -> Option<PathBuf> {
+        let repo = self
             .cache
             .as_ref()?
-            .join(folder)
-            .join("snapshots")
-            .join(commit)
-            .join(&file.path);
+            .join(format!("models--{}", file.repo.replace('/', "--")));
+        let is_commit = |c: &str| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit());
+        let commit = if is_commit(&file.revision) {
+            file.revision.clone()
+        } else {
+            let named = std::fs::read_to_string(repo.join("refs").join(&file.revision)).ok()?;
+            Some(named.trim().to_owned()).filter(|c| is_commit(c))?
+        };
+        let path = repo.join("snapshots").join(commit).join(&file.path);
         path.is_file().then_some(path)
     }
 
@@ -83,6 +100,13 @@ impl Hub {
             "{}/{}/resolve/{}/{}",
             self.endpoint, file.repo, file.revision, file.path
         )
+    }
+
+    fn authorised(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
     }
 }
 
@@ -171,31 +195,35 @@ fn disk(path: &Path, e: impl std::fmt::Display) -> HubError {
     }
 }
 
-fn part_path(dest: &Path) -> PathBuf {
+/// Where the bytes of `dest` go until they are verified (`<dest>.part`).
+pub fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     dest.with_file_name(name)
 }
 
-/// The HEAD facts of a file: size, sha256 (LFS only) and commit.
-async fn head(
-    hub: &Hub,
-    file: &HubFile,
-) -> Result<(u64, Option<String>, Option<String>), HubError> {
+/// What the hub says about a file before its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    pub size: u64,
+    /// The sha256 (LFS files only; a plain file's ETag is a git hash).
+    pub sha256: Option<String>,
+    /// `X-Repo-Commit`: the commit the revision resolved to.
+    pub commit: Option<String>,
+}
+
+/// Asks the hub about `file` (a `HEAD`, redirects not followed).
+pub async fn head(hub: &Hub, file: &HubFile) -> Result<Remote, HubError> {
     let url = hub.url(file);
     let net = |e: reqwest::Error| HubError::Network {
         url: url.clone(),
         message: e.to_string(),
     };
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+    let resp = hub
+        .authorised(hub.head.head(&url))
+        .send()
+        .await
         .map_err(net)?;
-    let mut req = client.head(&url);
-    if let Some(t) = &hub.token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.map_err(net)?;
     status_error(resp.status(), file, &url)?;
     let linked = header(&resp, "x-linked-etag");
     let size = header(&resp, "x-linked-size")
@@ -205,9 +233,11 @@ async fn head(
             url: url.clone(),
             message: "the hub gave no size (X-Linked-Size or Content-Length)".into(),
         })?;
-    // An LFS file's linked ETag is its sha256; a plain file's ETag is a git hash.
-    let sha256 = linked.filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit()));
-    Ok((size, sha256, header(&resp, "x-repo-commit")))
+    Ok(Remote {
+        size,
+        sha256: linked.filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit())),
+        commit: header(&resp, "x-repo-commit"),
+    })
 }
 
 fn status_error(status: reqwest::StatusCode, file: &HubFile, url: &str) -> Result<(), HubError> {
@@ -262,7 +292,11 @@ pub async fn fetch(
             commit: Some(file.revision.clone()),
         });
     }
-    let (size, sha256, commit) = head(hub, file).await?;
+    let Remote {
+        size,
+        sha256,
+        commit,
+    } = head(hub, file).await?;
     if let Ok(meta) = tokio::fs::metadata(dest).await
         && meta.len() == size
     {
@@ -305,11 +339,7 @@ pub async fn fetch(
     };
     let mut transferred = 0;
     if have < size {
-        let client = reqwest::Client::new();
-        let mut req = client.get(&url);
-        if let Some(t) = &hub.token {
-            req = req.bearer_auth(t);
-        }
+        let mut req = hub.authorised(hub.get.get(&url));
         if have > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod downloads;
 pub mod error;
 pub mod hub;
 pub mod ice;
@@ -110,6 +111,10 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         db,
         service: Arc::new(service),
         pipelines: Arc::new(pipelines::PipelineManager::from_settings(&settings)),
+        downloads: Arc::new(downloads::Downloads::new(
+            hub::Hub::from_env(),
+            settings.models_dir.clone(),
+        )),
         settings: Arc::new(settings),
         info,
         streams: Default::default(),

@@ -5,10 +5,17 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = server::config::Cli::parse();
-    if let Some(server::config::Command::Engine(mut args)) = cli.command {
-        args.cpu |= cli.cpu;
-        let code = engine::cli::run_with(args, Some(&server::media::mp4::Mp4Codec));
-        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    match &cli.command {
+        Some(server::config::Command::Engine(args)) => {
+            let mut args = args.clone();
+            args.cpu |= cli.cpu;
+            let code = engine::cli::run_with(args, Some(&server::media::mp4::Mp4Codec));
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
+        Some(server::config::Command::Download(args)) => {
+            return server::downloads::cli::main(&cli, args);
+        }
+        None => {}
     }
     server::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -21,6 +21,8 @@ pub struct AppState {
     pub info: ServerInfo,
     /// The loaded pipeline (one per server; each stream gets its own instance of it).
     pub pipelines: Arc<crate::pipelines::PipelineManager>,
+    /// Model downloads (one at a time).
+    pub downloads: Arc<crate::downloads::Downloads>,
     /// Running streams.
     pub streams: Arc<crate::stream::Streams>,
     /// STUN/TURN servers (credentials cached).

@@ -153,11 +153,7 @@ fn file(repo: &str, path: &str) -> HubFile {
 #[tokio::test]
 async fn downloads_verify_resume_and_say_what_went_wrong() {
     let (endpoint, h) = start_hub().await;
-    let hub = Hub {
-        endpoint,
-        token: None,
-        cache: None,
-    };
+    let hub = Hub::new(&endpoint, None, None);
     let dir = tempfile::tempdir().unwrap();
     let no = AtomicBool::new(false);
 
@@ -282,11 +278,7 @@ async fn a_file_in_the_hub_cache_is_used_without_a_request() {
         .join(COMMIT);
     std::fs::create_dir_all(snapshot.join("sub")).unwrap();
     std::fs::write(snapshot.join("sub/weights.pt"), b"cached bytes").unwrap();
-    let hub = Hub {
-        endpoint,
-        token: None,
-        cache: Some(cache.path().to_owned()),
-    };
+    let hub = Hub::new(&endpoint, None, Some(cache.path().to_owned()));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("Wan/weights.pt");
     let got = fetch(
@@ -306,7 +298,8 @@ async fn a_file_in_the_hub_cache_is_used_without_a_request() {
         "no request reached the hub"
     );
 
-    // At a branch name (not a commit) the cache is not trusted: the hub is asked.
+    // At a branch name the cache answers only through its refs/<branch>: without one the hub
+    // is asked; with one naming the snapshot, nothing is.
     let mut branch = file("org/models", "config.json");
     branch.revision = "main".into();
     fetch(
@@ -318,5 +311,16 @@ async fn a_file_in_the_hub_cache_is_used_without_a_request() {
     )
     .await
     .unwrap();
-    assert!(h.served.lock().unwrap().resolves > 0);
+    let asked = h.served.lock().unwrap().resolves;
+    assert!(asked > 0);
+    std::fs::create_dir_all(cache.path().join("models--org--models/refs")).unwrap();
+    std::fs::write(cache.path().join("models--org--models/refs/main"), COMMIT).unwrap();
+    let mut on_main = file("org/models", "sub/weights.pt");
+    on_main.revision = "main".into();
+    let dest = dir.path().join("main/weights.pt");
+    fetch(&hub, &on_main, &dest, &AtomicBool::new(false), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), b"cached bytes");
+    assert_eq!(h.served.lock().unwrap().resolves, asked);
 }

@@ -45,7 +45,7 @@ impl Studio {
                     match crate::client::camera().await {
                         Ok(stream) => {
                             video.set_src_object(Some(&stream));
-                            let _ = video.play();
+                            crate::client::play_in_background(video.clone());
                             self.replace_if_streaming(&stream);
                             self.camera.set_value(Some(stream));
                             self.input_status.set("Camera Preview".into());
@@ -59,15 +59,12 @@ impl Studio {
                 video.set_loop(true);
                 video.set_muted(true);
                 self.input_status.set("Initializing video...".into());
-                let playing = video.play();
                 leptos::task::spawn_local(async move {
                     // A captured element has a video track only once it plays.
-                    let played = match playing {
-                        Ok(p) => wasm_bindgen_futures::JsFuture::from(p).await.map(|_| ()),
-                        Err(e) => Err(e),
-                    };
-                    match played {
-                        Ok(()) => {
+                    match crate::client::play(&video).await {
+                        // Another source took over before this one played.
+                        Ok(false) => {}
+                        Ok(true) => {
                             self.input_status.set("Video Preview".into());
                             if self.phase.get_untracked() == Phase::Streaming
                                 && let Ok(stream) = crate::client::capture(&video)
@@ -75,7 +72,7 @@ impl Studio {
                                 self.replace_if_streaming(&stream);
                             }
                         }
-                        Err(e) => self.input_status.set(format!("Video error: {e:?}")),
+                        Err(e) => self.input_status.set(format!("Video error: {e}")),
                     }
                 });
             }
@@ -196,7 +193,7 @@ impl Studio {
             on_track: Box::new(move |stream| {
                 if let Some(v) = output.get_untracked() {
                     v.set_src_object(Some(&stream));
-                    let _ = v.play();
+                    crate::client::play_in_background(v);
                 }
             }),
             on_message: Box::new(move |msg| self.on_message(msg)),

@@ -5,6 +5,7 @@
 //! server functions of [`app::api`]; both call [`crate::service`].
 
 mod auth;
+mod models;
 mod presets;
 mod recordings;
 mod sessions;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
+        .merge(models::router())
         .merge(presets::router())
         .merge(sessions::router())
         .merge(recordings::router())

@@ -13,8 +13,11 @@ use app::schema::{
 };
 use engine::pipeline::{
     LoadedPipeline,
-    params::{self, ParamError},
-    wan::load::{LoadProgress, LoadStage},
+    params::{self, ParamError, Params},
+    wan::{
+        files::{Need, TextEncoderFile},
+        load::{LoadProgress, LoadStage},
+    },
 };
 pub use registry::{LoadContext, PipelineFactory, Registry};
 use serde_json::Value;
@@ -38,6 +41,9 @@ pub enum LoadError {
     Loading(String),
     #[error("cannot start loading: {0}")]
     Thread(String),
+    /// The settings name no file set (e.g. an unknown autoencoder).
+    #[error("{0}")]
+    Files(String),
 }
 
 fn busy_message(running: usize, pipeline: &str) -> String {
@@ -166,6 +172,48 @@ impl PipelineManager {
             .collect()
     }
 
+    /// `load_params` checked against the pipeline's schema, over its defaults.
+    fn validate(
+        &self,
+        pipeline_id: &str,
+        load_params: &Value,
+    ) -> Result<(usize, Params), LoadError> {
+        let index = self
+            .registry
+            .position(pipeline_id)
+            .ok_or_else(|| LoadError::UnknownPipeline(pipeline_id.into()))?;
+        let spec = self.registry.spec_at(index);
+        let mut validated = params::defaults(&spec.load_params);
+        validated.extend(params::validate_object(
+            &spec.load_params,
+            load_params,
+            false,
+        )?);
+        Ok((index, validated))
+    }
+
+    /// Every model file `pipeline_id` needs with these load settings, present or not (a
+    /// missing text encoder of kind `te`). Touches the disk.
+    pub fn needs(
+        &self,
+        pipeline_id: &str,
+        load_params: &Value,
+        te: TextEncoderFile,
+    ) -> Result<Vec<Need>, LoadError> {
+        let (index, validated) = self.validate(pipeline_id, load_params)?;
+        self.registry
+            .at(index)
+            .needs(&self.context.models_dir, &validated, te)
+            .map_err(LoadError::Files)
+    }
+
+    /// The pipelines' ids, in the order they are listed.
+    pub fn ids(&self) -> Vec<String> {
+        (0..self.registry.len())
+            .map(|i| self.registry.spec_at(i).id.to_string())
+            .collect()
+    }
+
     /// Validates and starts loading `pipeline_id`. Returns at once. Loading what is already
     /// loaded (same id and parameters) does nothing; loading anything else while `running`
     /// streams use the loaded pipeline is refused (one pipeline serves every stream).
@@ -175,17 +223,7 @@ impl PipelineManager {
         load_params: &Value,
         running: usize,
     ) -> Result<(), LoadError> {
-        let index = self
-            .registry
-            .position(pipeline_id)
-            .ok_or_else(|| LoadError::UnknownPipeline(pipeline_id.into()))?;
-        let spec = self.registry.spec_at(index).clone();
-        let mut validated = params::defaults(&spec.load_params);
-        validated.extend(params::validate_object(
-            &spec.load_params,
-            load_params,
-            false,
-        )?);
+        let (index, validated) = self.validate(pipeline_id, load_params)?;
         let params_json = params::to_json(&validated);
 
         let generation = {

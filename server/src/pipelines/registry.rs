@@ -10,7 +10,7 @@ use engine::{
         vod::{self, Vod},
         wan::{
             self, WanPipeline,
-            files::{self, ModelFiles, Role, VaeChoice},
+            files::{self, ModelFiles, Need, Role, TextEncoderFile, VaeChoice},
             load::{LoadContext as WanLoadContext, ProgressFn},
         },
     },
@@ -89,6 +89,16 @@ pub trait PipelineFactory: Send + Sync {
     /// The files it needs that are not under `models_dir` (empty: it can load).
     fn missing_files(&self, _models_dir: &Path) -> Vec<MissingFile> {
         Vec::new()
+    }
+    /// Every model file it needs with these (validated) load parameters, present or not, a
+    /// missing text encoder being the kind `te` names (empty: it needs none).
+    fn needs(
+        &self,
+        _models_dir: &Path,
+        _params: &Params,
+        _te: TextEncoderFile,
+    ) -> Result<Vec<Need>, String> {
+        Ok(Vec::new())
     }
     /// Loads it on the calling thread (a blocking thread of the manager's) with validated
     /// parameters. May take minutes; reports progress through `ctx.progress`.
@@ -172,6 +182,16 @@ impl PipelineFactory for WanFactory {
             }
         }
         out
+    }
+
+    fn needs(
+        &self,
+        models_dir: &Path,
+        params: &Params,
+        te: TextEncoderFile,
+    ) -> Result<Vec<Need>, String> {
+        let vae = VaeChoice::from_params(self.0, params)?;
+        Ok(files::needs(models_dir, self.0, vae, te))
     }
 
     fn load(&self, ctx: &LoadContext, params: Params) -> Result<Arc<dyn LoadedPipeline>, String> {

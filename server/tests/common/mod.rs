@@ -38,6 +38,11 @@ pub fn state(pool: SqlitePool, dir: &Path) -> AppState {
             require_login: false,
         },
         pipelines: Arc::new(server::pipelines::PipelineManager::from_settings(&settings)),
+        // No hub: a test that downloads puts its own local one here.
+        downloads: Arc::new(server::downloads::Downloads::new(
+            server::hub::Hub::new("http://127.0.0.1:9", None, None),
+            settings.models_dir.clone(),
+        )),
         settings: Arc::new(settings),
         streams: Default::default(),
         ice: Arc::new(server::ice::IceServers::new(server::ice::Provider::Stun)),
@@ -64,4 +69,5 @@ pub async fn text(resp: Response) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 pub mod api;
+pub mod hub;
 pub mod peer;

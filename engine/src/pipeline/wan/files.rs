@@ -125,8 +125,56 @@ pub struct Artefact {
     /// Hugging Face repository and the file's path in it.
     pub repo: &'static str,
     pub file: &'static str,
+    /// The repository revision downloads take: [`REVISION`].
+    pub revision: &'static str,
+    /// About how many bytes the file is (shown before a download; the hub's own figure is
+    /// used once a download starts).
+    pub approx_bytes: u64,
+    /// Whether downloads fetch this entry. `false`: another accepted name for a file that
+    /// downloads under an earlier entry (the original app's StreamDiffusionV2 location, the
+    /// `.safetensors` conversions of the light VAEs).
+    pub download: bool,
     /// Which pipelines use it.
     pub pipelines: &'static [WanPipeline],
+}
+
+/// The revision every file downloads from: each repository's `main` branch, not a pinned
+/// commit. The commits could not be looked up where this table was written (no access to the
+/// hub); each download reports the commit it got (`X-Repo-Commit`) instead, and a file is
+/// always checked against the sha256 and size the hub publishes for it.
+pub const REVISION: &str = "main";
+
+/// Which UMT5-XXL encoder file a download fetches (either is used when present).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TextEncoderFile {
+    /// `Kijai/WanVideo_comfy` `umt5-xxl-enc-fp8_e4m3fn.safetensors`: about half the bytes.
+    #[default]
+    Fp8,
+    /// `Wan-AI/Wan2.1-T2V-1.3B` `models_t5_umt5-xxl-enc-bf16.pth`.
+    Bf16,
+}
+
+impl TextEncoderFile {
+    pub const ALL: [TextEncoderFile; 2] = [TextEncoderFile::Fp8, TextEncoderFile::Bf16];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            TextEncoderFile::Fp8 => "fp8",
+            TextEncoderFile::Bf16 => "bf16",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.id() == id)
+    }
+
+    /// Its path under the models directory.
+    pub fn local(self) -> &'static str {
+        match self {
+            TextEncoderFile::Fp8 => "WanVideo_comfy/umt5-xxl-enc-fp8_e4m3fn.safetensors",
+            TextEncoderFile::Bf16 => "Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth",
+        }
+    }
 }
 
 const ALL: &[WanPipeline] = &[
@@ -143,6 +191,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Wan2.1-T2V-1.3B/config.json",
         repo: "Wan-AI/Wan2.1-T2V-1.3B",
         file: "config.json",
+        revision: REVISION,
+        approx_bytes: 250,
+        download: true,
         pipelines: ALL,
     },
     Artefact {
@@ -150,6 +201,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Wan2.1-T2V-1.3B/Wan2.1_VAE.pth",
         repo: "Wan-AI/Wan2.1-T2V-1.3B",
         file: "Wan2.1_VAE.pth",
+        revision: REVISION,
+        approx_bytes: 508_000_000,
+        download: true,
         pipelines: ALL,
     },
     Artefact {
@@ -157,6 +211,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Wan2.1-T2V-1.3B/google/umt5-xxl/tokenizer.json",
         repo: "Wan-AI/Wan2.1-T2V-1.3B",
         file: "google/umt5-xxl/tokenizer.json",
+        revision: REVISION,
+        approx_bytes: 16_800_000,
+        download: true,
         pipelines: ALL,
     },
     Artefact {
@@ -164,6 +221,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth",
         repo: "Wan-AI/Wan2.1-T2V-1.3B",
         file: "models_t5_umt5-xxl-enc-bf16.pth",
+        revision: REVISION,
+        approx_bytes: 11_400_000_000,
+        download: true,
         pipelines: ALL,
     },
     Artefact {
@@ -171,6 +231,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "WanVideo_comfy/umt5-xxl-enc-fp8_e4m3fn.safetensors",
         repo: "Kijai/WanVideo_comfy",
         file: "umt5-xxl-enc-fp8_e4m3fn.safetensors",
+        revision: REVISION,
+        approx_bytes: 6_700_000_000,
+        download: true,
         pipelines: ALL,
     },
     Artefact {
@@ -178,6 +241,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Self-Forcing/checkpoints/self_forcing_dmd.pt",
         repo: "gdhe17/Self-Forcing",
         file: "checkpoints/self_forcing_dmd.pt",
+        revision: REVISION,
+        approx_bytes: 5_700_000_000,
+        download: true,
         pipelines: &[WanPipeline::SelfForcing],
     },
     Artefact {
@@ -185,6 +251,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "LongLive-1.3B/models/longlive_base.pt",
         repo: "Efficient-Large-Model/LongLive-1.3B",
         file: "models/longlive_base.pt",
+        revision: REVISION,
+        approx_bytes: 5_700_000_000,
+        download: true,
         pipelines: &[WanPipeline::LongLive],
     },
     Artefact {
@@ -192,6 +261,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "LongLive-1.3B/models/lora.pt",
         repo: "Efficient-Large-Model/LongLive-1.3B",
         file: "models/lora.pt",
+        revision: REVISION,
+        approx_bytes: 1_400_000_000,
+        download: true,
         pipelines: &[WanPipeline::LongLive],
     },
     Artefact {
@@ -199,6 +271,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "StreamDiffusionV2/wan_causal_dmd_v2v/model.pt",
         repo: "jerryfeng/StreamDiffusionV2",
         file: "wan_causal_dmd_v2v/model.pt",
+        revision: REVISION,
+        approx_bytes: 5_700_000_000,
+        download: true,
         pipelines: &[WanPipeline::StreamDiffusionV2],
     },
     Artefact {
@@ -207,6 +282,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "StreamDiffusionV2/model.pt",
         repo: "jerryfeng/StreamDiffusionV2",
         file: "wan_causal_dmd_v2v/model.pt",
+        revision: REVISION,
+        approx_bytes: 5_700_000_000,
+        download: false,
         pipelines: &[WanPipeline::StreamDiffusionV2],
     },
     Artefact {
@@ -214,6 +292,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Autoencoders/lightvaew2_1.pth",
         repo: "lightx2v/Autoencoders",
         file: "lightvaew2_1.pth",
+        revision: REVISION,
+        approx_bytes: 32_000_000,
+        download: true,
         pipelines: ALL,
     },
     Artefact {
@@ -221,6 +302,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Autoencoders/lightvaew2_1.safetensors",
         repo: "lightx2v/Autoencoders",
         file: "lightvaew2_1.safetensors",
+        revision: REVISION,
+        approx_bytes: 32_000_000,
+        download: false,
         pipelines: ALL,
     },
     Artefact {
@@ -228,6 +312,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Autoencoders/taew2_1.pth",
         repo: "lightx2v/Autoencoders",
         file: "taew2_1.pth",
+        revision: REVISION,
+        approx_bytes: 22_700_000,
+        download: true,
         pipelines: ALL,
     },
     Artefact {
@@ -235,6 +322,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Autoencoders/taew2_1.safetensors",
         repo: "lightx2v/Autoencoders",
         file: "taew2_1.safetensors",
+        revision: REVISION,
+        approx_bytes: 22_700_000,
+        download: false,
         pipelines: ALL,
     },
     Artefact {
@@ -242,6 +332,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Autoencoders/lighttaew2_1.pth",
         repo: "lightx2v/Autoencoders",
         file: "lighttaew2_1.pth",
+        revision: REVISION,
+        approx_bytes: 22_700_000,
+        download: true,
         pipelines: ALL,
     },
     Artefact {
@@ -249,6 +342,9 @@ pub const ARTEFACTS: &[Artefact] = &[
         local: "Autoencoders/lighttaew2_1.safetensors",
         repo: "lightx2v/Autoencoders",
         file: "lighttaew2_1.safetensors",
+        revision: REVISION,
+        approx_bytes: 22_700_000,
+        download: false,
         pipelines: ALL,
     },
 ];
@@ -269,6 +365,57 @@ pub fn candidates(p: WanPipeline, role: Role) -> impl Iterator<Item = &'static A
     ARTEFACTS
         .iter()
         .filter(move |a| a.role == role && a.pipelines.contains(&p))
+}
+
+/// One file a pipeline needs for some settings: the entry found under the models directory,
+/// or the one a download fetches.
+#[derive(Clone, Debug)]
+pub struct Need {
+    pub artefact: &'static Artefact,
+    /// Where it was found; `None`: missing.
+    pub present: Option<PathBuf>,
+}
+
+/// Every file pipeline `p` needs with the autoencoders `vae`, present or not; a missing text
+/// encoder is the one `te` names (either is used when present).
+pub fn needs(dir: &Path, p: WanPipeline, vae: VaeChoice, te: TextEncoderFile) -> Vec<Need> {
+    roles(p, vae)
+        .into_iter()
+        .filter_map(|role| {
+            let found = candidates(p, role).find_map(|a| {
+                let path = dir.join(a.local);
+                path.is_file().then_some((a, path))
+            });
+            match found {
+                Some((artefact, path)) => Some(Need {
+                    artefact,
+                    present: Some(path),
+                }),
+                None => candidates(p, role)
+                    .filter(|a| a.download)
+                    .find(|a| role != Role::TextEncoder || a.local == te.local())
+                    .map(|artefact| Need {
+                        artefact,
+                        present: None,
+                    }),
+            }
+        })
+        .collect()
+}
+
+/// What to download so that pipeline `p` runs with the autoencoders `vae` from `dir`: the
+/// missing files of [`needs`].
+pub fn download_plan(
+    dir: &Path,
+    p: WanPipeline,
+    vae: VaeChoice,
+    te: TextEncoderFile,
+) -> Vec<&'static Artefact> {
+    needs(dir, p, vae, te)
+        .into_iter()
+        .filter(|n| n.present.is_none())
+        .map(|n| n.artefact)
+        .collect()
 }
 
 /// A pipeline's files, found.
@@ -414,5 +561,52 @@ mod tests {
         let f = ModelFiles::locate(dir.path(), sd, choice).unwrap();
         assert_eq!(f.vae(VaeType::Tae), Some(st.as_path()));
         assert_eq!(f.vaes.len(), 2);
+    }
+
+    #[test]
+    fn a_download_plan_fetches_what_is_missing_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ll = WanPipeline::LongLive;
+        let plan = download_plan(dir.path(), ll, VaeChoice::wan(ll), TextEncoderFile::Fp8);
+        let files: Vec<&str> = plan.iter().map(|a| a.local).collect();
+        assert_eq!(
+            files,
+            [
+                "Wan2.1-T2V-1.3B/config.json",
+                "Wan2.1-T2V-1.3B/Wan2.1_VAE.pth",
+                "Wan2.1-T2V-1.3B/google/umt5-xxl/tokenizer.json",
+                "WanVideo_comfy/umt5-xxl-enc-fp8_e4m3fn.safetensors",
+                "LongLive-1.3B/models/longlive_base.pt",
+                "LongLive-1.3B/models/lora.pt",
+            ]
+        );
+        assert!(
+            plan.iter()
+                .all(|a| a.revision == REVISION && a.approx_bytes > 0)
+        );
+        // The bf16 encoder already there is used, whichever kind was asked for; the TAE
+        // downloads its .pth, never the alternative name.
+        let bf16 = dir.path().join(TextEncoderFile::Bf16.local());
+        std::fs::create_dir_all(bf16.parent().unwrap()).unwrap();
+        std::fs::write(&bf16, b"x").unwrap();
+        let choice = VaeChoice {
+            decoder: VaeType::Tae,
+            encoder: None,
+        };
+        let plan = download_plan(dir.path(), ll, choice, TextEncoderFile::Fp8);
+        assert!(plan.iter().all(|a| a.role != Role::TextEncoder));
+        let tae: Vec<_> = plan.iter().filter(|a| a.role == Role::Tae).collect();
+        assert_eq!(tae.len(), 1);
+        assert_eq!(tae[0].local, "Autoencoders/taew2_1.pth");
+        assert!(!plan.iter().any(|a| a.role == Role::Vae));
+        // StreamDiffusionV2 downloads to its Hugging Face layout, not the original app's name.
+        let sd = WanPipeline::StreamDiffusionV2;
+        let plan = download_plan(dir.path(), sd, VaeChoice::wan(sd), TextEncoderFile::Bf16);
+        let dit: Vec<_> = plan.iter().filter(|a| a.role == Role::Dit).collect();
+        assert_eq!(
+            dit[0].local,
+            "StreamDiffusionV2/wan_causal_dmd_v2v/model.pt"
+        );
+        assert_eq!(dit.len(), 1);
     }
 }
