@@ -6,7 +6,8 @@
 # Usage: engine/scripts/device_bench_light_vae.sh <engine binary built with --features cuda> <wheels dir>
 #
 # VAES (default "tae lightvae"), SIZES (default "480x832 512x512"), DTYPES for the engine
-# (default "f32 bf16"), ITERS (default 10), T_ENGINE (seconds per engine run, default 150).
+# (default "f32 bf16"), ITERS (default 10), T_ENGINE (seconds per engine run, default 150),
+# SKIP_TORCH=1 (engine runs only), CUBECL_CACHE_IN (a cubecl-cache.tgz an earlier run left).
 # LightVAE's reference needs the diffsynth and einops wheels in the wheels dir
 # (`pip download --no-deps diffsynth==2.1.12 einops -d DIR`).
 set -uo pipefail
@@ -24,7 +25,7 @@ for vae in ${VAES:-tae lightvae}; do
   for size in ${SIZES:-480x832 512x512}; do
     h=${size%x*} w=${size#*x}
     echo "== $vae $size"
-    timeout 120 python3 engine/scripts/bench_light_vae_torch.py --vae "$vae" --device cuda \
+    [ -n "${SKIP_TORCH:-}" ] || timeout 120 python3 engine/scripts/bench_light_vae_torch.py --vae "$vae" --device cuda \
       --dtype bf16 --iters "${ITERS:-10}" --height "$h" --width "$w" 2>&1 | tee "$OUT/torch_${vae}_$size.md"
     for dt in ${DTYPES:-f32 bf16}; do
       CUBECL_AUTOTUNE_LEVEL=${AUTOTUNE:-minimal} timeout "${T_ENGINE:-150}" "$BIN" --backend cuda \
