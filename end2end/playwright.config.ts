@@ -15,11 +15,15 @@ const BIN = process.env.HANZO_LIVE_BIN ?? path.join(ROOT, "target", "debug", "ha
 
 // The runner picks the port and data dir once; workers re-evaluate this file and inherit them
 // through the environment.
-if (!process.env.HANZO_E2E_PORT) {
+if (!process.env.HANZO_E2E_PORT || !process.env.HANZO_E2E_HUB_PORT) {
+  // Two free ports at once (the server's and the local hub's), so they differ.
   const probe =
-    'const s=require("net").createServer();' +
-    's.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});';
-  process.env.HANZO_E2E_PORT = execFileSync(process.execPath, ["-e", probe]).toString().trim();
+    'const n=require("net");const a=n.createServer(),b=n.createServer();' +
+    'a.listen(0,"127.0.0.1",()=>b.listen(0,"127.0.0.1",()=>{' +
+    'console.log(a.address().port+" "+b.address().port);a.close();b.close();}));';
+  const [app, hub] = execFileSync(process.execPath, ["-e", probe]).toString().trim().split(" ");
+  process.env.HANZO_E2E_PORT = app;
+  process.env.HANZO_E2E_HUB_PORT = hub;
 }
 if (!process.env.HANZO_E2E_DATA_DIR) {
   process.env.HANZO_E2E_DATA_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "hanzo-live-e2e-"));
@@ -33,6 +37,10 @@ if (!process.env.BASE_URL && !fs.existsSync(path.join(MODELS, "Wan2.1-T2V-1.3B")
   execFileSync(BIN, ["engine", "make-tiny", "all", "--out", MODELS], { stdio: "ignore" });
 }
 const BASE_URL = process.env.BASE_URL ?? `http://127.0.0.1:${PORT}`;
+// A Hugging Face Hub on loopback (local-hub.mjs) serving <data-dir>/hub; the server downloads
+// from it (HF_ENDPOINT) and never from a real hub cache (HF_HUB_CACHE inside the data dir).
+const HUB_PORT = process.env.HANZO_E2E_HUB_PORT;
+const HUB_URL = `http://127.0.0.1:${HUB_PORT}`;
 
 export default defineConfig({
   testDir: "./tests",
@@ -46,16 +54,30 @@ export default defineConfig({
   globalTeardown: "./global-teardown.ts",
   webServer: process.env.BASE_URL
     ? undefined
-    : {
-        command: `"${BIN}" --host 127.0.0.1 --port ${PORT} --data-dir "${DATA_DIR}" --site-root "${path.join(ROOT, "target", "site")}"`,
-        cwd: ROOT,
-        url: `${BASE_URL}/health`,
-        reuseExistingServer: false,
-        timeout: 120_000,
-        stdout: "pipe",
-        stderr: "pipe",
-        gracefulShutdown: { signal: "SIGTERM", timeout: 15_000 },
-      },
+    : [
+        {
+          command: `"${process.execPath}" end2end/local-hub.mjs "${path.join(DATA_DIR, "hub")}" ${HUB_PORT}`,
+          cwd: ROOT,
+          url: `${HUB_URL}/health`,
+          reuseExistingServer: false,
+          timeout: 30_000,
+        },
+        {
+          command: `"${BIN}" --host 127.0.0.1 --port ${PORT} --data-dir "${DATA_DIR}" --site-root "${path.join(ROOT, "target", "site")}"`,
+          cwd: ROOT,
+          url: `${BASE_URL}/health`,
+          reuseExistingServer: false,
+          timeout: 120_000,
+          stdout: "pipe",
+          stderr: "pipe",
+          gracefulShutdown: { signal: "SIGTERM", timeout: 15_000 },
+          env: {
+            HF_ENDPOINT: HUB_URL,
+            HF_HUB_CACHE: path.join(DATA_DIR, "hf-cache"),
+            HF_TOKEN: "",
+          },
+        },
+      ],
   use: {
     baseURL: BASE_URL,
     browserName: "chromium",

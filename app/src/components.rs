@@ -1,5 +1,6 @@
 //! The page frame's pieces and the studio's panels, one component (family) per file.
 
+mod download_card;
 mod header;
 mod input_panel;
 mod pager;
@@ -12,6 +13,7 @@ mod studio_status;
 mod toasts;
 mod video_output;
 
+pub use download_card::DownloadCard;
 pub use header::Header;
 pub use input_panel::InputAndControlsPanel;
 pub use pager::Pager;

@@ -2,6 +2,7 @@
 //! runtime parameters rendered from their schemas, the presets and the server's identity.
 
 use crate::{
+    components::DownloadCard,
     models::ServerInfoResource,
     schema::{FieldKind, MissingFile, int_error},
     studio::{Phase, Studio},
@@ -69,6 +70,7 @@ pub fn SettingsPanel() -> impl IntoView {
                                     </li>
                                 }).collect_view()}
                             </ul>
+                            <DownloadCard pipeline_id=p.id.clone() />
                         </div>
                         })
                     }}

@@ -24,6 +24,17 @@ impl Studio {
         });
     }
 
+    /// Fetches the pipeline list again (after a download), keeping the selection and settings.
+    pub(crate) fn refresh_pipelines(self) {
+        leptos::task::spawn_local(async move {
+            if let Ok(v) = crate::client::fetch_json("GET", "/api/v1/pipelines", None).await
+                && let Ok(list) = serde_json::from_value::<crate::schema::PipelineList>(v)
+            {
+                self.pipelines.set(list.pipelines);
+            }
+        });
+    }
+
     /// Shows the chosen input in the preview (camera or clip).
     pub(super) fn show_input(self) {
         let mode = self.mode.get_untracked();
