@@ -21,10 +21,10 @@ async fn hanzo(hub: &LocalHub, home: &Path, args: &[&str]) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hanzo-live"))
         .args(args)
         .env("HF_ENDPOINT", &hub.url)
-        .env("HF_HUB_CACHE", home.join("hf-cache"))
+        .env("HF_HOME", home.join("hf"))
         .env("HOME", home)
         .env_remove("HF_TOKEN")
-        .env_remove("HF_HOME")
+        .env_remove("HF_HUB_CACHE")
         .env_remove("HANZO_LIVE_MODELS_DIR")
         .env_remove("HANZO_LIVE_DATA_DIR")
         .current_dir(home)
@@ -127,11 +127,12 @@ async fn the_download_command_fetches_lists_and_says_why_it_cannot() {
     assert_eq!(r.code, 0);
     assert!(r.stdout.starts_with("nothing to download"), "{}", r.stdout);
 
-    // LongLive's own files are in the Hugging Face cache (refs/main → a snapshot): linked
+    // LongLive's own files are in the Hugging Face cache under HF_HOME (refs/main → a
+    // snapshot): linked
     // into place, no request made (this hub does not even have them).
     let repo = home
         .path()
-        .join("hf-cache/models--Efficient-Large-Model--LongLive-1.3B");
+        .join("hf/hub/models--Efficient-Large-Model--LongLive-1.3B");
     let snapshot = repo.join("snapshots").join(COMMIT).join("models");
     std::fs::create_dir_all(&snapshot).unwrap();
     std::fs::create_dir_all(repo.join("refs")).unwrap();

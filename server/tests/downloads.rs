@@ -206,7 +206,7 @@ async fn one_download_at_a_time_and_a_cancelled_one_resumes(pool: SqlitePool) {
     let files = serve_self_forcing(&hub, 200_000);
     let total = files.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
     hub.slow(Duration::from_millis(15));
-    let (api, state) = api_with_hub(pool, dir.path(), &hub).await;
+    let (api, state) = api_with_hub(pool.clone(), dir.path(), &hub).await;
 
     let r = start(&api, json!({ "pipeline_id": "self-forcing" })).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
@@ -233,6 +233,11 @@ async fn one_download_at_a_time_and_a_cancelled_one_resumes(pool: SqlitePool) {
     for f in s["missing"].as_array().unwrap() {
         assert!(!models.join(f["local"].as_str().unwrap()).exists(), "{f}");
     }
+    // A restarted server (a new state on the same directory) sees the same resumable bytes.
+    let (restarted, _) = api_with_hub(pool, dir.path(), &hub).await;
+    let s = status(&restarted, "pipeline_id=self-forcing").await;
+    assert_eq!(s["resumable_bytes"].as_u64(), Some(on_disk));
+    assert_eq!(s["progress"], Value::Null);
 
     // Again: it continues from the part file and skips the finished files, so exactly the
     // bytes not yet on disk cross the wire.
@@ -352,4 +357,20 @@ async fn with_require_login_a_guest_may_look_but_not_download(pool: SqlitePool) 
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_unreachable_hub_is_a_network_error_naming_the_url(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    // The tests' default state: a hub address nothing listens on.
+    let api = Api::new(server::app(common::state(pool, dir.path())));
+    let r = start(&api, json!({ "pipeline_id": "self-forcing" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let s = finished(&api).await;
+    assert_eq!(s["progress"]["state"], "failed", "{s}");
+    let e = s["progress"]["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("http://127.0.0.1:9/Wan-AI/Wan2.1-T2V-1.3B/resolve/main/config.json: "),
+        "{e}"
+    );
 }

@@ -20,6 +20,9 @@ use std::{
     time::Instant,
 };
 
+/// How often a running download reports its bytes.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A file of a download: where it comes from and where it goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Planned {
@@ -83,7 +86,8 @@ pub struct Fetched {
     pub fetched: hub::Fetched,
 }
 
-/// Downloads `files` into `models_dir`, reporting through `report` (often: every chunk).
+/// Downloads `files` into `models_dir`, reporting through `report` (at each file's start and
+/// end, and ten times a second in between).
 /// Stops at the first failure, or when `cancel` is set (what was fetched stays on disk).
 pub async fn run(
     hub: &Hub,
@@ -150,6 +154,7 @@ pub async fn run(
         progress.file_bytes_total = size;
         report(progress);
         let dest = models_dir.join(&f.local);
+        let mut last = None::<Instant>;
         let fetched = hub::fetch(hub, &f.hub, &dest, cancel, |have, total| {
             progress.file_bytes_done = have;
             progress.file_bytes_total = total;
@@ -161,7 +166,11 @@ pub async fn run(
                 let left = progress.bytes_total.saturating_sub(progress.bytes_done) as f64;
                 progress.eta_s = Some(left / progress.bytes_per_s);
             }
-            report(progress);
+            // Chunks come every few KiB: report ten times a second, and the file's last byte.
+            if have == total || last.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+                last = Some(Instant::now());
+                report(progress);
+            }
         })
         .await?;
         finished += fetched.size;

@@ -10,7 +10,7 @@ use engine::{
         vod::{self, Vod},
         wan::{
             self, WanPipeline,
-            files::{self, ModelFiles, Need, Role, TextEncoderFile, VaeChoice},
+            files::{self, Need, Role, TextEncoderFile, VaeChoice},
             load::{LoadContext as WanLoadContext, ProgressFn},
         },
     },
@@ -155,33 +155,38 @@ impl PipelineFactory for WanFactory {
 
     /// Every file missing for some choice of autoencoder: the pipeline's own files once, and
     /// each autoencoder's file tagged with its `vae_type` (the page tells which it needs from
-    /// the chosen settings).
+    /// the chosen settings). Each path is looked at once.
     fn missing_files(&self, models_dir: &Path) -> Vec<MissingFile> {
-        let mut out = Vec::new();
-        for vae in VaeType::ALL {
-            let choice = VaeChoice {
-                decoder: vae,
-                encoder: None,
-            };
-            let Err(missing) = ModelFiles::locate(models_dir, self.0, choice) else {
-                continue;
-            };
-            for (role, looked_for) in missing.missing {
-                let tag = role.vae_type();
-                if tag.is_none() && vae != VaeType::Wan {
-                    continue; // listed with the first choice already
+        let wan = VaeChoice {
+            decoder: VaeType::Wan,
+            encoder: None,
+        };
+        let mut roles = files::roles(self.0, wan);
+        roles.extend(
+            VaeType::ALL
+                .into_iter()
+                .filter(|t| *t != VaeType::Wan)
+                .map(Role::of_vae),
+        );
+        roles
+            .into_iter()
+            .filter_map(|role| {
+                let looked_for: Vec<PathBuf> = files::candidates(self.0, role)
+                    .map(|a| models_dir.join(a.local))
+                    .collect();
+                if looked_for.iter().any(|p| p.is_file()) {
+                    return None;
                 }
                 let first = files::candidates(self.0, role).next();
-                out.push(MissingFile {
+                Some(MissingFile {
                     role: role_name(role),
                     looked_for,
                     repo: first.map_or("", |a| a.repo),
                     file: first.map_or("", |a| a.file),
-                    vae_type: tag.map(VaeType::id),
-                });
-            }
-        }
-        out
+                    vae_type: role.vae_type().map(VaeType::id),
+                })
+            })
+            .collect()
     }
 
     fn needs(
