@@ -1,7 +1,8 @@
 //! A Hugging Face Hub on loopback for the download tests, serving files the test puts in it
 //! in the hub's URL layout: `HEAD`/`GET /{org}/{name}/resolve/{revision}/{path}` answer a
 //! redirect (as for LFS files) carrying `X-Repo-Commit`, `X-Linked-Etag` (the sha256),
-//! `X-Linked-Size` and `ETag`; `/lfs/...` sends the bytes and honours `Range: bytes=N-`.
+//! `X-Linked-Size` and `ETag`; `/lfs/...` sends the bytes and honours `Range: bytes=N-`. A
+//! plain (non-LFS) file is answered directly, its `ETag` a git object id as the hub's.
 
 use axum::{
     Router,
@@ -30,6 +31,8 @@ pub struct LocalHub {
     pub url: String,
     /// `org/name/path` → bytes.
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    /// Files stored in git, not LFS.
+    plain: Arc<Mutex<HashSet<String>>>,
     /// Repositories that answer 401.
     gated: Arc<Mutex<HashSet<String>>>,
     /// Files whose published sha256 is wrong.
@@ -38,8 +41,9 @@ pub struct LocalHub {
     claimed_size: Arc<Mutex<HashMap<String, u64>>>,
     /// Pause between 16 KiB chunks of a body (slow downloads, to cancel one).
     chunk_delay_ms: Arc<AtomicU64>,
-    /// Requests to the resolve route, and body bytes sent.
+    /// Requests to the resolve route, `GET`s of LFS bytes, and LFS body bytes sent.
     pub resolves: Arc<AtomicU64>,
+    pub lfs_gets: Arc<AtomicU64>,
     pub bytes_sent: Arc<AtomicU64>,
 }
 
@@ -71,6 +75,12 @@ impl LocalHub {
             .lock()
             .unwrap()
             .insert(format!("{repo}/{path}"), bytes);
+    }
+
+    /// A file kept in git (as `config.json` is): no LFS facts, no redirect.
+    pub fn put_plain(&self, repo: &str, path: &str, bytes: Vec<u8>) {
+        self.plain.lock().unwrap().insert(format!("{repo}/{path}"));
+        self.put(repo, path, bytes);
     }
 
     pub fn gate(&self, repo: &str) {
@@ -124,7 +134,19 @@ async fn resolve(
         .get(&key)
         .copied()
         .unwrap_or(bytes.len() as u64);
-    let _ = method; // HEAD and GET answer alike: the redirect carries the facts
+    if h.plain.lock().unwrap().contains(&key) {
+        return Response::builder()
+            .header("x-repo-commit", COMMIT)
+            .header(header::ETAG, "\"4b825dc642cb6eb9a060e54bf8d69288fbee4904\"")
+            .header(header::CONTENT_LENGTH, size)
+            .body(if method == Method::HEAD {
+                Body::empty()
+            } else {
+                Body::from(bytes)
+            })
+            .unwrap();
+    }
+    // HEAD and GET answer alike: the redirect carries the facts.
     Response::builder()
         .status(StatusCode::FOUND)
         .header("x-repo-commit", COMMIT)
@@ -150,6 +172,7 @@ async fn lfs(State(h): State<LocalHub>, Path(key): Path<String>, headers: Header
         .and_then(|v| v.trim_end_matches('-').parse::<usize>().ok())
         .unwrap_or(0)
         .min(bytes.len());
+    h.lfs_gets.fetch_add(1, Ordering::Relaxed);
     let delay = Duration::from_millis(h.chunk_delay_ms.load(Ordering::Relaxed));
     let sent = h.bytes_sent.clone();
     let chunks: Vec<Vec<u8>> = bytes[start..]
