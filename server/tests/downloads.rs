@@ -134,14 +134,7 @@ async fn a_pipeline_downloads_whole_and_is_then_ready(pool: SqlitePool) {
         );
     }
     // The pipeline list agrees: nothing missing with the default settings.
-    let list = api.get("/api/v1/pipelines", None).await;
-    let sf = list.body["pipelines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "self-forcing")
-        .unwrap()
-        .clone();
+    let sf = api.pipeline("self-forcing").await;
     assert_eq!(sf["files"]["ready"], true, "{sf}");
 
     // Nothing left to fetch: 200, no files, no new download.

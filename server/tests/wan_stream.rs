@@ -94,14 +94,7 @@ fn diff(a: &Frame, b: &Frame) -> f64 {
 #[sqlx::test(migrator = "MIGRATOR")]
 async fn the_list_says_which_files_are_missing_and_where_it_looked(pool: SqlitePool) {
     let (dir, api) = setup(pool, false);
-    let list = api.get("/api/v1/pipelines", None).await.body;
-    let sf = list["pipelines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "self-forcing")
-        .unwrap()
-        .clone();
+    let sf = api.pipeline("self-forcing").await;
     assert_eq!(sf["files"]["ready"], false);
     assert_eq!(
         sf["files"]["models_dir"],
@@ -121,7 +114,7 @@ async fn the_list_says_which_files_are_missing_and_where_it_looked(pool: SqliteP
             .unwrap()
             .ends_with("Self-Forcing/checkpoints/self_forcing_dmd.pt")
     );
-    assert_eq!(list["pipelines"][0]["files"]["ready"], true); // passthrough
+    assert_eq!(api.pipeline("passthrough").await["files"]["ready"], true);
 
     // Loading it anyway fails with the same paths named, and the server goes on.
     let seen = load(&api, "self-forcing", json!({"height": 64, "width": 64})).await;

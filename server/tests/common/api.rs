@@ -108,6 +108,16 @@ impl Api {
         self.call(Method::POST, uri, cookie, Some(body)).await
     }
 
+    /// One pipeline's entry in `GET /api/v1/pipelines`.
+    pub async fn pipeline(&self, id: &str) -> Value {
+        let list = self.get("/api/v1/pipelines", None).await.body;
+        list["pipelines"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["id"] == id))
+            .unwrap_or_else(|| panic!("no pipeline {id} in {list}"))
+            .clone()
+    }
+
     /// Registers `name` (password `password-of-<name>`) and returns its cookie header value.
     pub async fn sign_up(&self, name: &str) -> String {
         let r = self
