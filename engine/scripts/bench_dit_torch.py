@@ -87,6 +87,13 @@ def main():
         qh = q.transpose(1, 2).contiguous()
         sdpa = torch.nn.functional.scaled_dot_product_attention
         rows.append((f"attention SDPA [1,12,{L},128]", timed(lambda: sdpa(qh, qh, qh), a.iters)))
+        # The DiT's linear layers (cuBLAS through F.linear; the engine's rows: burn matmul, cuBLASLt).
+        for k_in, n_out in [(1536, 1536), (1536, 8960), (8960, 1536)]:
+            xs = torch.randn(L, k_in, device=dev, dtype=dt)
+            wt = torch.randn(n_out, k_in, device=dev, dtype=dt)
+            lin = torch.nn.functional.linear
+            rows.append((f"linear [{L},{k_in}]→{n_out}", timed(lambda: lin(xs, wt), a.iters)))
+            del xs, wt
         xin = torch.randn(1, 16, a.frames, h, w, device=dev, dtype=dt)
         t = torch.tensor([937.5], device=dev)
         ctx = torch.randn(1, 512, 4096, device=dev, dtype=dt)

@@ -15,6 +15,9 @@
 
 pub mod backend;
 pub mod cli;
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)] // device pointers and streams for the CUDA libraries (cuda/mod.rs)
+pub mod cuda;
 pub mod frame;
 pub mod pipeline;
 pub mod scheduler;

@@ -776,6 +776,36 @@ impl WithBackend for BenchJob {
         }
         drop((x, q, qh));
 
+        // The DiT's linear layers: burn's matmul, and on CUDA in bf16 the cuBLASLt op.
+        for (k_in, n_out) in [(d, d), (d, c.ffn_dim), (c.ffn_dim, d)] {
+            let xs: Tensor<B, 2> = Tensor::from_data(rand(vec![l, k_in]), (&device, dt));
+            let w_t: Tensor<B, 2> =
+                Tensor::from_data(rand(vec![n_out, k_in]), (&device, dt)).transpose();
+            rows.push((
+                format!("linear [{l},{k_in}]→{n_out} burn matmul"),
+                time(self.iters, || {
+                    let _ = xs.clone().matmul(w_t.clone());
+                    sync(&device)
+                }),
+            ));
+            #[cfg(feature = "cuda")]
+            if dt == DType::BF16
+                && crate::cuda::gemm::available()
+                && let (Some(xc), Some(wc)) = (
+                    crate::cuda::as_cuda(xs.clone()),
+                    crate::cuda::as_cuda(w_t.clone()),
+                )
+            {
+                rows.push((
+                    format!("linear [{l},{k_in}]→{n_out} cuBLASLt"),
+                    time(self.iters, || {
+                        let _ = crate::cuda::gemm::linear_bf16(xc.clone(), wc.clone(), None);
+                        sync(&device)
+                    }),
+                ));
+            }
+        }
+
         let xin: Tensor<B, 5> = Tensor::from_data(
             rand(vec![1, c.in_dim, self.frames, h, w]),
             (&device, DType::F32),

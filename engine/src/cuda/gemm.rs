@@ -1,0 +1,412 @@
+//! cuBLASLt GEMMs on burn-cuda tensors: a Linear layer's `x·wᵀ (+ bias)` in bf16 with f32
+//! accumulation, as one custom operation of burn's fusion stream.
+//!
+//! The operation runs where burn's own kernels run: the fusion stream hands it the inner
+//! `CubeTensor`s in order, it takes each buffer's device pointer from cubecl
+//! (`ComputeClient::get_resource`, which also orders the buffer's stream after earlier
+//! kernels), and enqueues `cublasLtMatmul` on the CUDA stream cubecl runs that tensor's
+//! kernels on (the vendored cubecl-cuda exposes it: `engine/vendor/README.md`), from cubecl's
+//! device thread (`ComputeClient::exclusive`), so it lands in order with the kernels before
+//! and after it and the host never waits.
+//!
+//! libcublasLt is loaded at first use (cudarc's dynamic loading: `libcublasLt.so`,
+//! `libcublasLt.so.13`, `.12`, … through the dynamic linker's search path, e.g.
+//! `LD_LIBRARY_PATH` holding the CUDA toolkit's `lib64` or the `nvidia-cublas` wheel's `lib`);
+//! [`available`] says whether it can be.
+
+use burn::tensor::{DType, Shape, Tensor, TensorPrimitive};
+use burn_cubecl::{
+    CubeBackend, cubecl::cuda::CudaRuntime, fusion::FusionCubeRuntime, kernel::into_contiguous,
+    tensor::CubeTensor,
+};
+use burn_fusion::stream::{Operation, OperationStreams};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
+use cudarc::cublaslt::{result as lt, sys};
+use std::{
+    collections::HashMap,
+    ffi::c_void,
+    sync::{Mutex, OnceLock},
+};
+
+/// burn's CUDA backend (`Fusion<CubeBackend<CudaRuntime, f32, i32, u8>>`).
+pub type Cuda = burn::backend::Cuda;
+type Inner = CubeBackend<CudaRuntime, f32, i32, u8>;
+type Runtime = FusionCubeRuntime<CudaRuntime>;
+type Handles = HandleContainer<<Runtime as burn_fusion::FusionRuntime>::FusionHandle>;
+
+/// cuBLASLt's workspace per call (NVIDIA's recommendation for Hopper); from cubecl's pool.
+const WORKSPACE: usize = 32 << 20;
+
+/// Whether libcublasLt can be loaded here.
+pub fn available() -> bool {
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    // SAFETY: only tries to open the library.
+    *PRESENT.get_or_init(|| unsafe { sys::is_culib_present() })
+}
+
+/// `x·w_t (+ bias)` through cuBLASLt: bf16 in and out, f32 accumulation, the bias added by the
+/// GEMM's epilogue.
+///
+/// # Shapes
+/// - x: `[M, K]` bf16 (rows may be padded; copied when its last dimension is strided)
+/// - w_t: `[K, N]` bf16, either a contiguous `[K, N]` or the transposed view of a row-major
+///   `[N, K]` weight (as `Linear` keeps it: no copy)
+/// - bias: `[N]` bf16
+/// - → `[M, N]` bf16, contiguous
+///
+/// # Panics
+/// On other dtypes or mismatched shapes (checked here, before anything is queued).
+pub fn linear_bf16(
+    x: Tensor<Cuda, 2>,
+    w_t: Tensor<Cuda, 2>,
+    bias: Option<Tensor<Cuda, 1>>,
+) -> Tensor<Cuda, 2> {
+    let ([m, k], [k2, n]) = (x.dims(), w_t.dims());
+    assert_eq!(k, k2, "linear_bf16: x is [{m}, {k}] but w_t is [{k2}, {n}]");
+    assert!(
+        x.dtype() == DType::BF16 && w_t.dtype() == DType::BF16,
+        "linear_bf16 takes bf16, got {:?} and {:?}",
+        x.dtype(),
+        w_t.dtype()
+    );
+    if let Some(b) = &bias {
+        assert_eq!(b.dims(), [n], "linear_bf16: bias must be [{n}]");
+        assert_eq!(b.dtype(), DType::BF16, "linear_bf16: bias must be bf16");
+    }
+    let x = x.into_primitive().tensor();
+    let w = w_t.into_primitive().tensor();
+    let b = bias.map(|b| b.into_primitive().tensor());
+    let client = x.client.clone();
+    // The inputs join the operation's streams before they become its description.
+    let mut streams = OperationStreams::default();
+    streams.tensor(&x);
+    streams.tensor(&w);
+    if let Some(b) = &b {
+        streams.tensor(b);
+    }
+    let out = TensorIr::uninit(
+        client.create_empty_handle(),
+        Shape::new([m, n]),
+        DType::BF16,
+    );
+    let mut inputs = vec![x.into_ir(), w.into_ir()];
+    inputs.extend(b.map(|b| b.into_ir()));
+    let desc = CustomOpIr::new("cublaslt_linear_bf16", &inputs, &[out]);
+    let y = client
+        .register(
+            streams,
+            OperationIr::Custom(desc.clone()),
+            LinearOp { desc },
+        )
+        .output();
+    Tensor::from_primitive(TensorPrimitive::Float(y))
+}
+
+#[derive(Debug)]
+struct LinearOp {
+    desc: CustomOpIr,
+}
+
+impl Operation<Runtime> for LinearOp {
+    fn execute(&self, handles: &mut Handles) {
+        let [x, w] = [&self.desc.inputs[0], &self.desc.inputs[1]]
+            .map(|t| handles.get_float_tensor::<Inner>(t));
+        let b = self
+            .desc
+            .inputs
+            .get(2)
+            .map(|t| handles.get_float_tensor::<Inner>(t));
+        let y = gemm(x, w, b);
+        handles.register_float_tensor::<Inner>(&self.desc.outputs[0].id, y);
+    }
+}
+
+/// The GEMM on inner tensors: queues copies where a layout needs one, then cuBLASLt.
+fn gemm(
+    x: CubeTensor<CudaRuntime>,
+    w: CubeTensor<CudaRuntime>,
+    b: Option<CubeTensor<CudaRuntime>>,
+) -> CubeTensor<CudaRuntime> {
+    let x = if x.meta.strides()[1] == 1 {
+        x
+    } else {
+        into_contiguous(x)
+    };
+    let (m, k) = (x.meta.shape()[0], x.meta.shape()[1]);
+    let ldx = x.meta.strides()[0].max(k);
+    let n = w.meta.shape()[1];
+    let ws = w.meta.strides().to_vec();
+    // A transposed [N, K] weight (strides [1, ≥K]) is read as is ("T"); a row-major [K, N] too
+    // ("N"); anything else is copied first.
+    let (w, transa, ldw) = if ws[0] == 1 && ws[1] >= k {
+        (w, true, ws[1])
+    } else if ws[1] == 1 && ws[0] >= n {
+        (w, false, ws[0])
+    } else {
+        (into_contiguous(w), false, n)
+    };
+    let b = b.map(into_contiguous);
+    let client = x.client.clone();
+    let out = CubeTensor::new_contiguous(
+        client.clone(),
+        x.device.clone(),
+        Shape::new([m, n]),
+        client.empty(m * n * 2),
+        DType::BF16,
+    );
+    let workspace = client.empty(WORKSPACE);
+    // Blocking: every kernel queued before (the copies above included) is on its stream once
+    // these return; the resources keep the buffers alive until the GEMM is queued.
+    let get = |h: &burn_cubecl::cubecl::server::Handle| {
+        client
+            .get_resource(h.clone())
+            .expect("cubecl gives the buffer's device pointer")
+    };
+    let (rx, rw, ro, rws) = (
+        get(&x.handle),
+        get(&w.handle),
+        get(&out.handle),
+        get(&workspace),
+    );
+    let rb = b.as_ref().map(|t| get(&t.handle));
+    // Column-major view of the row-major product: D (N×M) = op(W)·Xᵀ, so D's memory is y
+    // [M, N] row-major; the bias runs along D's rows, i.e. y's columns.
+    let args = Gemm {
+        stream: ro.resource().stream as usize,
+        m: n as u64,
+        n: m as u64,
+        k: k as u64,
+        a: rw.resource().ptr,
+        transa,
+        lda: ldw as i64,
+        b: rx.resource().ptr,
+        ldb: ldx as i64,
+        d: ro.resource().ptr,
+        ldd: n as i64,
+        bias: rb.as_ref().map(|r| r.resource().ptr),
+        workspace: rws.resource().ptr,
+    };
+    client
+        .exclusive(move || {
+            // SAFETY: the pointers are live cubecl buffers of the sizes the layouts describe
+            // (held by the resources above until this returns); the stream is the one cubecl
+            // queues the output's kernels on; this runs on cubecl's device thread, where the
+            // device's primary context is current.
+            unsafe { args.run() }
+        })
+        .expect("cubecl's device thread is running")
+        .unwrap_or_else(|e| panic!("cublasLtMatmul failed: {e:?}"));
+    drop((rx, rw, ro, rws, rb));
+    out
+}
+
+/// One `cublasLtMatmul` in cuBLAS's column-major terms.
+#[derive(Clone, Copy, Debug)]
+struct Gemm {
+    stream: usize,
+    m: u64,
+    n: u64,
+    k: u64,
+    a: u64,
+    transa: bool,
+    lda: i64,
+    b: u64,
+    ldb: i64,
+    d: u64,
+    ldd: i64,
+    bias: Option<u64>,
+    workspace: u64,
+}
+
+/// What picks an algorithm: the problem, its layouts and its pointers' alignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct AlgoKey {
+    m: u64,
+    n: u64,
+    k: u64,
+    transa: bool,
+    lda: i64,
+    ldb: i64,
+    ldd: i64,
+    bias: bool,
+    align: [u32; 3],
+}
+
+/// The largest power of two (≤ 256) that divides the address: cuBLASLt's heuristic assumes
+/// 256-byte alignment unless told.
+fn alignment(ptr: u64) -> u32 {
+    1u32 << ptr.trailing_zeros().min(8)
+}
+
+fn handle() -> Result<sys::cublasLtHandle_t, lt::CublasError> {
+    static HANDLE: OnceLock<usize> = OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(*h as sys::cublasLtHandle_t);
+    }
+    let h = lt::create_handle()? as usize;
+    Ok(*HANDLE.get_or_init(|| h) as sys::cublasLtHandle_t)
+}
+
+fn algorithms() -> &'static Mutex<HashMap<AlgoKey, sys::cublasLtMatmulAlgo_t>> {
+    static ALGOS: OnceLock<Mutex<HashMap<AlgoKey, sys::cublasLtMatmulAlgo_t>>> = OnceLock::new();
+    ALGOS.get_or_init(Mutex::default)
+}
+
+/// Sets one attribute of a descriptor from a value.
+///
+/// # Safety
+/// `desc` must be live; `T` must be the attribute's type.
+unsafe fn set_desc<T>(
+    desc: sys::cublasLtMatmulDesc_t,
+    attr: sys::cublasLtMatmulDescAttributes_t,
+    value: &T,
+) -> Result<(), lt::CublasError> {
+    // SAFETY: as the caller promises; the value outlives the call.
+    unsafe {
+        lt::set_matmul_desc_attribute(
+            desc,
+            attr,
+            value as *const T as *const c_void,
+            size_of::<T>(),
+        )
+    }
+}
+
+/// # Safety
+/// `pref` must be live; `T` must be the attribute's type.
+unsafe fn set_pref<T>(
+    pref: sys::cublasLtMatmulPreference_t,
+    attr: sys::cublasLtMatmulPreferenceAttributes_t,
+    value: &T,
+) -> Result<(), lt::CublasError> {
+    // SAFETY: as the caller promises.
+    unsafe {
+        lt::set_matmul_pref_attribute(
+            pref,
+            attr,
+            value as *const T as *const c_void,
+            size_of::<T>(),
+        )
+    }
+}
+
+impl Gemm {
+    /// # Safety
+    /// The pointers must be live device buffers large enough for the layouts, the stream
+    /// live, and the device's context current on this thread.
+    unsafe fn run(self) -> Result<(), lt::CublasError> {
+        use sys::{cublasLtMatmulDescAttributes_t as D, cublasLtMatmulPreferenceAttributes_t as P};
+        let bf16 = sys::cudaDataType_t::CUDA_R_16BF;
+        let handle = handle()?;
+        let desc = lt::create_matmul_desc(
+            sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            sys::cudaDataType_t::CUDA_R_32F,
+        )?;
+        let (rows_a, cols_a) = if self.transa {
+            (self.k, self.m)
+        } else {
+            (self.m, self.k)
+        };
+        let la = lt::create_matrix_layout(bf16, rows_a, cols_a, self.lda)?;
+        let lb = lt::create_matrix_layout(bf16, self.k, self.n, self.ldb)?;
+        let ld = lt::create_matrix_layout(bf16, self.m, self.n, self.ldd)?;
+        let result = (|| -> Result<(), lt::CublasError> {
+            // SAFETY: live descriptors; each value has its attribute's type.
+            unsafe {
+                // cublasOperation_t (a 32-bit enum cudarc's cublasLt bindings leave out):
+                // CUBLAS_OP_N = 0, CUBLAS_OP_T = 1.
+                let op = |t: bool| i32::from(t);
+                set_desc(desc, D::CUBLASLT_MATMUL_DESC_TRANSA, &op(self.transa))?;
+                set_desc(desc, D::CUBLASLT_MATMUL_DESC_TRANSB, &op(false))?;
+                match self.bias {
+                    Some(bias) => {
+                        set_desc(
+                            desc,
+                            D::CUBLASLT_MATMUL_DESC_EPILOGUE,
+                            &sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS,
+                        )?;
+                        set_desc(desc, D::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias)?;
+                        set_desc(desc, D::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bf16)?;
+                    }
+                    None => set_desc(
+                        desc,
+                        D::CUBLASLT_MATMUL_DESC_EPILOGUE,
+                        &sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_DEFAULT,
+                    )?,
+                }
+                let key = AlgoKey {
+                    m: self.m,
+                    n: self.n,
+                    k: self.k,
+                    transa: self.transa,
+                    lda: self.lda,
+                    ldb: self.ldb,
+                    ldd: self.ldd,
+                    bias: self.bias.is_some(),
+                    align: [alignment(self.a), alignment(self.b), alignment(self.d)],
+                };
+                let cached = algorithms()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .copied();
+                let algo = match cached {
+                    Some(a) => a,
+                    None => {
+                        let pref = lt::create_matmul_pref()?;
+                        let picked = (|| {
+                            set_pref(
+                                pref,
+                                P::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                &(WORKSPACE as u64),
+                            )?;
+                            for (attr, a) in [
+                                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align[0]),
+                                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align[1]),
+                                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align[2]),
+                                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align[2]),
+                            ] {
+                                set_pref(pref, attr, &a)?;
+                            }
+                            lt::get_matmul_algo_heuristic(handle, desc, la, lb, ld, ld, pref)
+                        })();
+                        lt::destroy_matmul_pref(pref)?;
+                        let algo = picked?.algo;
+                        algorithms()
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(key, algo);
+                        algo
+                    }
+                };
+                let (alpha, beta) = (1f32, 0f32);
+                lt::matmul(
+                    handle,
+                    desc,
+                    &alpha as *const f32 as *const c_void,
+                    &beta as *const f32 as *const c_void,
+                    self.a as *const c_void,
+                    la,
+                    self.b as *const c_void,
+                    lb,
+                    self.d as *const c_void,
+                    ld,
+                    self.d as *mut c_void,
+                    ld,
+                    &algo,
+                    self.workspace as *mut c_void,
+                    WORKSPACE,
+                    self.stream as sys::cudaStream_t,
+                )
+            }
+        })();
+        // SAFETY: created above, not freed elsewhere.
+        unsafe {
+            lt::destroy_matrix_layout(la)?;
+            lt::destroy_matrix_layout(lb)?;
+            lt::destroy_matrix_layout(ld)?;
+            lt::destroy_matmul_desc(desc)?;
+        }
+        result
+    }
+}
