@@ -26,11 +26,15 @@ use sha2::{Digest, Sha256};
 use std::{
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
 };
 use tokio::io::AsyncWriteExt;
 
+/// How long a request may go without an answer or a byte before it fails.
+const STALL: Duration = Duration::from_secs(60);
+
 /// Where the hub is and who is asking.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Hub {
     /// `https://huggingface.co` unless `HF_ENDPOINT` says otherwise.
     pub endpoint: String,
@@ -43,17 +47,33 @@ pub struct Hub {
     get: reqwest::Client,
 }
 
+/// The token stays out of logs and error messages.
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "<HF_TOKEN>"))
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
 impl Hub {
     pub fn new(endpoint: &str, token: Option<String>, cache: Option<PathBuf>) -> Self {
+        let client = |redirects| {
+            reqwest::Client::builder()
+                .redirect(redirects)
+                .connect_timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_default()
+        };
         Self {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             token,
             cache,
-            head: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
-            get: reqwest::Client::new(),
+            head: client(reqwest::redirect::Policy::none()),
+            // reqwest drops the Authorization header on a redirect to another host (the CDN).
+            get: client(reqwest::redirect::Policy::default()),
         }
     }
 
@@ -77,9 +97,10 @@ impl Hub {
         )
     }
 
-    /// The cache's copy of `file`, if it has one: at the file's commit, or for a branch (`main`)
-    /// at the commit the cache's `refs/<branch>` names, as Python's `huggingface_hub` leaves it.
-    pub fn cached(&self, file: &HubFile) -> Option<PathBuf> {
+    /// The cache's copy of `file` and its commit, if it has one: at the file's commit, or for a
+    /// branch (`main`) at the commit the cache's `refs/<branch>` names, as Python's
+    /// `huggingface_hub` leaves it.
+    pub fn cached(&self, file: &HubFile) -> Option<(PathBuf, String)> {
         let repo = self
             .cache
             .as_ref()?
@@ -91,8 +112,8 @@ impl Hub {
             let named = std::fs::read_to_string(repo.join("refs").join(&file.revision)).ok()?;
             Some(named.trim().to_owned()).filter(|c| is_commit(c))?
         };
-        let path = repo.join("snapshots").join(commit).join(&file.path);
-        path.is_file().then_some(path)
+        let path = repo.join("snapshots").join(&commit).join(&file.path);
+        path.is_file().then_some((path, commit))
     }
 
     fn url(&self, file: &HubFile) -> String {
@@ -162,17 +183,49 @@ pub enum HubError {
     Cancelled,
 }
 
-/// Bytes free on the file system holding `dir` (the mount point that is its longest prefix);
-/// `None` when it cannot be told.
+/// Bytes free (to this user) on the file system holding `dir`; `None` when it cannot be told.
 pub fn free_space(dir: &Path) -> Option<u64> {
-    let dir = std::fs::canonicalize(dir).ok()?;
-    let disks = sysinfo::Disks::new_with_refreshed_list();
-    disks
-        .list()
-        .iter()
-        .filter(|d| dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| d.available_space())
+    #[cfg(unix)]
+    {
+        // statvfs on the directory itself: right on every mount, tmpfs and network ones too.
+        let st = rustix::fs::statvfs(dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let dir = std::fs::canonicalize(dir).ok()?;
+        let disks = sysinfo::Disks::new_with_refreshed_list();
+        disks
+            .list()
+            .iter()
+            .filter(|d| dir.starts_with(d.mount_point()))
+            .max_by_key(|d| d.mount_point().as_os_str().len())
+            .map(|d| d.available_space())
+    }
+}
+
+/// Awaits `fut` unless `cancel` is set first (looked at four times a second) or nothing
+/// arrives for [`STALL`]: a stalled connection neither hangs a download nor its Cancel.
+async fn watched<F: std::future::Future>(
+    fut: F,
+    cancel: &AtomicBool,
+    url: &str,
+) -> Result<F::Output, HubError> {
+    tokio::pin!(fut);
+    let started = Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), &mut fut).await {
+            Ok(v) => return Ok(v),
+            Err(_) if cancel.load(Ordering::Relaxed) => return Err(HubError::Cancelled),
+            Err(_) if started.elapsed() >= STALL => {
+                return Err(HubError::Network {
+                    url: url.to_owned(),
+                    message: format!("no answer for {} s", STALL.as_secs()),
+                });
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
@@ -212,31 +265,55 @@ pub struct Remote {
     pub commit: Option<String>,
 }
 
-/// Asks the hub about `file` (a `HEAD`, redirects not followed).
-pub async fn head(hub: &Hub, file: &HubFile) -> Result<Remote, HubError> {
-    let url = hub.url(file);
-    let net = |e: reqwest::Error| HubError::Network {
-        url: url.clone(),
-        message: e.to_string(),
-    };
-    let resp = hub
-        .authorised(hub.head.head(&url))
-        .send()
-        .await
-        .map_err(net)?;
-    status_error(resp.status(), file, &url)?;
-    let linked = header(&resp, "x-linked-etag");
-    let size = header(&resp, "x-linked-size")
-        .or_else(|| header(&resp, "content-length"))
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| HubError::Network {
+/// Asks the hub about `file` (a `HEAD`). The facts are on the hub's own answer, so a redirect
+/// that carries them (an LFS file's, to its storage) is not followed; one that does not (a
+/// renamed repository) is, up to three times.
+pub async fn head(hub: &Hub, file: &HubFile, cancel: &AtomicBool) -> Result<Remote, HubError> {
+    let mut url = hub.url(file);
+    for _ in 0..4 {
+        let net = |e: reqwest::Error| HubError::Network {
             url: url.clone(),
-            message: "the hub gave no size (X-Linked-Size or Content-Length)".into(),
-        })?;
-    Ok(Remote {
-        size,
-        sha256: linked.filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit())),
-        commit: header(&resp, "x-repo-commit"),
+            message: e.to_string(),
+        };
+        let resp = watched(hub.authorised(hub.head.head(&url)).send(), cancel, &url)
+            .await?
+            .map_err(net)?;
+        status_error(resp.status(), file, &url)?;
+        let linked_size = header(&resp, "x-linked-size");
+        if resp.status().is_redirection() && linked_size.is_none() {
+            // Relative locations resolve against the URL asked.
+            let next = header(&resp, "location")
+                .and_then(|l| resp.url().join(&l).ok())
+                .ok_or_else(|| HubError::Network {
+                    url: url.clone(),
+                    message: format!("HTTP {} without a Location", resp.status()),
+                })?;
+            url = next.to_string();
+            continue;
+        }
+        // A plain file's size is the body's; a redirect's own body says nothing.
+        let size = linked_size
+            .or_else(|| {
+                resp.status()
+                    .is_success()
+                    .then(|| header(&resp, "content-length"))
+                    .flatten()
+            })
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| HubError::Network {
+                url: url.clone(),
+                message: "the hub gave no size (X-Linked-Size or Content-Length)".into(),
+            })?;
+        let linked = header(&resp, "x-linked-etag");
+        return Ok(Remote {
+            size,
+            sha256: linked.filter(|e| e.len() == 64 && e.bytes().all(|b| b.is_ascii_hexdigit())),
+            commit: header(&resp, "x-repo-commit"),
+        });
+    }
+    Err(HubError::Network {
+        url,
+        message: "too many redirects".into(),
     })
 }
 
@@ -268,7 +345,7 @@ pub async fn fetch(
     cancel: &AtomicBool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Fetched, HubError> {
-    if let Some(cached) = hub.cached(file) {
+    if let Some((cached, commit)) = hub.cached(file) {
         let target = tokio::fs::canonicalize(&cached)
             .await
             .map_err(|e| disk(&cached, e))?;
@@ -282,21 +359,31 @@ pub async fn fetch(
                     .await
                     .map_err(|e| disk(dir, e))?;
             }
-            link(&target, dest).map_err(|e| disk(dest, e))?;
+            // A link left pointing at a blob the cache has since dropped goes first.
+            if tokio::fs::symlink_metadata(dest).await.is_ok() {
+                tokio::fs::remove_file(dest)
+                    .await
+                    .map_err(|e| disk(dest, e))?;
+            }
+            let (from, to) = (target.clone(), dest.to_owned());
+            tokio::task::spawn_blocking(move || link(&from, &to))
+                .await
+                .map_err(|e| disk(dest, e))?
+                .map_err(|e| disk(dest, e))?;
         }
         progress(size, size);
         return Ok(Fetched {
             size,
             transferred: 0,
             sha256: None,
-            commit: Some(file.revision.clone()),
+            commit: Some(commit),
         });
     }
     let Remote {
         size,
         sha256,
         commit,
-    } = head(hub, file).await?;
+    } = head(hub, file, cancel).await?;
     if let Ok(meta) = tokio::fs::metadata(dest).await
         && meta.len() == size
     {
@@ -343,7 +430,7 @@ pub async fn fetch(
         if have > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
-        let mut resp = req.send().await.map_err(net)?;
+        let mut resp = watched(req.send(), cancel, &url).await?.map_err(net)?;
         status_error(resp.status(), file, &url)?;
         // A server that ignores the range sends the whole file: start again.
         let append = have > 0 && resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
@@ -359,11 +446,24 @@ pub async fn fetch(
             .await
             .map_err(|e| disk(&part, e))?;
         progress(have, size);
-        while let Some(chunk) = resp.chunk().await.map_err(net)? {
-            if cancel.load(Ordering::Relaxed) {
-                out.flush().await.map_err(|e| disk(&part, e))?;
-                return Err(HubError::Cancelled);
-            }
+        loop {
+            let next = match watched(resp.chunk(), cancel, &url).await {
+                Ok(chunk) => chunk.map_err(net),
+                Err(e) => Err(e),
+            };
+            let next = match next {
+                Ok(Some(_)) if cancel.load(Ordering::Relaxed) => Err(HubError::Cancelled),
+                other => other,
+            };
+            let chunk = match next {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    // What arrived stays in the part file for a later resume.
+                    out.flush().await.map_err(|e| disk(&part, e))?;
+                    return Err(e);
+                }
+            };
             out.write_all(&chunk).await.map_err(|e| disk(&part, e))?;
             have += chunk.len() as u64;
             transferred += chunk.len() as u64;

@@ -185,10 +185,15 @@ async fn bad_requests_say_what_is_wrong(pool: SqlitePool) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = api
-        .call(Method::POST, "/api/v1/models/download/cancel", None, None)
+        .post("/api/v1/models/download/cancel", None, json!({}))
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error(), "no download is running");
+    // Without its JSON body (as a cross-site form would send it): refused.
+    let r = api
+        .call(Method::POST, "/api/v1/models/download/cancel", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(hub.resolves.load(Ordering::Relaxed), 0);
 }
 
@@ -213,7 +218,7 @@ async fn one_download_at_a_time_and_a_cancelled_one_resumes(pool: SqlitePool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let r = api
-        .call(Method::POST, "/api/v1/models/download/cancel", None, None)
+        .post("/api/v1/models/download/cancel", None, json!({}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let s = finished(&api).await;
@@ -338,7 +343,7 @@ async fn with_require_login_a_guest_may_look_but_not_download(pool: SqlitePool) 
     let r = start(&api, json!({ "pipeline_id": "longlive" })).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = api
-        .call(Method::POST, "/api/v1/models/download/cancel", None, None)
+        .post("/api/v1/models/download/cancel", None, json!({}))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let cookie = api.sign_up("downloader").await;
@@ -365,5 +370,40 @@ async fn an_unreachable_hub_is_a_network_error_naming_the_url(pool: SqlitePool) 
     assert!(
         e.starts_with("http://127.0.0.1:9/Wan-AI/Wan2.1-T2V-1.3B/resolve/main/config.json: "),
         "{e}"
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_stalled_transfer_still_cancels_at_once(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LocalHub::start().await;
+    serve_self_forcing(&hub, 100_000);
+    // One chunk a minute: the connection is open, nothing arrives.
+    hub.slow(Duration::from_secs(60));
+    let (api, _) = api_with_hub(pool, dir.path(), &hub).await;
+    let r = start(&api, json!({ "pipeline_id": "self-forcing" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    // Wait until it is fetching (the sizes are known, the first body is under way).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = status(&api, "pipeline_id=self-forcing").await;
+        if s["progress"]["current_file"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = Instant::now();
+    let r = api
+        .post("/api/v1/models/download/cancel", None, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let s = finished(&api).await;
+    assert_eq!(s["progress"]["state"], "cancelled", "{s}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
     );
 }

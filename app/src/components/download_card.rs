@@ -55,47 +55,60 @@ pub fn DownloadCard(pipeline_id: String) -> impl IntoView {
     let request_error: RwSignal<Option<String>> = RwSignal::new(None);
     let text_encoder = RwSignal::new("fp8".to_owned());
     let id = StoredValue::new(pipeline_id);
-    // Bumped to (re)start the status poll; a poll that sees a newer value stops.
+    // Bumped after a download starts, to poll at once.
     let poll = RwSignal::new(0u64);
+    // Each run of the poll (new settings, a started download) has its own number; a loop that
+    // sees a newer one stops, so there is never more than one.
+    let generation = StoredValue::new(0u64);
     #[cfg(not(feature = "hydrate"))]
-    let _ = (s, poll); // the browser polls and posts; the server only renders
+    let _ = (s, poll, generation); // the browser polls and posts; the server only renders
 
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let url = s
             .load_values
             .with(|v| status_url(&id.get_value(), v, &text_encoder.get()));
-        let round = poll.get();
+        poll.track();
+        let mine = generation.get_value() + 1;
+        generation.set_value(mine);
         leptos::task::spawn_local(async move {
             let mut was_running = false;
             loop {
-                if poll.try_get_untracked() != Some(round) {
+                if generation.try_get_value() != Some(mine) {
                     return; // a newer poll, or the card is gone
                 }
-                match crate::client::fetch_json("GET", &url, None).await {
-                    Ok(v) => {
-                        let Ok(st) = serde_json::from_value::<ModelStatus>(v) else {
-                            return;
-                        };
-                        let running = st.progress.as_ref().is_some_and(DownloadProgress::running);
-                        let done = st.downloaded;
-                        if status.try_set(Some(st)).is_some() {
-                            return; // disposed
+                // Quickly while a download runs; slowly otherwise, to see one started
+                // elsewhere (another tab, the CLI); again after an error.
+                let delay_ms = match crate::client::fetch_json("GET", &url, None).await {
+                    Ok(v) => match serde_json::from_value::<ModelStatus>(v) {
+                        Ok(st) => {
+                            if generation.try_get_value() != Some(mine) {
+                                return;
+                            }
+                            let running =
+                                st.progress.as_ref().is_some_and(DownloadProgress::running);
+                            let done = st.downloaded;
+                            if status.try_set(Some(st)).is_some() {
+                                return; // disposed
+                            }
+                            if done {
+                                s.refresh_pipelines(); // the card goes with the missing files
+                                return;
+                            }
+                            if was_running && !running {
+                                s.refresh_pipelines();
+                            }
+                            was_running = running;
+                            if running { 400 } else { 3000 }
                         }
-                        if done || (was_running && !running) {
-                            s.refresh_pipelines();
-                        }
-                        if !running {
-                            return;
-                        }
-                        was_running = true;
-                    }
+                        Err(_) => 3000,
+                    },
                     Err(e) => {
                         let _ = request_error.try_set(Some(e));
-                        return;
+                        2000
                     }
-                }
-                crate::client::sleep(std::time::Duration::from_millis(400)).await;
+                };
+                crate::client::sleep(std::time::Duration::from_millis(delay_ms)).await;
             }
         });
     });
@@ -123,8 +136,10 @@ pub fn DownloadCard(pipeline_id: String) -> impl IntoView {
     let cancel = move |_| {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
+            let empty = serde_json::json!({});
             if let Err(e) =
-                crate::client::fetch_json("POST", "/api/v1/models/download/cancel", None).await
+                crate::client::fetch_json("POST", "/api/v1/models/download/cancel", Some(&empty))
+                    .await
             {
                 request_error.set(Some(e));
             }

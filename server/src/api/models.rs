@@ -41,6 +41,11 @@ struct StatusQuery {
     text_encoder: Option<String>,
 }
 
+/// `POST /api/v1/models/download/cancel` body: `{}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {}
+
 fn text_encoder(id: Option<&str>) -> Result<TextEncoderFile, ApiError> {
     match id {
         None => Ok(TextEncoderFile::default()),
@@ -50,24 +55,29 @@ fn text_encoder(id: Option<&str>) -> Result<TextEncoderFile, ApiError> {
     }
 }
 
-/// The missing files of `pipeline_id` with these load settings (off the async workers: it
-/// looks at the disk).
+/// The missing files of `pipeline_id` with these load settings, and the bytes of them already
+/// on disk (off the async workers: it looks at the disk).
 async fn plan(
     state: &AppState,
     pipeline_id: String,
     load_params: Value,
     te: TextEncoderFile,
-) -> Result<Vec<Planned>, ApiError> {
+) -> Result<(Vec<Planned>, u64), ApiError> {
     let pipelines = state.pipelines.clone();
-    let needs =
-        tokio::task::spawn_blocking(move || pipelines.needs(&pipeline_id, &load_params, te))
-            .await
-            .map_err(|e| ApiError::Internal(format!("cannot look for the model files: {e}")))??;
-    Ok(needs
-        .iter()
-        .filter(|n| n.present.is_none())
-        .map(|n| Planned::from(n.artefact))
-        .collect())
+    let downloads = state.downloads.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let needs = pipelines.needs(&pipeline_id, &load_params, te)?;
+        let missing: Vec<Planned> = needs
+            .iter()
+            .filter(|n| n.present.is_none())
+            .map(|n| Planned::from(n.artefact))
+            .collect();
+        let resumable = crate::downloads::resumable_bytes(downloads.models_dir(), &missing);
+        Ok::<_, crate::pipelines::LoadError>((missing, resumable))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("cannot look for the model files: {e}")))??;
+    Ok(found)
 }
 
 /// `GET /api/v1/models/status`: what the settings still need, and the server's download.
@@ -85,8 +95,8 @@ async fn status(
             load.insert(key.into(), Value::String(v));
         }
     }
-    let missing = plan(&state, q.pipeline_id.clone(), Value::Object(load), te).await?;
-    let resumable_bytes = crate::downloads::resumable_bytes(state.downloads.models_dir(), &missing);
+    let (missing, resumable_bytes) =
+        plan(&state, q.pipeline_id.clone(), Value::Object(load), te).await?;
     Ok(Json(ModelStatus {
         pipeline_id: q.pipeline_id,
         downloaded: missing.is_empty(),
@@ -123,7 +133,7 @@ async fn download(
     } else {
         req.load_params
     };
-    let files = plan(&state, req.pipeline_id.clone(), load, te).await?;
+    let (files, _) = plan(&state, req.pipeline_id.clone(), load, te).await?;
     let started = DownloadStarted {
         pipeline_id: req.pipeline_id.clone(),
         files: files.iter().map(Planned::wire).collect(),
@@ -135,8 +145,14 @@ async fn download(
     Ok((StatusCode::ACCEPTED, Json(started)))
 }
 
-/// `POST /api/v1/models/download/cancel`: stops the running download (409 when none runs).
-async fn cancel(State(state): State<AppState>, user: MaybeUser) -> Result<Json<Value>, ApiError> {
+/// `POST /api/v1/models/download/cancel` with a JSON body (`{}`): stops the running download
+/// (409 when none runs). The JSON body makes a cross-site form or fetch need a CORS preflight,
+/// which this server never grants, so another site cannot cancel a download.
+async fn cancel(
+    State(state): State<AppState>,
+    user: MaybeUser,
+    ApiJson(_): ApiJson<CancelRequest>,
+) -> Result<Json<Value>, ApiError> {
     may_download(&state, &user)?;
     state.downloads.cancel()?;
     Ok(Json(

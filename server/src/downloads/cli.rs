@@ -207,6 +207,11 @@ async fn fetch_all(
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 cancel.store(true, Ordering::Relaxed);
+                // A second Ctrl-C does not wait for the download to notice.
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("\nhanzo-live download: interrupted; run it again to resume");
+                    std::process::exit(130);
+                }
             }
         });
     }

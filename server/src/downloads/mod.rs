@@ -107,29 +107,30 @@ pub async fn run(
             message: e.to_string(),
         })?;
 
-    // Sizes first: every failure the hub can answer comes before the first byte.
+    // Sizes first: every failure the hub can answer comes before the first byte. `parts` is
+    // what each file already has on disk (a cached copy whole, else its part file).
     let mut sizes = Vec::with_capacity(files.len());
-    let mut on_disk = 0;
+    let mut parts = Vec::with_capacity(files.len());
     for f in files {
         if cancel.load(Ordering::Relaxed) {
             return Err(HubError::Cancelled);
         }
         let dest = models_dir.join(&f.local);
-        let size = match hub.cached(&f.hub) {
-            Some(cached) => {
+        let (size, part) = match hub.cached(&f.hub) {
+            Some((cached, _)) => {
                 let size = std::fs::metadata(&cached).map_or(0, |m| m.len());
-                on_disk += size;
-                size
+                (size, size)
             }
             None => {
-                let size = hub::head(hub, &f.hub).await?.size;
+                let size = hub::head(hub, &f.hub, cancel).await?.size;
                 let part = std::fs::metadata(hub::part_path(&dest)).map_or(0, |m| m.len());
-                on_disk += part.min(size);
-                size
+                (size, part.min(size))
             }
         };
         sizes.push(size);
+        parts.push(part);
     }
+    let on_disk: u64 = parts.iter().sum();
     progress.bytes_total = sizes.iter().sum();
     progress.bytes_done = on_disk;
     report(progress);
@@ -145,12 +146,20 @@ pub async fn run(
     }
 
     let started = Instant::now();
-    let baseline = on_disk;
-    let mut finished = 0;
+    // Bytes of the files done, and bytes moved over the network by this run.
+    let (mut finished, mut moved) = (0u64, 0u64);
     let mut out = Vec::with_capacity(files.len());
-    for (f, size) in files.iter().zip(sizes) {
+    for (i, (f, size)) in files.iter().zip(sizes).enumerate() {
+        // A cancel that came while a file was being checked stops before the next one.
+        if cancel.load(Ordering::Relaxed) {
+            return Err(HubError::Cancelled);
+        }
+        // What the files not reached yet already have counts as done all along, so the
+        // figure never goes back.
+        let ahead: u64 = parts[i + 1..].iter().sum();
+        let resumed_from = parts[i];
         progress.current_file = Some(f.local.clone());
-        progress.file_bytes_done = 0;
+        progress.file_bytes_done = resumed_from;
         progress.file_bytes_total = size;
         report(progress);
         let dest = models_dir.join(&f.local);
@@ -158,11 +167,11 @@ pub async fn run(
         let fetched = hub::fetch(hub, &f.hub, &dest, cancel, |have, total| {
             progress.file_bytes_done = have;
             progress.file_bytes_total = total;
-            progress.bytes_done = finished + have;
+            progress.bytes_done = finished + have.max(resumed_from) + ahead;
             let elapsed = started.elapsed().as_secs_f64();
-            let moved = progress.bytes_done.saturating_sub(baseline) as f64;
-            if elapsed > 0.2 && moved > 0.0 {
-                progress.bytes_per_s = moved / elapsed;
+            let now_moved = moved + have.saturating_sub(resumed_from);
+            if elapsed > 0.2 && now_moved > 0 {
+                progress.bytes_per_s = now_moved as f64 / elapsed;
                 let left = progress.bytes_total.saturating_sub(progress.bytes_done) as f64;
                 progress.eta_s = Some(left / progress.bytes_per_s);
             }
@@ -174,8 +183,9 @@ pub async fn run(
         })
         .await?;
         finished += fetched.size;
+        moved += fetched.transferred;
         progress.files_done += 1;
-        progress.bytes_done = finished;
+        progress.bytes_done = finished + ahead;
         report(progress);
         tracing::info!(
             file = %f.local,
