@@ -69,7 +69,7 @@ generate() { # run, height, width, timeout, args…
   ( while sleep "${CACHE_EVERY:-60}"; do save_cache "$r"; done ) &
   local saver=$!
   echo "== $r ($h×$w)"
-  (cd "$d" && timeout "$t" "$BIN" --backend cuda generate --random-weights 1.3b --warm-up \
+  (cd "$d" && HANZO_LIVE_KERNEL_CACHE="$d/target" timeout "$t" "$BIN" --backend cuda generate --random-weights 1.3b --warm-up \
     --chunks "$CHUNKS" --height "$h" --width "$w" --out "/tmp/$r.safetensors" \
     --json "$OUT/$r.json" "$@") >"$OUT/$r.log" 2>&1
   echo "$r: exit $?" >>"$OUT/$r.log"

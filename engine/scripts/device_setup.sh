@@ -12,5 +12,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
 # rest (a newer huggingface_hub shadowing theirs breaks transformers).
 python3 -m pip install -q --no-index --no-deps --target /tmp/site "$WHEELS"/diffusers-*.whl 2>&1 | tail -2
 export PYTHONPATH=/tmp/site
+# The engine keeps its kernels and autotune results where these scripts save and restore them
+# (./target/{cuda,autotune}, cubecl's own default) rather than in ~/.hanzo-live/kernels.
+export HANZO_LIVE_KERNEL_CACHE=${HANZO_LIVE_KERNEL_CACHE:-$PWD/target}
 
 "$BIN" info 2>&1 | tee "$OUT/info.txt"

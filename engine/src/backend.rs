@@ -253,6 +253,36 @@ pub fn select(requested: Option<BackendKind>, cpu_only: bool) -> Result<BackendK
     Err(last.unwrap_or(BackendError::NotCompiled("flex")))
 }
 
+/// Keeps the GPU backends' compiled kernels (CUDA's PTX) and autotune results under `dir`, so
+/// that a second start needs neither NVRTC nor the autotune benchmarks for shapes it has seen
+/// (cubecl's default is to compile every kernel again in each process and to keep autotune
+/// results under the working directory's `target/`). Other cubecl settings still come from a
+/// `cubecl.toml` in the working directory and `CUBECL_*` variables.
+///
+/// cubecl reads its configuration once: call this before the process's first GPU operation.
+/// Answers whether it took effect: not without a GPU backend compiled in, nor when cubecl was
+/// configured already.
+pub fn keep_kernels_in(dir: &std::path::Path) -> bool {
+    #[cfg(any(feature = "cuda", feature = "metal"))]
+    {
+        use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
+        let mut slot = CubeClRuntimeConfig::storage().lock();
+        if slot.is_some() {
+            return false;
+        }
+        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        config.autotune.cache = CacheConfig::File(dir.to_owned());
+        config.compilation.cache = Some(CacheConfig::File(dir.to_owned()));
+        *slot = Some(std::sync::Arc::new(config));
+        true
+    }
+    #[cfg(not(any(feature = "cuda", feature = "metal")))]
+    {
+        let _ = dir;
+        false
+    }
+}
+
 /// Total and available system memory in MiB (Linux `/proc/meminfo`).
 pub fn system_memory_mib() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;

@@ -1,5 +1,6 @@
 //! The cuBLASLt Linear against burn's own matmul in f32, on the GPU machine:
-//! `cargo test -p engine --features cuda --test cuda_gemm -- --ignored`. Type-checked
+//! `HANZO_LIVE_CUDA_OPS=1 cargo test -p engine --features cuda --test cuda_gemm -- --ignored`
+//! (the variable routes the engine's `Linear` through it). Type-checked
 //! everywhere the `cuda` feature builds; run only where an NVIDIA GPU and libcublasLt are.
 #![cfg(feature = "cuda")]
 
@@ -78,4 +79,44 @@ fn the_gemm_is_ordered_with_burns_kernels_around_it() {
         "{:?}",
         &values[..8]
     );
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU with libcublasLt and HANZO_LIVE_CUDA_OPS=1"]
+fn the_engines_linear_goes_through_cublaslt_when_enabled() {
+    assert!(
+        engine::cuda::enabled(),
+        "run with HANZO_LIVE_CUDA_OPS=1 where libcublasLt loads"
+    );
+    let device = Default::default();
+    let normal = Distribution::Normal(0.0, 1.0);
+    let w = Tensor::<Cuda, 2>::random([1536, 4096], normal, &device).cast(DType::BF16);
+    let b = Tensor::<Cuda, 1>::random([1536], normal, &device).cast(DType::BF16);
+    let linear = engine::wan::nn::Linear {
+        weight_t: w.clone().transpose(),
+        bias: Some(b.clone()),
+    };
+    // [batch, tokens, in] as the DiT's text embedding sees it.
+    let x = Tensor::<Cuda, 3>::random([2, 77, 4096], normal, &device).cast(DType::BF16);
+    let ours = linear.forward(x.clone()).reshape([2 * 77, 1536]);
+    let reference = x
+        .reshape([2 * 77, 4096])
+        .cast(DType::F32)
+        .matmul(w.cast(DType::F32).transpose())
+        + b.cast(DType::F32).unsqueeze_dim(0);
+    let err = relative_error(ours, reference);
+    println!("Linear [2, 77, 4096] → 1536 through the engine: relative error {err:.2e}");
+    assert!(err <= 1e-2, "relative error {err}");
+    // f32 stays on burn's matmul (the op is bf16 only) and is exact to f32 rounding.
+    let x32 = Tensor::<Cuda, 2>::random([33, 40], normal, &device);
+    let w32 = Tensor::<Cuda, 2>::random([40, 24], normal, &device);
+    let l32 = engine::wan::nn::Linear {
+        weight_t: w32.clone(),
+        bias: None,
+    };
+    let d = (l32.forward(x32.clone()) - x32.matmul(w32))
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(d <= 1e-4, "{d}");
 }

@@ -289,6 +289,11 @@ impl Settings {
         }
     }
 
+    /// Where compiled GPU kernels and autotune results are kept: `<data-dir>/kernels`.
+    pub fn kernels_dir(&self) -> PathBuf {
+        self.data_dir.join("kernels")
+    }
+
     /// Where recordings are stored: `<data-dir>/recordings`.
     pub fn recordings_dir(&self) -> PathBuf {
         self.data_dir.join("recordings")

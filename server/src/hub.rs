@@ -13,9 +13,11 @@
 //! - `GET` of the same URL (redirects followed) with `Range: bytes=N-` when `N` bytes of the file
 //!   are already on disk; a `206` continues the file, a `200` starts it again.
 //!
-//! Bytes go to `<dest>.part`; the file is renamed to `dest` only after its size and, when the
-//! hub gives one, its sha256 match. A mismatch deletes the part file. The free space is
-//! checked before the first byte.
+//! Bytes go to `<dest>.part`, locked while written (one writer per file, across processes), with
+//! `<dest>.part.version` naming the version they belong to (the sha256, else the commit): a part
+//! of another version starts again instead of being continued. The file is renamed to `dest` only
+//! after its size and, when the hub gives one, its sha256 match. A mismatch deletes the part
+//! file. The free space is checked before the first byte.
 //!
 //! A file already in the standard hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
 //! `~/.cache/huggingface/hub`: `models--{org}--{name}/snapshots/{commit}/{path}`, a branch
@@ -28,7 +30,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// How long a request may go without an answer or a byte before it fails.
 const STALL: Duration = Duration::from_secs(60);
@@ -179,6 +181,8 @@ pub enum HubError {
         needed: u64,
         free: u64,
     },
+    #[error("{path} is being written by another download (the server's or `hanzo-live download`)")]
+    Busy { path: PathBuf },
     #[error("cancelled")]
     Cancelled,
 }
@@ -253,6 +257,69 @@ pub fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     dest.with_file_name(name)
+}
+
+/// Beside the part file: what it was begun from (the sha256, else the commit).
+fn version_path(part: &Path) -> PathBuf {
+    let mut name = part.file_name().unwrap_or_default().to_os_string();
+    name.push(".version");
+    part.with_file_name(name)
+}
+
+/// Opens the part file for writing and locks it, so that a second writer (the server and
+/// `hanzo-live download` at once) is refused instead of interleaving bytes. Answers the open
+/// file and how many of its bytes continue: none when they were begun from another version of
+/// the file (`id`, recorded in `version`; a part without a record is trusted) or are more than
+/// `size`.
+///
+/// Blocking: call from `spawn_blocking`.
+fn open_part(
+    part: &Path,
+    size: u64,
+    version: &Path,
+    id: Option<&str>,
+) -> Result<(std::fs::File, u64), HubError> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(part)
+        .map_err(|e| disk(part, e))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(HubError::Busy {
+                path: part.to_owned(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(disk(part, e)),
+    }
+    let have = f.metadata().map_err(|e| disk(part, e))?.len();
+    let recorded = std::fs::read_to_string(version).ok();
+    let other = id.is_some_and(|id| recorded.as_deref().is_some_and(|r| r.trim() != id));
+    if have > size || other {
+        // Truncated now, so that a failure before the first new byte cannot leave old bytes
+        // under the new record.
+        f.set_len(0).map_err(|e| disk(part, e))?;
+        return write_version(f, version, id, 0);
+    }
+    if recorded.is_none() {
+        return write_version(f, version, id, have);
+    }
+    Ok((f, have))
+}
+
+fn write_version(
+    f: std::fs::File,
+    version: &Path,
+    id: Option<&str>,
+    have: u64,
+) -> Result<(std::fs::File, u64), HubError> {
+    if let Some(id) = id {
+        std::fs::write(version, id).map_err(|e| disk(version, e))?;
+    }
+    Ok((f, have))
 }
 
 /// What the hub says about a file before its bytes.
@@ -401,15 +468,15 @@ pub async fn fetch(
             .map_err(|e| disk(dir, e))?;
     }
     let part = part_path(dest);
-    let mut have = tokio::fs::metadata(&part)
+    let version = version_path(&part);
+    // What the part file was begun from: its bytes continue only the same version of the file.
+    let id = sha256.clone().or_else(|| commit.clone());
+    let on_disk = tokio::fs::metadata(&part)
         .await
         .map(|m| m.len())
         .unwrap_or(0);
-    if have > size {
-        have = 0;
-    }
     // Checked before the first byte: a full disk must not be found half-way through.
-    let needed = size - have;
+    let needed = size - on_disk.min(size);
     if let Some(free) = dest.parent().and_then(free_space)
         && free < needed
     {
@@ -419,30 +486,49 @@ pub async fn fetch(
             free,
         });
     }
+    let (locked, mut have) = {
+        let (part, version, id) = (part.clone(), version.clone(), id.clone());
+        tokio::task::spawn_blocking(move || open_part(&part, size, &version, id.as_deref()))
+            .await
+            .map_err(|e| disk(dest, e))??
+    };
     let url = hub.url(file);
     let net = |e: reqwest::Error| HubError::Network {
         url: url.clone(),
         message: e.to_string(),
     };
     let mut transferred = 0;
+    // The lock lasts until the verified file has its name.
+    let mut out = tokio::fs::File::from_std(locked);
     if have < size {
         let mut req = hub.authorised(hub.get.get(&url));
         if have > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
-        let mut resp = watched(req.send(), cancel, &url).await?.map_err(net)?;
-        status_error(resp.status(), file, &url)?;
+        let answer = match watched(req.send(), cancel, &url).await {
+            Ok(sent) => sent
+                .map_err(net)
+                .and_then(|r| status_error(r.status(), file, &url).map(|()| r)),
+            Err(e) => Err(e),
+        };
+        let mut resp = match answer {
+            Ok(resp) => resp,
+            Err(e) => {
+                // An empty part file and its record are not left behind.
+                if have == 0 {
+                    let _ = tokio::fs::remove_file(&part).await;
+                    let _ = tokio::fs::remove_file(&version).await;
+                }
+                return Err(e);
+            }
+        };
         // A server that ignores the range sends the whole file: start again.
         let append = have > 0 && resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
         if !append {
             have = 0;
         }
-        let mut out = tokio::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(append)
-            .truncate(!append)
-            .open(&part)
+        out.set_len(have).await.map_err(|e| disk(&part, e))?;
+        out.seek(std::io::SeekFrom::Start(have))
             .await
             .map_err(|e| disk(&part, e))?;
         progress(have, size);
@@ -471,10 +557,16 @@ pub async fn fetch(
         }
         out.flush().await.map_err(|e| disk(&part, e))?;
     }
-    verify(&part, size, sha256.as_deref()).await?;
+    let verified = verify(&part, size, sha256.as_deref()).await;
+    if verified.is_err() {
+        let _ = tokio::fs::remove_file(&version).await;
+    }
+    verified?;
     tokio::fs::rename(&part, dest)
         .await
         .map_err(|e| disk(dest, e))?;
+    drop(out);
+    let _ = tokio::fs::remove_file(&version).await;
     Ok(Fetched {
         size,
         transferred,

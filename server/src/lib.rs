@@ -93,6 +93,10 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
             source,
         })?;
     }
+    // Before the backend is chosen (its probe is the first GPU operation).
+    if engine::backend::keep_kernels_in(&settings.kernels_dir()) {
+        tracing::info!(dir = %settings.kernels_dir().display(), "GPU kernels and autotune results are kept");
+    }
     let db = db::open(&settings.database_path()).await?;
     let service = service::Service::new(
         db.clone(),

@@ -1,6 +1,7 @@
 //! The hub downloader against a local server in the Hugging Face URL layout (started here):
-//! a full download through an LFS redirect, a cut download resumed with fewer bytes, a file
-//! already present, a checksum mismatch, 401 and 404.
+//! a full download through an LFS redirect, a cut download resumed with fewer bytes, a part
+//! of another version started again, a part another process holds refused, a file already
+//! present, a checksum mismatch, 401 and 404.
 
 mod common;
 
@@ -87,6 +88,8 @@ async fn downloads_verify_resume_and_say_what_went_wrong() {
     let part = dir.path().join("Wan/big.bin.part");
     let kept = std::fs::metadata(&part).unwrap().len();
     assert!(kept > 0 && kept < big.len() as u64, "{kept}");
+    let version = dir.path().join("Wan/big.bin.part.version");
+    assert_eq!(std::fs::read_to_string(&version).unwrap(), sha(&big));
 
     // Resumed: only the rest is fetched, and the whole file checks out.
     let before = h.bytes_sent.load(Ordering::Relaxed);
@@ -106,7 +109,7 @@ async fn downloads_verify_resume_and_say_what_went_wrong() {
     assert_eq!(std::fs::read(&dest).unwrap(), big);
     assert_eq!(got.sha256.as_deref(), Some(sha(&big).as_str()));
     assert_eq!(last, (big.len() as u64, big.len() as u64));
-    assert!(!part.exists());
+    assert!(!part.exists() && !version.exists());
 
     // Present and complete: no GET at all.
     let gets = h.lfs_gets.load(Ordering::Relaxed);
@@ -215,4 +218,47 @@ async fn a_file_in_the_hub_cache_is_used_without_a_request() {
         .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), b"cached bytes");
     assert_eq!(h.resolves.load(Ordering::Relaxed), asked);
+}
+
+#[tokio::test]
+async fn a_part_of_another_version_starts_again_and_a_locked_part_is_refused() {
+    let (h, big) = start_hub().await;
+    let hub = Hub::new(&h.url, None, None);
+    let dir = tempfile::tempdir().unwrap();
+    let no = AtomicBool::new(false);
+    let dest = dir.path().join("Wan/big.bin");
+    let part = dir.path().join("Wan/big.bin.part");
+    let version = dir.path().join("Wan/big.bin.part.version");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+
+    // Bytes begun from an older upload of the file (another sha256): not continued.
+    std::fs::write(&part, vec![7u8; 1000]).unwrap();
+    std::fs::write(&version, "0".repeat(64)).unwrap();
+    let got = fetch(&hub, &file("org/models", "big.bin"), &dest, &no, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(got.transferred, big.len() as u64, "fetched from byte 0");
+    assert_eq!(std::fs::read(&dest).unwrap(), big);
+    assert!(!part.exists() && !version.exists());
+
+    // A part file another process is writing (its lock held here): refused, left as it is.
+    std::fs::remove_file(&dest).unwrap();
+    std::fs::write(&part, &big[..1000]).unwrap();
+    let held = std::fs::OpenOptions::new().write(true).open(&part).unwrap();
+    held.try_lock().unwrap();
+    let e = fetch(&hub, &file("org/models", "big.bin"), &dest, &no, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e, HubError::Busy { .. }), "{e}");
+    assert!(e.to_string().contains("another download"), "{e}");
+    assert_eq!(std::fs::read(&part).unwrap(), &big[..1000]);
+    assert!(!dest.exists());
+
+    // Released: the same part (no version record, so trusted) is continued.
+    drop(held);
+    let got = fetch(&hub, &file("org/models", "big.bin"), &dest, &no, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(got.transferred, big.len() as u64 - 1000);
+    assert_eq!(std::fs::read(&dest).unwrap(), big);
 }

@@ -42,6 +42,10 @@ pub struct EngineArgs {
         env = "HANZO_LIVE_TEXT_ENCODER_DEVICE"
     )]
     pub text_encoder_device: String,
+    /// Where GPU kernels and autotune results are kept between runs [default:
+    /// ~/.hanzo-live/kernels, the server's with its default data directory]
+    #[arg(long, global = true, env = "HANZO_LIVE_KERNEL_CACHE")]
+    pub kernel_cache: Option<PathBuf>,
     #[command(subcommand)]
     pub command: EngineCommand,
 }
@@ -293,6 +297,13 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             return 2;
         }
     };
+    let kernels = args
+        .kernel_cache
+        .clone()
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".hanzo-live/kernels")));
+    if let Some(dir) = kernels {
+        backend::keep_kernels_in(&dir);
+    }
     if let EngineCommand::Info = args.command {
         return info(requested, args.cpu, text_device);
     }

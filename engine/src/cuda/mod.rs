@@ -7,12 +7,57 @@
 
 pub mod gemm;
 
-use burn::tensor::{Tensor, backend::Backend};
-use std::any::Any;
+use burn::tensor::{DType, Tensor, backend::Backend};
+use std::{any::Any, sync::OnceLock};
+
+/// Whether the engine routes work to these ops where they apply: `HANZO_LIVE_CUDA_OPS=1`.
+/// Off by default until each op has been checked and timed on a GPU (docs/perf.md); read once.
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var("HANZO_LIVE_CUDA_OPS").is_ok_and(|v| v == "1") && gemm::available()
+    })
+}
+
+/// A Linear layer's `x·w_t (+ bias)` through cuBLASLt when `B` is burn's CUDA backend, the
+/// ops are [`enabled`] and everything is bf16; `Err(x)` (given back untouched) otherwise.
+///
+/// # Shapes
+/// - x: `[M, K]`, w_t: `[K, N]`, bias: `[N]` → `[M, N]`
+pub fn linear<B: Backend>(
+    x: Tensor<B, 2>,
+    w_t: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    let bf16 = x.dtype() == DType::BF16
+        && w_t.dtype() == DType::BF16
+        && bias.is_none_or(|b| b.dtype() == DType::BF16);
+    if !bf16 || !enabled() {
+        return Err(x);
+    }
+    let (Some(w), Ok(b)) = (
+        as_cuda(w_t.clone()),
+        bias.map(|b| as_cuda(b.clone()).ok_or(())).transpose(),
+    ) else {
+        return Err(x);
+    };
+    let x = as_cuda(x).expect("x has the weight's backend");
+    Ok(from_cuda(gemm::linear_bf16(x, w, b)))
+}
 
 /// `t` as a tensor of burn's CUDA backend, when `B` is that backend (`None` otherwise): the
 /// way generic engine code reaches the CUDA-only ops.
 pub fn as_cuda<B: Backend, const D: usize>(t: Tensor<B, D>) -> Option<Tensor<gemm::Cuda, D>> {
     let any: Box<dyn Any> = Box::new(t);
     any.downcast::<Tensor<gemm::Cuda, D>>().ok().map(|t| *t)
+}
+
+/// The inverse of [`as_cuda`], for a `B` that is burn's CUDA backend.
+///
+/// # Panics
+/// When `B` is another backend.
+fn from_cuda<B: Backend, const D: usize>(t: Tensor<gemm::Cuda, D>) -> Tensor<B, D> {
+    let any: Box<dyn Any> = Box::new(t);
+    *any.downcast::<Tensor<B, D>>()
+        .unwrap_or_else(|_| panic!("from_cuda: the backend is not burn's CUDA backend"))
 }

@@ -84,7 +84,18 @@ impl<B: Backend> Linear<B> {
         let d_in = dims[D - 1];
         let rows: usize = dims[..D - 1].iter().product();
         let [_, d_out] = self.weight_t.dims();
-        let y = x.reshape([rows, d_in]).matmul(self.weight_t.clone());
+        let x = x.reshape([rows, d_in]);
+        // cuBLASLt with the bias in its epilogue, where it applies (bf16 on CUDA).
+        #[cfg(feature = "cuda")]
+        let x = match crate::cuda::linear(x, &self.weight_t, self.bias.as_ref()) {
+            Ok(y) => {
+                let mut out = dims;
+                out[D - 1] = d_out;
+                return y.reshape(out);
+            }
+            Err(x) => x,
+        };
+        let y = x.matmul(self.weight_t.clone());
         let y = match &self.bias {
             Some(b) => y + b.clone().unsqueeze_dim(0),
             None => y,
