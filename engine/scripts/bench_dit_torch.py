@@ -87,6 +87,11 @@ def main():
         qh = q.transpose(1, 2).contiguous()
         sdpa = torch.nn.functional.scaled_dot_product_attention
         rows.append((f"attention SDPA [1,12,{L},128]", timed(lambda: sdpa(qh, qh, qh), a.iters)))
+        # Attention over a KV cache: LongLive's 12-frame window and Self-Forcing's 21 frames.
+        for frames in (12, 21):
+            kv = torch.randn(1, 12, frames * (h // 2) * (w // 2), 128, device=dev, dtype=dt)
+            rows.append((f"attention SDPA q {L} kv {kv.shape[2]}", timed(lambda: sdpa(qh, kv, kv), a.iters)))
+            del kv
         # The DiT's linear layers (cuBLAS through F.linear; the engine's rows: burn matmul, cuBLASLt).
         for k_in, n_out in [(1536, 1536), (1536, 8960), (8960, 1536)]:
             xs = torch.randn(L, k_in, device=dev, dtype=dt)

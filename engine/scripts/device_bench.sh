@@ -3,6 +3,11 @@
 # goldens, then `engine bench` and the PyTorch bench (bench_dit_torch.py) on the same GPU, one
 # after the other. Results go to $OUT (default ./device-out).
 # Usage: engine/scripts/device_bench.sh <engine binary built with --features cuda> <wheels dir>
+#
+# TESTS (a folder of GPU test binaries, e.g. .device/tests from tools/build-device-tests.sh)
+# runs them first with HANZO_LIVE_CUDA_OPS=1 (the CUDA ops checked against burn's f32 path);
+# CUDA_OPS=0 leaves the ops out of the bench, CUDA_OPS=both (the default) benches without and
+# with them.
 set -uo pipefail
 source "$(dirname "$0")/device_setup.sh" "$@"
 
@@ -20,6 +25,26 @@ print(f"cuda {sys.argv[3]}: relative error vs diffusers {err:.3e}")
 PY
 done
 
+# The CUDA ops' GPU tests (libcublasLt from the nvidia-cublas wheel where the system has none).
+if ! ldconfig -p | grep -q libcublasLt.so; then
+  export LD_LIBRARY_PATH=$(python3 -c "import nvidia.cublas,os;print(os.path.join(list(nvidia.cublas.__path__)[0],'lib'))" 2>/dev/null):${LD_LIBRARY_PATH:-}
+fi
+if [ -n "${TESTS:-}" ]; then
+  for t in "$TESTS"/*; do
+    chmod +x "$t"
+    echo "== $(basename "$t")"
+    HANZO_LIVE_CUDA_OPS=1 timeout 300 "$t" --ignored --nocapture --test-threads=1 2>&1 | tail -n 40
+  done | tee "$OUT/tests.txt"
+fi
+
 python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 10 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"
-timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b --dtype bf16 --frames 3 \
-  --iters "${ITERS:-5}" --json "$OUT/burn.json" 2>&1 | tee "$OUT/burn.md"
+# The engine keeps kernels and autotune results where --kernel-cache says (here a folder of
+# its own, so cubecl's ./target default cannot pass for it); a second bench reuses them.
+export HANZO_LIVE_KERNEL_CACHE=/tmp/kernels
+for ops in $(case "${CUDA_OPS:-both}" in 0) echo 0 ;; 1) echo 1 ;; *) echo 0 1 ;; esac); do
+  HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
+    --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops.json" 2>&1 |
+    tee "$OUT/burn_ops$ops.md"
+done
+echo "kernel cache: $(find /tmp/kernels/autotune -type f 2>/dev/null | wc -l) autotune files, $(find /tmp/kernels/cuda -type f 2>/dev/null | wc -l) compiled-kernel files" |
+  tee "$OUT/kernel_cache.txt"

@@ -785,6 +785,36 @@ impl WithBackend for BenchJob {
                 }),
             ));
         }
+        // The fused CUDA kernel (engine::cuda::attention), also over a KV cache: LongLive's
+        // 12-frame window and Self-Forcing's 21 frames.
+        #[cfg(feature = "cuda")]
+        if let Some(qc) = crate::cuda::as_cuda(qh.clone()).filter(|t| t.dtype() == DType::BF16) {
+            let per_frame = l / self.frames;
+            for kv_frames in [self.frames, 12, 21] {
+                let kv = if kv_frames == self.frames {
+                    qc.clone()
+                } else {
+                    Tensor::<crate::cuda::gemm::Cuda, 4>::random(
+                        [1, heads, kv_frames * per_frame, hd],
+                        Distribution::Normal(0.0, 1.0),
+                        &qc.device(),
+                    )
+                    .cast(DType::BF16)
+                };
+                let lk = kv.dims()[2];
+                rows.push((
+                    format!("attention flash (CUDA) q {l} kv {lk}"),
+                    time(self.iters, || {
+                        let _ = crate::cuda::attention::flash_attention_bf16(
+                            qc.clone(),
+                            kv.clone(),
+                            kv.clone(),
+                        );
+                        sync(&device)
+                    }),
+                ));
+            }
+        }
         drop((x, q, qh));
 
         // The DiT's linear layers: burn's matmul, and on CUDA in bf16 the cuBLASLt op.

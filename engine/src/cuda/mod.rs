@@ -5,6 +5,7 @@
 //!
 //! Raw device pointers and CUDA streams need `unsafe`; it is confined to this module.
 
+pub mod attention;
 pub mod gemm;
 
 use burn::tensor::{DType, Tensor, backend::Backend};
@@ -14,13 +15,12 @@ use std::{any::Any, sync::OnceLock};
 /// Off by default until each op has been checked and timed on a GPU (docs/perf.md); read once.
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        std::env::var("HANZO_LIVE_CUDA_OPS").is_ok_and(|v| v == "1") && gemm::available()
-    })
+    *ON.get_or_init(|| std::env::var("HANZO_LIVE_CUDA_OPS").is_ok_and(|v| v == "1"))
 }
 
 /// A Linear layer's `x·w_t (+ bias)` through cuBLASLt when `B` is burn's CUDA backend, the
-/// ops are [`enabled`] and everything is bf16; `Err(x)` (given back untouched) otherwise.
+/// ops are [`enabled`], libcublasLt loads and everything is bf16; `Err(x)` (given back
+/// untouched) otherwise.
 ///
 /// # Shapes
 /// - x: `[M, K]`, w_t: `[K, N]`, bias: `[N]` → `[M, N]`
@@ -32,7 +32,7 @@ pub fn linear<B: Backend>(
     let bf16 = x.dtype() == DType::BF16
         && w_t.dtype() == DType::BF16
         && bias.is_none_or(|b| b.dtype() == DType::BF16);
-    if !bf16 || !enabled() {
+    if !bf16 || !enabled() || !gemm::available() {
         return Err(x);
     }
     let (Some(w), Ok(b)) = (
@@ -50,6 +50,32 @@ pub fn linear<B: Backend>(
 pub fn as_cuda<B: Backend, const D: usize>(t: Tensor<B, D>) -> Option<Tensor<gemm::Cuda, D>> {
     let any: Box<dyn Any> = Box::new(t);
     any.downcast::<Tensor<gemm::Cuda, D>>().ok().map(|t| *t)
+}
+
+/// Attention through the fused kernel of [`attention`] when `B` is burn's CUDA backend, the
+/// ops are [`enabled`], there is no mask and the kernel takes the shapes (bf16, head_dim
+/// 128); the inputs given back untouched otherwise.
+///
+/// # Shapes
+/// - q: `[B, H, Lq, d]`, k, v: `[B, H, Lk, d]` → `[B, H, Lq, d]`
+#[allow(clippy::type_complexity)]
+pub fn attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>)> {
+    if !enabled() || q.dtype() != DType::BF16 {
+        return Err((q, k, v));
+    }
+    let (Some(cq), Some(ck), Some(cv)) =
+        (as_cuda(q.clone()), as_cuda(k.clone()), as_cuda(v.clone()))
+    else {
+        return Err((q, k, v));
+    };
+    if !attention::supports(&cq, &ck, &cv) {
+        return Err((q, k, v));
+    }
+    Ok(from_cuda(attention::flash_attention_bf16(cq, ck, cv)))
 }
 
 /// The inverse of [`as_cuda`], for a `B` that is burn's CUDA backend.

@@ -179,6 +179,15 @@ pub fn attention<B: Backend>(
     mask: Option<Tensor<B, 4, burn::tensor::Bool>>,
     kernel: AttentionKernel,
 ) -> Tensor<B, 4> {
+    // The fused CUDA kernel where it applies (bf16, head_dim 128, no mask).
+    #[cfg(feature = "cuda")]
+    let (q, k, v) = match mask {
+        None => match crate::cuda::attention(q, k, v) {
+            Ok(out) => return out,
+            Err(qkv) => qkv,
+        },
+        Some(_) => (q, k, v),
+    };
     match kernel {
         AttentionKernel::Fused => {
             let [b, h, lq, _] = q.dims();

@@ -1,8 +1,4 @@
-//! The cuBLASLt Linear against burn's own matmul in f32, on the GPU machine:
-//! `HANZO_LIVE_CUDA_OPS=1 cargo test -p engine --features cuda --test cuda_gemm -- --ignored`
-//! (the variable routes the engine's `Linear` through it). Type-checked
-//! everywhere the `cuda` feature builds; run only where an NVIDIA GPU and libcublasLt are.
-#![cfg(feature = "cuda")]
+//! The cuBLASLt Linear against burn's own matmul in f32 (libcublasLt needed).
 
 use burn::tensor::{DType, Distribution, Tensor};
 use engine::cuda::gemm::{Cuda, available, linear_bf16};

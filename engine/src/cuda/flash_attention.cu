@@ -1,0 +1,198 @@
+// Fused scaled-dot-product attention for head_dim 128, bf16 in and out, f32 softmax and
+// accumulation (FlashAttention-2's forward: online softmax over key tiles, the scores never
+// leave registers). Compiled at run time by NVRTC for the GPU's architecture (sm_80 or newer:
+// bf16 mma.sync); no headers, so it needs nothing of the CUDA toolkit beyond NVRTC.
+//
+// One block of 4 warps handles 64 queries of one (batch, head); each warp owns 16 of them.
+// Per key tile of 64: K and V are staged in shared memory, S = Q·Kᵀ by m16n8k16 tensor-core
+// MMAs (Q's fragments stay in registers for the whole loop), the running max and sum are
+// updated, P = exp2(S·scale·log2e − m) goes straight from the accumulators into the A
+// fragments of O += P·V.
+//
+// Every tensor is addressed through (batch, head, row) strides in elements with the last
+// dimension contiguous, so strided views (a [B, L, H, d] buffer seen as [B, H, L, d], a
+// cache's span) are read in place. Rows must start on 16-byte boundaries (strides and base
+// pointers multiples of 8 elements): the caller checks.
+
+typedef unsigned short bf16_t;
+typedef unsigned int u32;
+
+#define BLOCK_M 64
+#define BLOCK_N 64
+#define HEAD_DIM 128
+// Shared-memory row length in elements: 8 of padding make the fragment loads conflict-free.
+#define SROW (HEAD_DIM + 8)
+#define NEG_INF (-__int_as_float(0x7f800000))
+
+__device__ __forceinline__ u32 pack_bf16(float lo, float hi) {
+    u32 r;
+    // cvt packs its first source into the upper half.
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Copies `rows` rows (of HEAD_DIM elements, `stride` apart) into shared memory, zeros past
+// `valid`; 16 bytes per thread per step.
+__device__ __forceinline__ void load_tile(bf16_t* smem, const bf16_t* src, long long stride,
+                                          int valid) {
+    const int chunks = HEAD_DIM / 8;  // 16-byte chunks per row
+    for (int i = threadIdx.x; i < BLOCK_N * chunks; i += blockDim.x) {
+        const int r = i / chunks, c = (i % chunks) * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (r < valid) v = *reinterpret_cast<const uint4*>(src + r * stride + c);
+        *reinterpret_cast<uint4*>(smem + r * SROW + c) = v;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+flash_attention_d128(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
+                     const bf16_t* __restrict__ v, bf16_t* __restrict__ o, int heads, int lq,
+                     int lk, long long q_sb, long long q_sh, long long q_sl, long long k_sb,
+                     long long k_sh, long long k_sl, long long v_sb, long long v_sh,
+                     long long v_sl, long long o_sb, long long o_sh, long long o_sl,
+                     float scale_log2) {
+    __shared__ __align__(16) bf16_t sk[BLOCK_N * SROW];
+    __shared__ __align__(16) bf16_t sv[BLOCK_N * SROW];
+
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BLOCK_M;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int g = lane / 4, t = lane % 4;  // mma groupID and thread-in-group
+    q += b * q_sb + h * q_sh + q0 * q_sl;
+    k += b * k_sb + h * k_sh;
+    v += b * v_sb + h * v_sh;
+
+    // This warp's 16 query rows as A fragments, through shared memory (sk).
+    load_tile(sk, q, q_sl, lq - q0);
+    __syncthreads();
+    u32 qa[HEAD_DIM / 16][4];
+    {
+        const bf16_t* r0 = sk + (warp * 16 + g) * SROW + t * 2;
+        const bf16_t* r1 = r0 + 8 * SROW;
+#pragma unroll
+        for (int ks = 0; ks < HEAD_DIM / 16; ++ks) {
+            qa[ks][0] = *reinterpret_cast<const u32*>(r0 + ks * 16);
+            qa[ks][1] = *reinterpret_cast<const u32*>(r1 + ks * 16);
+            qa[ks][2] = *reinterpret_cast<const u32*>(r0 + ks * 16 + 8);
+            qa[ks][3] = *reinterpret_cast<const u32*>(r1 + ks * 16 + 8);
+        }
+    }
+
+    float acc[HEAD_DIM / 8][4];
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    // Rows g and g + 8: running max (scaled, log2 domain) and this thread's part of the sum.
+    float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.f, l1 = 0.f;
+
+    for (int k0 = 0; k0 < lk; k0 += BLOCK_N) {
+        __syncthreads();  // every warp is done with the previous tile (and with Q)
+        load_tile(sk, k + k0 * k_sl, k_sl, lk - k0);
+        load_tile(sv, v + k0 * v_sl, v_sl, lk - k0);
+        __syncthreads();
+
+        // S = Q·Kᵀ: 8 column tiles of 8 keys.
+        float s[BLOCK_N / 8][4];
+#pragma unroll
+        for (int j = 0; j < BLOCK_N / 8; ++j) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            const bf16_t* kr = sk + (j * 8 + g) * SROW + t * 2;
+#pragma unroll
+            for (int ks = 0; ks < HEAD_DIM / 16; ++ks) {
+                const u32 b0 = *reinterpret_cast<const u32*>(kr + ks * 16);
+                const u32 b1 = *reinterpret_cast<const u32*>(kr + ks * 16 + 8);
+                mma_bf16(s[j], qa[ks], b0, b1);
+            }
+        }
+
+        // Scale into the log2 domain, hide keys past the end, new row maxima.
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int j = 0; j < BLOCK_N / 8; ++j) {
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                const bool valid = k0 + j * 8 + t * 2 + i < lk;
+                s[j][i] = valid ? s[j][i] * scale_log2 : NEG_INF;
+                s[j][2 + i] = valid ? s[j][2 + i] * scale_log2 : NEG_INF;
+                mx0 = fmaxf(mx0, s[j][i]);
+                mx1 = fmaxf(mx1, s[j][2 + i]);
+            }
+        }
+        // The four threads of a row group hold its 64 columns between them.
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 2));
+        // A row with every key so far hidden keeps 0 as its reference (exp2(−inf) = 0).
+        const float ref0 = mx0 == NEG_INF ? 0.f : mx0, ref1 = mx1 == NEG_INF ? 0.f : mx1;
+        const float c0 = fast_exp2((m0 == NEG_INF ? ref0 : m0) - ref0);
+        const float c1 = fast_exp2((m1 == NEG_INF ? ref1 : m1) - ref1);
+        m0 = mx0;
+        m1 = mx1;
+        l0 *= c0;
+        l1 *= c1;
+#pragma unroll
+        for (int i = 0; i < HEAD_DIM / 8; ++i) {
+            acc[i][0] *= c0;
+            acc[i][1] *= c0;
+            acc[i][2] *= c1;
+            acc[i][3] *= c1;
+        }
+
+        // P = exp2(S − m), rounded to bf16 once: the sum counts what the MMA multiplies.
+        u32 pa[BLOCK_N / 16][4];
+#pragma unroll
+        for (int j = 0; j < BLOCK_N / 8; ++j) {
+            const float p0 = fast_exp2(s[j][0] - ref0), p1 = fast_exp2(s[j][1] - ref0);
+            const float p2 = fast_exp2(s[j][2] - ref1), p3 = fast_exp2(s[j][3] - ref1);
+            const u32 lo = pack_bf16(p0, p1), hi = pack_bf16(p2, p3);
+            l0 += __uint_as_float(lo << 16) + __uint_as_float(lo & 0xffff0000u);
+            l1 += __uint_as_float(hi << 16) + __uint_as_float(hi & 0xffff0000u);
+            // Column tile j is keys 8j..8j+7: the low (j even) or high (j odd) half of the
+            // 16-key step j/2.
+            pa[j / 2][(j % 2) * 2 + 0] = lo;
+            pa[j / 2][(j % 2) * 2 + 1] = hi;
+        }
+
+        // O += P·V: 16 column tiles of 8 dimensions, 4 steps of 16 keys.
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
+            const bf16_t* vr = sv + (kk * 16 + t * 2) * SROW + g;
+#pragma unroll
+            for (int dn = 0; dn < HEAD_DIM / 8; ++dn) {
+                const bf16_t* p = vr + dn * 8;
+                const u32 b0 = u32(p[0]) | (u32(p[SROW]) << 16);
+                const u32 b1 = u32(p[8 * SROW]) | (u32(p[9 * SROW]) << 16);
+                mma_bf16(acc[dn], pa[kk], b0, b1);
+            }
+        }
+    }
+
+    l0 += __shfl_xor_sync(0xffffffff, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffff, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffff, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffff, l1, 2);
+    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    const int row0 = q0 + warp * 16 + g, row1 = row0 + 8;
+    bf16_t* o0 = o + b * o_sb + h * o_sh + row0 * o_sl + t * 2;
+    bf16_t* o1 = o0 + 8 * o_sl;
+#pragma unroll
+    for (int dn = 0; dn < HEAD_DIM / 8; ++dn) {
+        if (row0 < lq)
+            *reinterpret_cast<u32*>(o0 + dn * 8) = pack_bf16(acc[dn][0] * inv0, acc[dn][1] * inv0);
+        if (row1 < lq)
+            *reinterpret_cast<u32*>(o1 + dn * 8) = pack_bf16(acc[dn][2] * inv1, acc[dn][3] * inv1);
+    }
+}

@@ -1,0 +1,98 @@
+//! The fused attention kernel against softmax(q·kᵀ/√d)·v in f32 on the same GPU, on odd
+//! lengths, strided and expanded inputs (compute capability 8.0+ and NVRTC needed).
+
+use burn::tensor::{DType, Distribution, Tensor, activation::softmax};
+use engine::cuda::{attention::flash_attention_bf16, gemm::Cuda};
+
+fn reference(q: Tensor<Cuda, 4>, k: Tensor<Cuda, 4>, v: Tensor<Cuda, 4>) -> Tensor<Cuda, 4> {
+    let d = q.dims()[3] as f64;
+    let [q, k, v] = [q, k, v].map(|t| t.cast(DType::F32));
+    softmax(q.matmul(k.swap_dims(2, 3)) / d.sqrt(), 3).matmul(v)
+}
+
+/// max |ours − reference| / max |reference|.
+fn relative_error(ours: Tensor<Cuda, 4>, reference: Tensor<Cuda, 4>) -> f32 {
+    let scale = reference.clone().abs().max().into_scalar();
+    let err = (ours.cast(DType::F32) - reference)
+        .abs()
+        .max()
+        .into_scalar();
+    err / scale
+}
+
+fn bf16(shape: [usize; 4]) -> Tensor<Cuda, 4> {
+    Tensor::<Cuda, 4>::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+        .cast(DType::BF16)
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU (compute capability 8.0+) and NVRTC"]
+fn the_fused_kernel_matches_the_f32_reference() {
+    // (batch, heads, Lq, Lk): one query, odd lengths around the 64-row tiles, Wan's shapes.
+    for (b, h, lq, lk) in [
+        (1, 1, 1, 1),
+        (1, 2, 1, 77),
+        (2, 3, 63, 65),
+        (1, 2, 65, 129),
+        (2, 12, 200, 512),
+        (1, 12, 1560, 4680),
+        (1, 12, 4680, 4680),
+    ] {
+        // q, k and v as the DiT makes them: [B, L, H, d] projections seen as [B, H, L, d].
+        let q = bf16([b, lq, h, 128]).swap_dims(1, 2);
+        let k = bf16([b, lk, h, 128]).swap_dims(1, 2);
+        let v = bf16([b, lk, h, 128]).swap_dims(1, 2);
+        let out = flash_attention_bf16(q.clone(), k.clone(), v.clone());
+        assert_eq!(out.dims(), [b, h, lq, 128]);
+        assert_eq!(out.dtype(), DType::BF16);
+        let err = relative_error(out, reference(q, k, v));
+        println!("[{b}, {h}, {lq}] × kv {lk}: relative error {err:.2e}");
+        assert!(
+            err <= 1e-2,
+            "relative error {err} at b {b} h {h} lq {lq} lk {lk}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU (compute capability 8.0+) and NVRTC"]
+fn an_expanded_batch_and_a_contiguous_layout_are_read_in_place() {
+    // The cross-attention cache: batch 1 expanded to the queries' 3 (stride 0), 512 keys.
+    let q = bf16([3, 12, 100, 128]);
+    let k = bf16([1, 12, 512, 128]).expand([3, 12, 512, 128]);
+    let v = bf16([1, 12, 512, 128]).expand([3, 12, 512, 128]);
+    let err = relative_error(
+        flash_attention_bf16(q.clone(), k.clone(), v.clone()),
+        reference(q, k, v),
+    );
+    println!("expanded batch: relative error {err:.2e}");
+    assert!(err <= 1e-2, "{err}");
+    // A span of a longer cache (narrowed along the keys): no copy needed, same answer.
+    let cache = bf16([1, 4, 300, 128]);
+    let (k, v) = (cache.clone().narrow(2, 44, 200), cache.narrow(2, 10, 200));
+    let q = bf16([1, 4, 70, 128]);
+    let err = relative_error(
+        flash_attention_bf16(q.clone(), k.clone(), v.clone()),
+        reference(q, k, v),
+    );
+    println!("narrowed cache span: relative error {err:.2e}");
+    assert!(err <= 1e-2, "{err}");
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and HANZO_LIVE_CUDA_OPS=1"]
+fn the_engines_attention_uses_the_kernel_when_enabled() {
+    assert!(engine::cuda::enabled(), "run with HANZO_LIVE_CUDA_OPS=1");
+    let q = bf16([1, 12, 300, 128]);
+    let k = bf16([1, 12, 333, 128]);
+    let v = bf16([1, 12, 333, 128]);
+    let ours = engine::wan::nn::attention(
+        q.clone(),
+        k.clone(),
+        v.clone(),
+        None,
+        engine::wan::nn::AttentionKernel::Naive,
+    );
+    let err = relative_error(ours, reference(q, k, v));
+    assert!(err <= 1e-2, "{err}");
+}

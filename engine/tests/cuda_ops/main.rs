@@ -1,0 +1,9 @@
+//! The CUDA custom ops (`engine::cuda`) on the GPU machine, against burn's own f32 path on the
+//! same GPU: `HANZO_LIVE_CUDA_OPS=1 cargo test -p engine --features cuda --test cuda_ops --
+//! --ignored` (the variable also routes the engine's `Linear` and `attention` through them;
+//! `tools/build-device-tests.sh` builds the binary for a machine without Rust). Type-checked
+//! wherever the `cuda` feature builds; every test is ignored elsewhere.
+#![cfg(feature = "cuda")]
+
+mod attention;
+mod gemm;
