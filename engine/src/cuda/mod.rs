@@ -7,6 +7,8 @@
 
 pub mod attention;
 pub mod gemm;
+pub mod norms;
+mod op;
 
 use burn::tensor::{DType, Tensor, backend::Backend};
 use std::{any::Any, sync::OnceLock};
@@ -76,6 +78,69 @@ pub fn attention<B: Backend>(
         return Err((q, k, v));
     }
     Ok(from_cuda(attention::flash_attention_bf16(cq, ck, cv)))
+}
+
+/// RMSNorm through [`norms::rms_norm_bf16`] when `B` is burn's CUDA backend, the ops are
+/// [`enabled`] and `x` is bf16; `x` given back otherwise.
+///
+/// # Shapes
+/// - x: `[B, L, D]`, w: `[D]` → `[B, L, D]`
+pub fn rms_norm<B: Backend>(
+    x: Tensor<B, 3>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
+    if !enabled() || x.dtype() != DType::BF16 {
+        return Err(x);
+    }
+    match (as_cuda(x.clone()), as_cuda(w.clone())) {
+        (Some(cx), Some(cw)) => Ok(from_cuda(norms::rms_norm_bf16(cx, &cw, eps))),
+        _ => Err(x),
+    }
+}
+
+/// `LN(x)·(1 + m[:, f, i_scale]) + m[:, f, i_shift]` through
+/// [`norms::layer_norm_modulate_bf16`] where it applies (CUDA, [`enabled`], bf16 `x`).
+///
+/// # Shapes
+/// - x: `[B, L, D]`, m: `[B, F, 6, D]` → `[B, L, D]`
+pub fn layer_norm_modulate<B: Backend>(
+    x: Tensor<B, 3>,
+    m: &Tensor<B, 4>,
+    i_shift: usize,
+    i_scale: usize,
+    eps: f64,
+) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
+    if !enabled() || x.dtype() != DType::BF16 {
+        return Err(x);
+    }
+    match (as_cuda(x.clone()), as_cuda(m.clone())) {
+        (Some(cx), Some(cm)) => Ok(from_cuda(norms::layer_norm_modulate_bf16(
+            cx, &cm, i_shift, i_scale, eps,
+        ))),
+        _ => Err(x),
+    }
+}
+
+/// `x + y·m[:, f, i_gate]` through [`norms::gated_add_bf16`] where it applies (CUDA,
+/// [`enabled`], bf16 `x` and `y`).
+///
+/// # Shapes
+/// - x, y: `[B, L, D]`, m: `[B, F, 6, D]` → `[B, L, D]`
+#[allow(clippy::type_complexity)]
+pub fn gated_add<B: Backend>(
+    x: Tensor<B, 3>,
+    y: Tensor<B, 3>,
+    m: &Tensor<B, 4>,
+    i_gate: usize,
+) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Tensor<B, 3>)> {
+    if !enabled() || x.dtype() != DType::BF16 || y.dtype() != DType::BF16 {
+        return Err((x, y));
+    }
+    match (as_cuda(x.clone()), as_cuda(y.clone()), as_cuda(m.clone())) {
+        (Some(cx), Some(cy), Some(cm)) => Ok(from_cuda(norms::gated_add_bf16(cx, cy, &cm, i_gate))),
+        _ => Err((x, y)),
+    }
 }
 
 /// The inverse of [`as_cuda`], for a `B` that is burn's CUDA backend.

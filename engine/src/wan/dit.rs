@@ -108,6 +108,15 @@ enum SelfAttention<'a, B: Backend> {
     },
 }
 
+/// Part `i` of a block's modulation.
+///
+/// # Shapes
+/// - m: `[B, F, 6, D]` → `[B, F, D]`
+fn part<B: Backend>(m: &Tensor<B, 4>, i: usize) -> Tensor<B, 3> {
+    let [b, f, _, d] = m.dims();
+    m.clone().narrow(2, i, 1).reshape([b, f, d])
+}
+
 /// The Wan2.1 DiT with its weights, in one compute dtype (norms, modulation and the time
 /// embedding stay f32, as upstream keeps them).
 #[derive(Clone, Debug)]
@@ -456,14 +465,48 @@ impl<B: Backend> WanModel<B> {
         y.reshape([b, l, d]).cast(self.dtype)
     }
 
-    /// `x + y·gate` per frame, computed in f32 (`(x.float() + y·gate).type_as(x)`).
+    /// `LN(x)·(1 + scale) + shift` per frame (shift and scale the parts `i_shift`, `i_scale`
+    /// of `m`), in f32, back to the compute dtype; one fused kernel on CUDA in bf16.
+    ///
+    /// # Shapes
+    /// - x: `[B, L, D]`, m: `[B, F, 6, D]` → `[B, L, D]`
+    fn norm_modulate(
+        &self,
+        x: Tensor<B, 3>,
+        m: &Tensor<B, 4>,
+        i_shift: usize,
+        i_scale: usize,
+        f: usize,
+    ) -> Tensor<B, 3> {
+        let eps = self.config.eps;
+        #[cfg(feature = "cuda")]
+        let x = match crate::cuda::layer_norm_modulate(x, m, i_shift, i_scale, eps) {
+            Ok(y) => return y,
+            Err(x) => x,
+        };
+        let normed = layer_norm_f32(x.cast(DType::F32), eps);
+        self.modulate(normed, part(m, i_shift), part(m, i_scale), f)
+    }
+
+    /// `x + y·gate` per frame (gate the part `i_gate` of `m`), computed in f32
+    /// (`(x.float() + y·gate).type_as(x)`); one fused kernel on CUDA in bf16.
+    ///
+    /// # Shapes
+    /// - x, y: `[B, L, D]`, m: `[B, F, 6, D]` → `[B, L, D]`
     fn gated_add(
         &self,
         x: Tensor<B, 3>,
         y: Tensor<B, 3>,
-        gate: Tensor<B, 3>,
+        m: &Tensor<B, 4>,
+        i_gate: usize,
         f: usize,
     ) -> Tensor<B, 3> {
+        #[cfg(feature = "cuda")]
+        let (x, y) = match crate::cuda::gated_add(x, y, m, i_gate) {
+            Ok(out) => return out.cast(self.dtype),
+            Err(xy) => xy,
+        };
+        let gate = part(m, i_gate);
         let [b, l, d] = x.dims();
         let y: Tensor<B, 4> = y.cast(DType::F32).reshape([b, f, l / f, d]);
         let y = (y * gate.unsqueeze_dim(2)).reshape([b, l, d]);
@@ -483,21 +526,18 @@ impl<B: Backend> WanModel<B> {
         attn: &mut SelfAttention<'_, B>,
     ) -> Tensor<B, 3> {
         let eps = self.config.eps;
-        // m = modulation + e0: [B, F, 6, D] → six [B, F, D].
+        // m = modulation + e0: [B, F, 6, D], six [B, F, D] parts (shift, scale, gate twice).
         let m = blk.modulation.clone().unsqueeze_dim::<4>(0) + e0.clone();
-        let [b, fr, _, d] = m.dims();
-        let part = |i: usize| -> Tensor<B, 3> { m.clone().narrow(2, i, 1).reshape([b, fr, d]) };
 
         // Self-attention on LN(x)·(1+scale1)+shift1, gated by gate1.
-        let normed = layer_norm_f32(x.clone().cast(DType::F32), eps);
         let y = self.self_attention(
             &blk.self_attn,
-            self.modulate(normed, part(0), part(1), f),
+            self.norm_modulate(x.clone(), &m, 0, 1, f),
             rope,
             layer,
             attn,
         );
-        let x = self.gated_add(x, y, part(2), f);
+        let x = self.gated_add(x, y, &m, 2, f);
 
         // Cross-attention on LN_affine(x), no modulation.
         let y = self.cross_attention(
@@ -508,10 +548,9 @@ impl<B: Backend> WanModel<B> {
         let x = x + y;
 
         // FFN on LN(x)·(1+scale2)+shift2, gated by gate2.
-        let normed = layer_norm_f32(x.clone().cast(DType::F32), eps);
-        let h = self.modulate(normed, part(3), part(4), f);
+        let h = self.norm_modulate(x.clone(), &m, 3, 4, f);
         let y = blk.ffn_out.forward(gelu_tanh(blk.ffn_in.forward(h)));
-        self.gated_add(x, y, part(5), f)
+        self.gated_add(x, y, &m, 5, f)
     }
 
     /// `[B, L, D]` → `[B, L, H, d]`.

@@ -7,3 +7,4 @@
 
 mod attention;
 mod gemm;
+mod norms;

@@ -1,0 +1,90 @@
+// The DiT's row-wise element-wise work, fused: RMSNorm (q/k across heads), LayerNorm with
+// the per-frame modulation `LN(x)·(1 + scale) + shift`, and the gated residual
+// `x + y·gate`. bf16 storage, f32 math; one block of 256 threads per row of D elements (any
+// D), rows contiguous. Compiled at run time by NVRTC (sm_80 or newer), no headers.
+
+typedef unsigned short bf16_t;
+typedef unsigned int u32;
+
+__device__ __forceinline__ float bf16_to_f32(bf16_t x) { return __uint_as_float(u32(x) << 16); }
+
+__device__ __forceinline__ bf16_t f32_to_bf16(float x) {
+    bf16_t r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
+    return r;
+}
+
+// The sum of `v` over the block (blockDim.x a multiple of 32, at most 1024), on every thread.
+__device__ __forceinline__ float block_sum(float v) {
+    __shared__ float partial[32];
+    __syncthreads();  // `partial` may still be read by an earlier call
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffff, v, o);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = lane < warps ? partial[lane] : 0.f;
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffff, v, o);
+    return v;
+}
+
+// y = x / sqrt(mean(x²) + eps) · w
+extern "C" __global__ void rms_norm_bf16(const bf16_t* __restrict__ x, const float* __restrict__ w,
+                                         bf16_t* __restrict__ y, int d, float eps) {
+    const long long row = blockIdx.x;
+    x += row * d;
+    y += row * d;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        const float v = bf16_to_f32(x[i]);
+        ss += v * v;
+    }
+    const float inv = 1.f / sqrtf(block_sum(ss) / d + eps);
+    for (int i = threadIdx.x; i < d; i += blockDim.x) y[i] = f32_to_bf16(bf16_to_f32(x[i]) * inv * w[i]);
+}
+
+// y = (x − mean) / sqrt(var + eps) · (1 + scale) + shift, with shift and scale the rows
+// `i_shift` and `i_scale` of the modulation m [B, F, 6, D] (f32) for this token's batch row
+// and frame (tokens of a batch row: `tokens`; of a frame: `per_frame`).
+extern "C" __global__ void layer_norm_modulate_bf16(const bf16_t* __restrict__ x,
+                                                    const float* __restrict__ m,
+                                                    bf16_t* __restrict__ y, int d, int tokens,
+                                                    int per_frame, int frames, int i_shift,
+                                                    int i_scale, float eps) {
+    const long long row = blockIdx.x;
+    const int b = int(row / tokens), f = int(row % tokens) / per_frame;
+    const float* mrow = m + ((long long)(b * frames + f) * 6) * d;
+    const float* shift = mrow + (long long)i_shift * d;
+    const float* scale = mrow + (long long)i_scale * d;
+    x += row * d;
+    y += row * d;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) s += bf16_to_f32(x[i]);
+    const float mean = block_sum(s) / d;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        const float c = bf16_to_f32(x[i]) - mean;
+        ss += c * c;
+    }
+    const float inv = 1.f / sqrtf(block_sum(ss) / d + eps);
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        const float n = (bf16_to_f32(x[i]) - mean) * inv;
+        y[i] = f32_to_bf16(n * (scale[i] + 1.f) + shift[i]);
+    }
+}
+
+// out = x + y · gate, gate the row `i_gate` of the modulation m [B, F, 6, D] (f32).
+extern "C" __global__ void gated_add_bf16(const bf16_t* __restrict__ x, const bf16_t* __restrict__ y,
+                                          const float* __restrict__ m, bf16_t* __restrict__ out,
+                                          int d, int tokens, int per_frame, int frames,
+                                          int i_gate) {
+    const long long row = blockIdx.x;
+    const int b = int(row / tokens), f = int(row % tokens) / per_frame;
+    const float* gate = m + ((long long)(b * frames + f) * 6 + i_gate) * d;
+    x += row * d;
+    y += row * d;
+    out += row * d;
+    for (int i = threadIdx.x; i < d; i += blockDim.x)
+        out[i] = f32_to_bf16(bf16_to_f32(x[i]) + bf16_to_f32(y[i]) * gate[i]);
+}

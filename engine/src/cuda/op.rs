@@ -1,0 +1,250 @@
+//! What the own kernels share: one custom operation of burn's fusion stream around a function
+//! of the inner `CubeTensor`s, NVRTC modules compiled once per process, and launches on
+//! cubecl's CUDA stream from its device thread.
+
+use super::gemm::Cuda;
+use burn::tensor::{DType, Shape, Tensor, TensorPrimitive};
+use burn_cubecl::{
+    CubeBackend, cubecl::cuda::CudaRuntime, fusion::FusionCubeRuntime, tensor::CubeTensor,
+};
+use burn_fusion::stream::{Operation, OperationStreams};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
+use cudarc::{driver::sys as cu, nvrtc::result as nvrtc};
+use std::{
+    collections::HashMap,
+    ffi::{CString, c_void},
+    sync::{Arc, Mutex, OnceLock},
+};
+
+pub(crate) type Inner = CubeBackend<CudaRuntime, f32, i32, u8>;
+pub(crate) type Cube = CubeTensor<CudaRuntime>;
+type Runtime = FusionCubeRuntime<CudaRuntime>;
+type Handles = HandleContainer<<Runtime as burn_fusion::FusionRuntime>::FusionHandle>;
+type Run = dyn Fn(Vec<Cube>) -> Cube + Send + Sync;
+
+/// Queues `run` on burn's fusion stream after whatever produces `inputs`: when the stream
+/// reaches it, `run` gets the inner tensors (in order) and returns the output, which must
+/// have `shape` and `dtype`.
+pub(crate) fn custom<const D: usize>(
+    name: &'static str,
+    inputs: Vec<TensorPrimitive<Cuda>>,
+    shape: [usize; D],
+    dtype: DType,
+    run: impl Fn(Vec<Cube>) -> Cube + Send + Sync + 'static,
+) -> Tensor<Cuda, D> {
+    let inputs: Vec<_> = inputs.into_iter().map(|t| t.tensor()).collect();
+    let client = inputs[0].client.clone();
+    let mut streams = OperationStreams::default();
+    for t in &inputs {
+        streams.tensor(t);
+    }
+    let out = TensorIr::uninit(client.create_empty_handle(), Shape::new(shape), dtype);
+    let irs: Vec<_> = inputs.into_iter().map(|t| t.into_ir()).collect();
+    let desc = CustomOpIr::new(name, &irs, &[out]);
+    let y = client
+        .register(
+            streams,
+            OperationIr::Custom(desc.clone()),
+            FnOp {
+                desc,
+                run: Arc::new(run),
+            },
+        )
+        .output();
+    Tensor::from_primitive(TensorPrimitive::Float(y))
+}
+
+struct FnOp {
+    desc: CustomOpIr,
+    run: Arc<Run>,
+}
+
+impl std::fmt::Debug for FnOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnOp").field("desc", &self.desc).finish()
+    }
+}
+
+impl Operation<Runtime> for FnOp {
+    fn execute(&self, handles: &mut Handles) {
+        let inputs = self
+            .desc
+            .inputs
+            .iter()
+            .map(|t| handles.get_float_tensor::<Inner>(t))
+            .collect();
+        let y = (self.run)(inputs);
+        handles.register_float_tensor::<Inner>(&self.desc.outputs[0].id, y);
+    }
+}
+
+/// A CUDA C source of `extern "C"` kernels (no includes), compiled by NVRTC at first use.
+pub(crate) struct Module {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// `entry` of `module`, compiled and loaded once per process in the current context.
+///
+/// # Safety
+/// A CUDA context must be current on this thread (cubecl's device thread, the same context
+/// every call: the engine uses one GPU).
+pub(crate) unsafe fn function(module: &Module, entry: &str) -> Result<cu::CUfunction, String> {
+    static MODULES: OnceLock<Mutex<HashMap<&'static str, Result<usize, String>>>> = OnceLock::new();
+    static FUNCTIONS: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+    let key = format!("{}::{entry}", module.name);
+    let mut functions = FUNCTIONS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(f) = functions.get(&key) {
+        return Ok(*f as cu::CUfunction);
+    }
+    let loaded = MODULES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(module.name)
+        // SAFETY: as the caller promises.
+        .or_insert_with(|| unsafe { compile(module) }.map(|m| m as usize))
+        .clone()?;
+    // SAFETY: a module loaded above in this context.
+    let f = unsafe {
+        cudarc::driver::result::module::get_function(
+            loaded as cu::CUmodule,
+            CString::new(entry).expect("no NUL in a kernel name"),
+        )
+    }
+    .map_err(|e| format!("{}: no kernel {entry}: {e:?}", module.name))?;
+    functions.insert(key, f as usize);
+    Ok(f)
+}
+
+/// NVRTC for this GPU's compute capability (PTX, finished by the driver at load).
+///
+/// # Safety
+/// A CUDA context must be current on this thread.
+unsafe fn compile(module: &Module) -> Result<cu::CUmodule, String> {
+    // SAFETY: as the caller promises; every handle below is created and used here.
+    unsafe {
+        let mut dev: cu::CUdevice = 0;
+        cu::cuCtxGetDevice(&mut dev)
+            .result()
+            .map_err(|e| format!("no current CUDA device: {e:?}"))?;
+        let attr = |a| cudarc::driver::result::device::get_attribute(dev, a);
+        let major = attr(cu::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+            .map_err(|e| format!("{e:?}"))?;
+        let minor = attr(cu::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+            .map_err(|e| format!("{e:?}"))?;
+        if major < 8 {
+            return Err(format!(
+                "{} needs compute capability 8.0 or newer (bf16), this GPU has {major}.{minor}",
+                module.name
+            ));
+        }
+        let source = CString::new(module.source).expect("no NUL in a kernel source");
+        let program = nvrtc::create_program(&source, None).map_err(|e| format!("NVRTC: {e:?}"))?;
+        let arch = format!("--gpu-architecture=compute_{major}{minor}");
+        let compiled = nvrtc::compile_program(program, &[arch.as_str(), "-lineinfo"]);
+        let ptx = match compiled {
+            Ok(()) => nvrtc::get_ptx(program).map_err(|e| format!("NVRTC: {e:?}")),
+            Err(e) => {
+                let log = nvrtc::get_program_log(program)
+                    .map(|l| {
+                        let bytes: Vec<u8> = l.iter().map(|c| *c as u8).collect();
+                        String::from_utf8_lossy(&bytes).into_owned()
+                    })
+                    .unwrap_or_default();
+                Err(format!(
+                    "NVRTC could not compile {} ({e:?}): {log}",
+                    module.name
+                ))
+            }
+        };
+        let _ = nvrtc::destroy_program(program);
+        let ptx = ptx?;
+        cudarc::driver::result::module::load_data(ptx.as_ptr() as *const c_void)
+            .map_err(|e| format!("loading {}: {e:?}", module.name))
+    }
+}
+
+/// One kernel argument: a value copied at launch.
+pub(crate) enum Arg {
+    Ptr(u64),
+    I32(i32),
+    I64(i64),
+    F32(f32),
+}
+
+/// Launches `entry` of `module` on `stream` with `args` (in the kernel's order and types) and
+/// no dynamic shared memory.
+///
+/// # Safety
+/// The pointers must be live device buffers as large as the kernel reads and writes, the
+/// stream live, and a CUDA context current on this thread (cubecl's device thread).
+pub(crate) unsafe fn launch(
+    module: &Module,
+    entry: &str,
+    grid: (u32, u32, u32),
+    block: (u32, u32, u32),
+    stream: u64,
+    args: &[Arg],
+) -> Result<(), String> {
+    // SAFETY: as the caller promises.
+    let f = unsafe { function(module, entry) }?;
+    // Each argument by address, 8 bytes of room each (the kernel reads its declared size).
+    let mut values: Vec<u64> = args
+        .iter()
+        .map(|a| match *a {
+            Arg::Ptr(p) => p,
+            Arg::I32(x) => x as u32 as u64,
+            Arg::I64(x) => x as u64,
+            Arg::F32(x) => x.to_bits() as u64,
+        })
+        .collect();
+    let mut params: Vec<*mut c_void> = values
+        .iter_mut()
+        .map(|v| v as *mut u64 as *mut c_void)
+        .collect();
+    // SAFETY: every parameter points at a live value whose first bytes are the argument in
+    // its type (little-endian); the rest as the caller promises.
+    unsafe {
+        cudarc::driver::result::launch_kernel(
+            f,
+            grid,
+            block,
+            0,
+            stream as cu::CUstream,
+            &mut params,
+        )
+    }
+    .map_err(|e| format!("{}::{entry}: launch failed: {e:?}", module.name))
+}
+
+/// Runs `f` on cubecl's device thread (its CUDA context current, in order with the stream's
+/// work), with the device pointers of `tensors` (kept alive until `f` returns) and the CUDA
+/// stream of the first one (pass the output first).
+///
+/// # Panics
+/// When `f` fails: a failed launch is a broken GPU state, not bad input.
+pub(crate) fn on_device(
+    tensors: &[&Cube],
+    f: impl FnOnce(&[u64], u64) -> Result<(), String> + Send + 'static,
+) {
+    let client = tensors[0].client.clone();
+    let resources: Vec<_> = tensors
+        .iter()
+        .map(|t| {
+            client
+                .get_resource(t.handle.clone())
+                .expect("cubecl gives the buffer's device pointer")
+        })
+        .collect();
+    let ptrs: Vec<u64> = resources.iter().map(|r| r.resource().ptr).collect();
+    let stream = resources[0].resource().stream as u64;
+    client
+        .exclusive(move || f(&ptrs, stream))
+        .expect("cubecl's device thread is running")
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(resources);
+}

@@ -1,0 +1,59 @@
+//! The fused row kernels (RMSNorm, LayerNorm + modulation, gated add) against burn's f32 ops
+//! on the same GPU (compute capability 8.0+ and NVRTC needed).
+
+use burn::tensor::{DType, Distribution, Tensor};
+use engine::cuda::{gemm::Cuda, norms};
+
+fn random<const D: usize>(shape: [usize; D]) -> Tensor<Cuda, D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+}
+
+/// max |ours − reference| / max |reference|.
+fn relative_error(ours: Tensor<Cuda, 3>, reference: Tensor<Cuda, 3>) -> f32 {
+    let scale = reference.clone().abs().max().into_scalar();
+    let err = (ours.cast(DType::F32) - reference)
+        .abs()
+        .max()
+        .into_scalar();
+    err / scale
+}
+
+/// Part `i` of m `[B, F, 6, D]` broadcast over each frame's tokens: `[B, L, D]`.
+fn per_token(m: &Tensor<Cuda, 4>, i: usize, l: usize) -> Tensor<Cuda, 3> {
+    let [b, f, _, d] = m.dims();
+    let p: Tensor<Cuda, 4> = m.clone().narrow(2, i, 1).reshape([b, f, 1, d]);
+    p.expand([b, f, l / f, d]).reshape([b, l, d])
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU (compute capability 8.0+) and NVRTC"]
+fn the_fused_row_kernels_match_burns_f32_ops() {
+    // (batch, tokens, dim, frames): Wan 1.3B's dim over one 3-frame chunk's tokens at a small
+    // size, an odd dim, the 14B's dim.
+    for (b, l, d, f) in [(1, 3 * 390, 1536, 3), (2, 21, 1000, 3), (1, 12, 5120, 1)] {
+        let x = random([b, l, d]).cast(DType::BF16);
+        let x32 = x.clone().cast(DType::F32);
+
+        let w = random([d]);
+        let ms = (x32.clone() * x32.clone()).mean_dim(2);
+        let reference =
+            x32.clone() / (ms + 1e-6).sqrt() * w.clone().unsqueeze_dim::<2>(0).unsqueeze_dim(0);
+        let err = relative_error(norms::rms_norm_bf16(x.clone(), &w, 1e-6), reference);
+        println!("RMSNorm [{b}, {l}, {d}]: relative error {err:.2e}");
+        assert!(err <= 1e-2, "RMSNorm: {err}");
+
+        let m = random([b, f, 6, d]) * 0.5;
+        let normed = engine::wan::nn::layer_norm_f32(x32.clone(), 1e-6);
+        let reference = normed * (per_token(&m, 4, l) + 1.0) + per_token(&m, 3, l);
+        let ours = norms::layer_norm_modulate_bf16(x.clone(), &m, 3, 4, 1e-6);
+        let err = relative_error(ours, reference);
+        println!("LayerNorm + modulation [{b}, {l}, {d}], {f} frames: relative error {err:.2e}");
+        assert!(err <= 1e-2, "LayerNorm + modulation: {err}");
+
+        let y = random([b, l, d]).cast(DType::BF16);
+        let reference = x32 + y.clone().cast(DType::F32) * per_token(&m, 5, l);
+        let err = relative_error(norms::gated_add_bf16(x, y, &m, 5), reference);
+        println!("gated add [{b}, {l}, {d}]: relative error {err:.2e}");
+        assert!(err <= 1e-2, "gated add: {err}");
+    }
+}
