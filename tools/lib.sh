@@ -1,8 +1,9 @@
 # Set-up steps shared by tools/serve.sh and tools/test.sh. Source it; every step is
 # idempotent and installs only what is missing.
 #
-# Nothing here downloads a prebuilt binary: Rust tools build from crates.io, browser tooling
-# comes from npm, Chromium from Debian.
+# Rust tools build from crates.io, browser tooling comes from npm, Chromium from Debian; the
+# only prebuilt binaries are NVIDIA's NVRTC and ptxas from their PyPI wheels (the test command
+# compiles the engine's CUDA kernels with them; no GPU or CUDA toolkit needed).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -94,4 +95,29 @@ ensure_npm() {
     log "installing npm packages in $1"
     (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
   fi
+}
+
+# ensure_cuda_compilers: NVRTC and ptxas (CUDA 12.9, NVIDIA's PyPI wheels) unpacked under
+# target/cuda-tools, for engine/scripts/check_kernels.py.
+CUDA_TOOLS="$ROOT/target/cuda-tools"
+ensure_cuda_compilers() {
+  if [ -x "$CUDA_TOOLS/nvidia/cuda_nvcc/bin/ptxas" ] &&
+    [ -f "$CUDA_TOOLS/nvidia/cuda_nvrtc/lib/libnvrtc.so.12" ]; then
+    return 0
+  fi
+  python3 -m pip --version >/dev/null 2>&1 || ensure_apt python3-pip
+  log "fetching NVRTC and ptxas (PyPI wheels)"
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$CUDA_TOOLS/wheels" \
+    nvidia-cuda-nvrtc-cu12==12.9.86 nvidia-cuda-nvcc-cu12==12.9.86
+  python3 - "$CUDA_TOOLS" <<'PY'
+import glob, os, sys, zipfile
+root = sys.argv[1]
+for whl in glob.glob(os.path.join(root, "wheels", "*.whl")):
+    with zipfile.ZipFile(whl) as z:
+        for name in z.namelist():
+            if name.startswith("nvidia/cuda_nvrtc/lib/") or name == "nvidia/cuda_nvcc/bin/ptxas":
+                z.extract(name, root)
+PY
+  chmod +x "$CUDA_TOOLS/nvidia/cuda_nvcc/bin/ptxas"
+  rm -rf "$CUDA_TOOLS/wheels"
 }

@@ -22,6 +22,10 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 log "CUDA backend and its custom ops (clippy, feature cuda; the GPU tests run on a GPU machine)"
 cargo clippy --locked -p engine --features cuda --all-targets -- -D warnings
 
+log "CUDA kernels (NVRTC + ptxas for sm_80 and sm_90a; no GPU needed)"
+ensure_cuda_compilers
+python3 engine/scripts/check_kernels.py "$CUDA_TOOLS"
+
 log "Metal backend type-check (aarch64-apple-darwin)"
 # Type-check only: the C parts of a few dependencies (zstd, bzip2 and xz inside the `zip` crate
 # that burn-store's pickle reader uses) need the macOS SDK to compile, which Linux lacks. Their
