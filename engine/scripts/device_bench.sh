@@ -12,8 +12,10 @@ set -uo pipefail
 source "$(dirname "$0")/device_setup.sh" "$@"
 
 # CUDA vs the diffusers goldens (f32 and bf16); SKIP_GOLDENS=1 skips.
-for dt in $([ -n "${SKIP_GOLDENS:-}" ] || echo f32 bf16); do
-  "$BIN" --backend cuda forward --dtype $dt --config $G/dit_tiny_config_original.json \
+# bf16+ops: the same with the CUDA ops (HANZO_LIVE_CUDA_OPS=1).
+for dt in $([ -n "${SKIP_GOLDENS:-}" ] || echo f32 bf16 bf16+ops); do
+  HANZO_LIVE_CUDA_OPS=$(case $dt in *+ops) echo 1 ;; *) echo 0 ;; esac) \
+  "$BIN" --backend cuda forward --dtype ${dt%+ops} --config $G/dit_tiny_config_original.json \
     --weights $G/dit_tiny_original_f32.safetensors --inputs $G/dit_case_t1000.safetensors \
     --out "$OUT/cuda_$dt.safetensors" 2>&1 | tail -1
   python3 - "$OUT/cuda_$dt.safetensors" $G/dit_case_t1000.safetensors $dt <<'PY' | tee -a "$OUT/golden.txt"

@@ -353,7 +353,12 @@ struct OwnTokens;
 
 impl KvCache<B> for OwnTokens {
     fn attend(&mut self, _: usize, _: &[usize], k: Tensor<B, 4>, v: Tensor<B, 4>) -> Attend<B> {
-        Attend { k, v, mask: None }
+        Attend {
+            k,
+            v,
+            spans: None,
+            mask: None,
+        }
     }
 }
 

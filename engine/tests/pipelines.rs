@@ -288,6 +288,7 @@ impl KvCache<B> for FrameCache {
         Attend {
             k: Tensor::cat(seen.iter().map(|kv| kv.0.clone()).collect(), 1),
             v: Tensor::cat(seen.iter().map(|kv| kv.1.clone()).collect(), 1),
+            spans: None,
             mask: None,
         }
     }

@@ -55,6 +55,25 @@ pub fn flash_attention_bf16(
     k: Tensor<Cuda, 4>,
     v: Tensor<Cuda, 4>,
 ) -> Tensor<Cuda, 4> {
+    let lk = k.dims()[2];
+    flash_attention_spans_bf16(q, k, v, std::slice::from_ref(&(0..lk)))
+}
+
+/// [`flash_attention_bf16`] over the keys and values `spans` (one or two ranges, in order) of
+/// `k` and `v`, read where they are: a KV cache's sink and recent window without a copy.
+///
+/// # Shapes
+/// - q: `[B, H, Lq, 128]`, k, v: `[B, H, L, 128]` bf16, spans within `0..L` →
+///   `[B, H, Lq, 128]` bf16
+///
+/// # Panics
+/// When [`supports`] says no, or on other spans.
+pub fn flash_attention_spans_bf16(
+    q: Tensor<Cuda, 4>,
+    k: Tensor<Cuda, 4>,
+    v: Tensor<Cuda, 4>,
+    spans: &[std::ops::Range<usize>],
+) -> Tensor<Cuda, 4> {
     assert!(
         supports(&q, &k, &v),
         "flash_attention_bf16: q {:?}, k {:?}, v {:?} ({:?})",
@@ -63,6 +82,17 @@ pub fn flash_attention_bf16(
         v.dims(),
         q.dtype()
     );
+    let len = k.dims()[2];
+    assert!(
+        matches!(spans.len(), 1 | 2) && spans.iter().all(|r| r.start < r.end && r.end <= len),
+        "flash attention takes one or two non-empty key spans within 0..{len}, got {spans:?}"
+    );
+    let keys = Keys {
+        lk: spans.iter().map(|r| r.len()).sum(),
+        split: spans[0].len(),
+        off0: spans[0].start,
+        off1: spans.get(1).map_or(0, |r| r.start),
+    };
     let [b, h, lq, d] = q.dims();
     let inputs = [q, k, v].map(|t| t.into_primitive()).into();
     custom(
@@ -70,12 +100,22 @@ pub fn flash_attention_bf16(
         inputs,
         [b, lq, h, d],
         DType::BF16,
-        |t| {
+        move |t| {
             let [q, k, v]: [Cube; 3] = t.try_into().expect("three inputs");
-            attend(q, k, v)
+            attend(q, k, v, keys)
         },
     )
     .swap_dims(1, 2)
+}
+
+/// Which rows of the K/V buffers are the keys: key `j` is row `off0 + j` below `split`,
+/// `off1 + j − split` from there; `lk` keys in all.
+#[derive(Clone, Copy, Debug)]
+struct Keys {
+    lk: usize,
+    split: usize,
+    off0: usize,
+    off1: usize,
 }
 
 /// The kernel reads rows of 16 bytes: the last dimension contiguous, the others multiples of
@@ -89,7 +129,7 @@ fn readable(t: Cube) -> Cube {
     }
 }
 
-fn attend(q: Cube, k: Cube, v: Cube) -> Cube {
+fn attend(q: Cube, k: Cube, v: Cube, keys: Keys) -> Cube {
     let [q, k, v] = [q, k, v].map(readable);
     let (b, h, lq, d) = (
         q.meta.shape()[0],
@@ -97,7 +137,7 @@ fn attend(q: Cube, k: Cube, v: Cube) -> Cube {
         q.meta.shape()[2],
         q.meta.shape()[3],
     );
-    let lk = k.meta.shape()[2];
+    let lk = keys.lk;
     let client = q.client.clone();
     let o = Cube::new_contiguous(
         client.clone(),
@@ -134,6 +174,7 @@ fn attend(q: Cube, k: Cube, v: Cube) -> Cube {
             Arg::I32(lk as i32),
         ];
         args.extend(all.iter().flatten().map(|s| Arg::I64(*s)));
+        args.extend([keys.split, keys.off0, keys.off1].map(|x| Arg::I32(x as i32)));
         args.push(Arg::F32(scale_log2));
         // SAFETY: live cubecl buffers of the sizes the shapes and strides describe, cubecl's
         // stream for the output, on cubecl's device thread; the arguments in the kernel's

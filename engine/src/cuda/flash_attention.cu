@@ -11,8 +11,10 @@
 //
 // Every tensor is addressed through (batch, head, row) strides in elements with the last
 // dimension contiguous, so strided views (a [B, L, H, d] buffer seen as [B, H, L, d], a
-// cache's span) are read in place. Rows must start on 16-byte boundaries (strides and base
-// pointers multiples of 8 elements): the caller checks.
+// cache's span) are read in place. The keys may be two spans of one buffer (a KV cache's sink
+// and its recent window): key j is row `off0 + j` below `split`, `off1 + j − split` from
+// there. Rows must start on 16-byte boundaries (strides and base pointers multiples of 8
+// elements): the caller checks.
 
 typedef unsigned short bf16_t;
 typedef unsigned int u32;
@@ -45,7 +47,7 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const u32 (&a)[4], u32 b
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Copies `rows` rows (of HEAD_DIM elements, `stride` apart) into shared memory, zeros past
+// Copies BLOCK_N rows (of HEAD_DIM elements, `stride` apart) into shared memory, zeros past
 // `valid`; 16 bytes per thread per step.
 __device__ __forceinline__ void load_tile(bf16_t* smem, const bf16_t* src, long long stride,
                                           int valid) {
@@ -58,13 +60,29 @@ __device__ __forceinline__ void load_tile(bf16_t* smem, const bf16_t* src, long 
     }
 }
 
+// Keys (or values) k0..k0+63 of a head into shared memory through the two-span mapping,
+// zeros past `lk`.
+__device__ __forceinline__ void load_keys(bf16_t* smem, const bf16_t* src, long long stride,
+                                          int k0, int lk, int split, int off0, int off1) {
+    const int chunks = HEAD_DIM / 8;
+    for (int i = threadIdx.x; i < BLOCK_N * chunks; i += blockDim.x) {
+        const int r = i / chunks, c = (i % chunks) * 8, j = k0 + r;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (j < lk) {
+            const long long row = j < split ? off0 + j : off1 + (j - split);
+            v = *reinterpret_cast<const uint4*>(src + row * stride + c);
+        }
+        *reinterpret_cast<uint4*>(smem + r * SROW + c) = v;
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(128)
 flash_attention_d128(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
                      const bf16_t* __restrict__ v, bf16_t* __restrict__ o, int heads, int lq,
                      int lk, long long q_sb, long long q_sh, long long q_sl, long long k_sb,
                      long long k_sh, long long k_sl, long long v_sb, long long v_sh,
                      long long v_sl, long long o_sb, long long o_sh, long long o_sl,
-                     float scale_log2) {
+                     int split, int off0, int off1, float scale_log2) {
     __shared__ __align__(16) bf16_t sk[BLOCK_N * SROW];
     __shared__ __align__(16) bf16_t sv[BLOCK_N * SROW];
 
@@ -99,8 +117,8 @@ flash_attention_d128(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
 
     for (int k0 = 0; k0 < lk; k0 += BLOCK_N) {
         __syncthreads();  // every warp is done with the previous tile (and with Q)
-        load_tile(sk, k + k0 * k_sl, k_sl, lk - k0);
-        load_tile(sv, v + k0 * v_sl, v_sl, lk - k0);
+        load_keys(sk, k, k_sl, k0, lk, split, off0, off1);
+        load_keys(sv, v, v_sl, k0, lk, split, off0, off1);
         __syncthreads();
 
         // S = Q·Kᵀ: 8 column tiles of 8 keys.

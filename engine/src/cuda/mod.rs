@@ -80,6 +80,33 @@ pub fn attention<B: Backend>(
     Ok(from_cuda(attention::flash_attention_bf16(cq, ck, cv)))
 }
 
+/// [`attention`] over the key `spans` of `k` and `v` (a KV cache's sink and window, read in
+/// place); `q` given back when the kernel does not apply.
+///
+/// # Shapes
+/// - q: `[B, H, Lq, d]`, k, v: `[B, H, L, d]`, spans within `0..L` → `[B, H, Lq, d]`
+pub fn attention_spans<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    spans: &[std::ops::Range<usize>],
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    if !enabled() || q.dtype() != DType::BF16 || !matches!(spans.len(), 1 | 2) {
+        return Err(q);
+    }
+    let (Some(cq), Some(ck), Some(cv)) = (as_cuda(q.clone()), as_cuda(k), as_cuda(v)) else {
+        return Err(q);
+    };
+    let len = ck.dims()[2];
+    if !attention::supports(&cq, &ck, &cv) || !spans.iter().all(|r| r.start < r.end && r.end <= len)
+    {
+        return Err(q);
+    }
+    Ok(from_cuda(attention::flash_attention_spans_bf16(
+        cq, ck, cv, spans,
+    )))
+}
+
 /// RMSNorm through [`norms::rms_norm_bf16`] when `B` is burn's CUDA backend, the ops are
 /// [`enabled`] and `x` is bf16; `x` given back otherwise.
 ///

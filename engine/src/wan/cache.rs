@@ -61,12 +61,33 @@ impl CacheConfig {
 /// The keys and values one layer's queries attend to.
 #[derive(Clone, Debug)]
 pub struct Attend<B: Backend> {
-    /// `[B, Lk, H, d]`.
+    /// `[B, Lk, H, d]`, or the buffer `spans` select from.
     pub k: Tensor<B, 4>,
-    /// `[B, Lk, H, d]`.
+    /// `[B, Lk, H, d]`, or the buffer `spans` select from.
     pub v: Tensor<B, 4>,
+    /// The key ranges of `k` and `v` attended, in order (a cache's sink and recent window);
+    /// `None`: all of them.
+    pub spans: Option<Vec<std::ops::Range<usize>>>,
     /// `true` where a key is hidden, `[B, 1, 1, Lk]` (rows that see different spans).
     pub mask: Option<Tensor<B, 4, Bool>>,
+}
+
+impl<B: Backend> Attend<B> {
+    /// The attended keys and values themselves (the spans concatenated) and the mask.
+    ///
+    /// # Shapes
+    /// → `[B, Lk, H, d]` twice, `[B, 1, 1, Lk]`
+    #[allow(clippy::type_complexity)]
+    pub fn gathered(self) -> (Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 4, Bool>>) {
+        match &self.spans {
+            Some(spans) => (
+                gather_spans(&self.k, spans),
+                gather_spans(&self.v, spans),
+                self.mask,
+            ),
+            None => (self.k, self.v, self.mask),
+        }
+    }
 }
 
 /// A self-attention cache the causal forward writes through.
@@ -194,6 +215,19 @@ impl<B: Backend> LayerKv<B> {
         k: Tensor<B, 4>,
         v: Tensor<B, 4>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let (k, v, _) = self.update_spans(cfg, start, recompute, k, v).gathered();
+        (k, v)
+    }
+
+    /// [`Self::update`] without the gathering: the whole buffers and the key ranges attended.
+    pub fn update_spans(
+        &mut self,
+        cfg: &CacheConfig,
+        start: usize,
+        recompute: bool,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+    ) -> Attend<B> {
         let n = k.dims()[1];
         let b = self.k.dims()[0];
         let p = plan(cfg, self.global_end, self.local_end, start, n, recompute);
@@ -219,10 +253,12 @@ impl<B: Backend> LayerKv<B> {
         }
         self.global_end = self.global_end.max(start + n);
         self.local_end = p.local_end;
-        (
-            gather_spans(&self.k, &p.spans),
-            gather_spans(&self.v, &p.spans),
-        )
+        Attend {
+            k: self.k.clone(),
+            v: self.v.clone(),
+            spans: Some(p.spans),
+            mask: None,
+        }
     }
 }
 
@@ -250,8 +286,7 @@ impl<B: Backend> KvCache<B> for WanCache<B> {
             "WanCache rows share one position"
         );
         let config = self.config;
-        let (k, v) = self.layers[layer].update(&config, start, self.recompute, k, v);
-        Attend { k, v, mask: None }
+        self.layers[layer].update_spans(&config, start, self.recompute, k, v)
     }
 }
 

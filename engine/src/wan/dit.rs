@@ -574,11 +574,26 @@ impl<B: Backend> WanModel<B> {
         let q = rope.apply(self.heads(rms_norm(a.q.forward(x.clone()), &a.norm_q, eps)));
         let k = rope.apply(self.heads(rms_norm(a.k.forward(x.clone()), &a.norm_k, eps)));
         let v = self.heads(a.v.forward(x));
-        let (k, v, mask) = match attn {
-            SelfAttention::Full(mask) => (k, v, mask.clone()),
+        let (q, k, v, mask) = match attn {
+            SelfAttention::Full(mask) => (q, k, v, mask.clone()),
             SelfAttention::Cached { cache, starts } => {
                 let seen = cache.attend(layer, starts, k, v);
-                (seen.k, seen.v, seen.mask)
+                // The fused CUDA kernel reads the cache's spans where they are.
+                #[cfg(feature = "cuda")]
+                let q = match (&seen.spans, &seen.mask) {
+                    (Some(spans), None) => match crate::cuda::attention_spans(
+                        q.swap_dims(1, 2),
+                        seen.k.clone().swap_dims(1, 2),
+                        seen.v.clone().swap_dims(1, 2),
+                        spans,
+                    ) {
+                        Ok(out) => return a.o.forward(out.swap_dims(1, 2).reshape([b, l, d])),
+                        Err(q) => q.swap_dims(1, 2),
+                    },
+                    _ => q,
+                };
+                let (k, v, mask) = seen.gathered();
+                (q, k, v, mask)
             }
         };
         let out = attention(

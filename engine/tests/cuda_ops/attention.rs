@@ -2,7 +2,10 @@
 //! lengths, strided and expanded inputs (compute capability 8.0+ and NVRTC needed).
 
 use burn::tensor::{DType, Distribution, Tensor, activation::softmax};
-use engine::cuda::{attention::flash_attention_bf16, gemm::Cuda};
+use engine::cuda::{
+    attention::{flash_attention_bf16, flash_attention_spans_bf16},
+    gemm::Cuda,
+};
 
 fn reference(q: Tensor<Cuda, 4>, k: Tensor<Cuda, 4>, v: Tensor<Cuda, 4>) -> Tensor<Cuda, 4> {
     let d = q.dims()[3] as f64;
@@ -77,6 +80,34 @@ fn an_expanded_batch_and_a_contiguous_layout_are_read_in_place() {
     );
     println!("narrowed cache span: relative error {err:.2e}");
     assert!(err <= 1e-2, "{err}");
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU (compute capability 8.0+) and NVRTC"]
+fn a_caches_sink_and_window_are_read_where_they_are() {
+    // A [B, L, H, d] cache of 300 rows seen as [B, H, L, d]; the sink 0..24 and the window
+    // 150..300 (two spans), then one span not starting at 0.
+    let cache_k = bf16([2, 300, 12, 128]).swap_dims(1, 2);
+    let cache_v = bf16([2, 300, 12, 128]).swap_dims(1, 2);
+    let q = bf16([2, 150, 12, 128]).swap_dims(1, 2);
+    #[allow(clippy::single_range_in_vec_init)]
+    let cases = [vec![0..24, 150..300], vec![40..233]];
+    for spans in cases {
+        let gather = |t: &Tensor<Cuda, 4>| {
+            Tensor::cat(
+                spans
+                    .iter()
+                    .map(|r| t.clone().narrow(2, r.start, r.len()))
+                    .collect(),
+                2,
+            )
+        };
+        let reference = reference(q.clone(), gather(&cache_k), gather(&cache_v));
+        let ours = flash_attention_spans_bf16(q.clone(), cache_k.clone(), cache_v.clone(), &spans);
+        let err = relative_error(ours, reference);
+        println!("spans {spans:?}: relative error {err:.2e}");
+        assert!(err <= 1e-2, "{spans:?}: {err}");
+    }
 }
 
 #[test]

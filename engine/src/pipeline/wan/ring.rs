@@ -302,7 +302,12 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
                 &k.device(),
             )
         });
-        Attend { k, v, mask }
+        Attend {
+            k,
+            v,
+            spans: None,
+            mask,
+        }
     }
 }
 
