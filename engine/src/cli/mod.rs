@@ -802,17 +802,24 @@ impl WithBackend for BenchJob {
                     .cast(DType::BF16)
                 };
                 let lk = kv.dims()[2];
-                rows.push((
-                    format!("attention flash (CUDA) q {l} kv {lk}"),
-                    time(self.iters, || {
-                        let _ = crate::cuda::attention::flash_attention_bf16(
-                            qc.clone(),
-                            kv.clone(),
-                            kv.clone(),
-                        );
-                        sync(&device)
-                    }),
-                ));
+                for kernel in [
+                    crate::cuda::attention::FlashKernel::Reference,
+                    crate::cuda::attention::FlashKernel::Pipelined,
+                ] {
+                    rows.push((
+                        format!("attention flash {kernel:?} (CUDA) q {l} kv {lk}"),
+                        time(self.iters, || {
+                            let _ = crate::cuda::attention::flash_attention_with(
+                                kernel,
+                                qc.clone(),
+                                kv.clone(),
+                                kv.clone(),
+                                std::slice::from_ref(&(0..lk)),
+                            );
+                            sync(&device)
+                        }),
+                    ));
+                }
             }
         }
         drop((x, q, qh));

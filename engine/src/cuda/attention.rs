@@ -59,6 +59,36 @@ pub fn flash_attention_bf16(
     flash_attention_spans_bf16(q, k, v, std::slice::from_ref(&(0..lk)))
 }
 
+/// The two kernels of `flash_attention.cu` (same arguments, same results).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlashKernel {
+    /// Plain loads into shared memory, fragments read element by element.
+    Reference,
+    /// cp.async copies of the next tile during the current one's math, ldmatrix fragments.
+    Pipelined,
+}
+
+impl FlashKernel {
+    /// `HANZO_LIVE_FLASH_KERNEL=reference` picks [`FlashKernel::Reference`]; the default is
+    /// [`FlashKernel::Pipelined`]. Read once.
+    pub fn from_env() -> Self {
+        static KERNEL: std::sync::OnceLock<FlashKernel> = std::sync::OnceLock::new();
+        *KERNEL.get_or_init(
+            || match std::env::var("HANZO_LIVE_FLASH_KERNEL").as_deref() {
+                Ok("reference") => FlashKernel::Reference,
+                _ => FlashKernel::Pipelined,
+            },
+        )
+    }
+
+    fn entry(self) -> &'static str {
+        match self {
+            FlashKernel::Reference => "flash_attention_d128",
+            FlashKernel::Pipelined => "flash_attention_d128_pipelined",
+        }
+    }
+}
+
 /// [`flash_attention_bf16`] over the keys and values `spans` (one or two ranges, in order) of
 /// `k` and `v`, read where they are: a KV cache's sink and recent window without a copy.
 ///
@@ -69,6 +99,17 @@ pub fn flash_attention_bf16(
 /// # Panics
 /// When [`supports`] says no, or on other spans.
 pub fn flash_attention_spans_bf16(
+    q: Tensor<Cuda, 4>,
+    k: Tensor<Cuda, 4>,
+    v: Tensor<Cuda, 4>,
+    spans: &[std::ops::Range<usize>],
+) -> Tensor<Cuda, 4> {
+    flash_attention_with(FlashKernel::from_env(), q, k, v, spans)
+}
+
+/// [`flash_attention_spans_bf16`] by the kernel named.
+pub fn flash_attention_with(
+    kernel: FlashKernel,
     q: Tensor<Cuda, 4>,
     k: Tensor<Cuda, 4>,
     v: Tensor<Cuda, 4>,
@@ -102,7 +143,7 @@ pub fn flash_attention_spans_bf16(
         DType::BF16,
         move |t| {
             let [q, k, v]: [Cube; 3] = t.try_into().expect("three inputs");
-            attend(q, k, v, keys)
+            attend(q, k, v, keys, kernel)
         },
     )
     .swap_dims(1, 2)
@@ -129,7 +170,7 @@ fn readable(t: Cube) -> Cube {
     }
 }
 
-fn attend(q: Cube, k: Cube, v: Cube, keys: Keys) -> Cube {
+fn attend(q: Cube, k: Cube, v: Cube, keys: Keys, kernel: FlashKernel) -> Cube {
     let [q, k, v] = [q, k, v].map(readable);
     let (b, h, lq, d) = (
         q.meta.shape()[0],
@@ -179,16 +220,7 @@ fn attend(q: Cube, k: Cube, v: Cube, keys: Keys) -> Cube {
         // SAFETY: live cubecl buffers of the sizes the shapes and strides describe, cubecl's
         // stream for the output, on cubecl's device thread; the arguments in the kernel's
         // order and types.
-        unsafe {
-            launch(
-                &MODULE,
-                "flash_attention_d128",
-                grid,
-                (128, 1, 1),
-                stream,
-                &args,
-            )
-        }
+        unsafe { launch(&MODULE, kernel.entry(), grid, (128, 1, 1), stream, &args) }
     });
     o
 }

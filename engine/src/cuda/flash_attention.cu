@@ -9,6 +9,11 @@
 // updated, P = exp2(S·scale·log2e − m) goes straight from the accumulators into the A
 // fragments of O += P·V.
 //
+// Two kernels with the same arguments and results: `flash_attention_d128` stages K and V
+// with plain loads and reads fragments element by element (the reference), and
+// `flash_attention_d128_pipelined` copies the next K (V) tile with cp.async while the current
+// V (next S) is being used and reads fragments with ldmatrix (.trans for V).
+//
 // Every tensor is addressed through (batch, head, row) strides in elements with the last
 // dimension contiguous, so strided views (a [B, L, H, d] buffer seen as [B, H, L, d], a
 // cache's span) are read in place. The keys may be two spans of one buffer (a KV cache's sink
@@ -76,13 +81,105 @@ __device__ __forceinline__ void load_keys(bf16_t* smem, const bf16_t* src, long 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(128)
-flash_attention_d128(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
-                     const bf16_t* __restrict__ v, bf16_t* __restrict__ o, int heads, int lq,
-                     int lk, long long q_sb, long long q_sh, long long q_sl, long long k_sb,
-                     long long k_sh, long long k_sl, long long v_sb, long long v_sh,
-                     long long v_sl, long long o_sb, long long o_sh, long long o_sl,
-                     int split, int off0, int off1, float scale_log2) {
+// Loads this warp's 16 query rows (staged in `sq`) as A fragments for the 8 steps of 16 dims.
+__device__ __forceinline__ void q_fragments(u32 (&qa)[HEAD_DIM / 16][4], const bf16_t* sq,
+                                            int warp, int g, int t) {
+    const bf16_t* r0 = sq + (warp * 16 + g) * SROW + t * 2;
+    const bf16_t* r1 = r0 + 8 * SROW;
+#pragma unroll
+    for (int ks = 0; ks < HEAD_DIM / 16; ++ks) {
+        qa[ks][0] = *reinterpret_cast<const u32*>(r0 + ks * 16);
+        qa[ks][1] = *reinterpret_cast<const u32*>(r1 + ks * 16);
+        qa[ks][2] = *reinterpret_cast<const u32*>(r0 + ks * 16 + 8);
+        qa[ks][3] = *reinterpret_cast<const u32*>(r1 + ks * 16 + 8);
+    }
+}
+
+// The online-softmax step for one tile of scores `s` (keys k0..k0+63): scales into the log2
+// domain, hides keys past `lk`, updates the rows' running max (m0, m1) and partial sums
+// (l0, l1), rescales the output accumulators and leaves P (bf16) as the A fragments of the
+// P·V product.
+__device__ __forceinline__ void softmax_step(float (&s)[BLOCK_N / 8][4], int k0, int lk, int t,
+                                             float scale_log2, float& m0, float& m1,
+                                             float& l0, float& l1,
+                                             float (&acc)[HEAD_DIM / 8][4],
+                                             u32 (&pa)[BLOCK_N / 16][4]) {
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int j = 0; j < BLOCK_N / 8; ++j) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            const bool valid = k0 + j * 8 + t * 2 + i < lk;
+            s[j][i] = valid ? s[j][i] * scale_log2 : NEG_INF;
+            s[j][2 + i] = valid ? s[j][2 + i] * scale_log2 : NEG_INF;
+            mx0 = fmaxf(mx0, s[j][i]);
+            mx1 = fmaxf(mx1, s[j][2 + i]);
+        }
+    }
+    // The four threads of a row group hold its 64 columns between them.
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 2));
+    // A row with every key so far hidden keeps 0 as its reference (exp2(−inf) = 0).
+    const float ref0 = mx0 == NEG_INF ? 0.f : mx0, ref1 = mx1 == NEG_INF ? 0.f : mx1;
+    const float c0 = fast_exp2((m0 == NEG_INF ? ref0 : m0) - ref0);
+    const float c1 = fast_exp2((m1 == NEG_INF ? ref1 : m1) - ref1);
+    m0 = mx0;
+    m1 = mx1;
+    l0 *= c0;
+    l1 *= c1;
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) {
+        acc[i][0] *= c0;
+        acc[i][1] *= c0;
+        acc[i][2] *= c1;
+        acc[i][3] *= c1;
+    }
+    // P = exp2(S − m), rounded to bf16 once: the sum counts what the MMA multiplies.
+#pragma unroll
+    for (int j = 0; j < BLOCK_N / 8; ++j) {
+        const float p0 = fast_exp2(s[j][0] - ref0), p1 = fast_exp2(s[j][1] - ref0);
+        const float p2 = fast_exp2(s[j][2] - ref1), p3 = fast_exp2(s[j][3] - ref1);
+        const u32 lo = pack_bf16(p0, p1), hi = pack_bf16(p2, p3);
+        l0 += __uint_as_float(lo << 16) + __uint_as_float(lo & 0xffff0000u);
+        l1 += __uint_as_float(hi << 16) + __uint_as_float(hi & 0xffff0000u);
+        // Column tile j is keys 8j..8j+7: the low (j even) or high (j odd) half of the 16-key
+        // step j/2.
+        pa[j / 2][(j % 2) * 2 + 0] = lo;
+        pa[j / 2][(j % 2) * 2 + 1] = hi;
+    }
+}
+
+// O / l for this warp's rows, as bf16 into o (already at this batch and head).
+__device__ __forceinline__ void write_out(bf16_t* o, long long o_sl, int lq, int row0, int t,
+                                          float l0, float l1,
+                                          const float (&acc)[HEAD_DIM / 8][4]) {
+    l0 += __shfl_xor_sync(0xffffffff, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffff, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffff, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffff, l1, 2);
+    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    const int row1 = row0 + 8;
+    bf16_t* o0 = o + row0 * o_sl + t * 2;
+    bf16_t* o1 = o0 + 8 * o_sl;
+#pragma unroll
+    for (int dn = 0; dn < HEAD_DIM / 8; ++dn) {
+        if (row0 < lq)
+            *reinterpret_cast<u32*>(o0 + dn * 8) = pack_bf16(acc[dn][0] * inv0, acc[dn][1] * inv0);
+        if (row1 < lq)
+            *reinterpret_cast<u32*>(o1 + dn * 8) = pack_bf16(acc[dn][2] * inv1, acc[dn][3] * inv1);
+    }
+}
+
+#define ATTENTION_ARGS                                                                          \
+    const bf16_t *__restrict__ q, const bf16_t *__restrict__ k, const bf16_t *__restrict__ v,   \
+        bf16_t *__restrict__ o, int heads, int lq, int lk, long long q_sb, long long q_sh,      \
+        long long q_sl, long long k_sb, long long k_sh, long long k_sl, long long v_sb,         \
+        long long v_sh, long long v_sl, long long o_sb, long long o_sh, long long o_sl,         \
+        int split, int off0, int off1, float scale_log2
+
+extern "C" __global__ void __launch_bounds__(128) flash_attention_d128(ATTENTION_ARGS) {
     __shared__ __align__(16) bf16_t sk[BLOCK_N * SROW];
     __shared__ __align__(16) bf16_t sv[BLOCK_N * SROW];
 
@@ -97,17 +194,7 @@ flash_attention_d128(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
     load_tile(sk, q, q_sl, lq - q0);
     __syncthreads();
     u32 qa[HEAD_DIM / 16][4];
-    {
-        const bf16_t* r0 = sk + (warp * 16 + g) * SROW + t * 2;
-        const bf16_t* r1 = r0 + 8 * SROW;
-#pragma unroll
-        for (int ks = 0; ks < HEAD_DIM / 16; ++ks) {
-            qa[ks][0] = *reinterpret_cast<const u32*>(r0 + ks * 16);
-            qa[ks][1] = *reinterpret_cast<const u32*>(r1 + ks * 16);
-            qa[ks][2] = *reinterpret_cast<const u32*>(r0 + ks * 16 + 8);
-            qa[ks][3] = *reinterpret_cast<const u32*>(r1 + ks * 16 + 8);
-        }
-    }
+    q_fragments(qa, sk, warp, g, t);
 
     float acc[HEAD_DIM / 8][4];
 #pragma unroll
@@ -135,54 +222,8 @@ flash_attention_d128(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
             }
         }
 
-        // Scale into the log2 domain, hide keys past the end, new row maxima.
-        float mx0 = m0, mx1 = m1;
-#pragma unroll
-        for (int j = 0; j < BLOCK_N / 8; ++j) {
-#pragma unroll
-            for (int i = 0; i < 2; ++i) {
-                const bool valid = k0 + j * 8 + t * 2 + i < lk;
-                s[j][i] = valid ? s[j][i] * scale_log2 : NEG_INF;
-                s[j][2 + i] = valid ? s[j][2 + i] * scale_log2 : NEG_INF;
-                mx0 = fmaxf(mx0, s[j][i]);
-                mx1 = fmaxf(mx1, s[j][2 + i]);
-            }
-        }
-        // The four threads of a row group hold its 64 columns between them.
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 2));
-        // A row with every key so far hidden keeps 0 as its reference (exp2(−inf) = 0).
-        const float ref0 = mx0 == NEG_INF ? 0.f : mx0, ref1 = mx1 == NEG_INF ? 0.f : mx1;
-        const float c0 = fast_exp2((m0 == NEG_INF ? ref0 : m0) - ref0);
-        const float c1 = fast_exp2((m1 == NEG_INF ? ref1 : m1) - ref1);
-        m0 = mx0;
-        m1 = mx1;
-        l0 *= c0;
-        l1 *= c1;
-#pragma unroll
-        for (int i = 0; i < HEAD_DIM / 8; ++i) {
-            acc[i][0] *= c0;
-            acc[i][1] *= c0;
-            acc[i][2] *= c1;
-            acc[i][3] *= c1;
-        }
-
-        // P = exp2(S − m), rounded to bf16 once: the sum counts what the MMA multiplies.
         u32 pa[BLOCK_N / 16][4];
-#pragma unroll
-        for (int j = 0; j < BLOCK_N / 8; ++j) {
-            const float p0 = fast_exp2(s[j][0] - ref0), p1 = fast_exp2(s[j][1] - ref0);
-            const float p2 = fast_exp2(s[j][2] - ref1), p3 = fast_exp2(s[j][3] - ref1);
-            const u32 lo = pack_bf16(p0, p1), hi = pack_bf16(p2, p3);
-            l0 += __uint_as_float(lo << 16) + __uint_as_float(lo & 0xffff0000u);
-            l1 += __uint_as_float(hi << 16) + __uint_as_float(hi & 0xffff0000u);
-            // Column tile j is keys 8j..8j+7: the low (j even) or high (j odd) half of the
-            // 16-key step j/2.
-            pa[j / 2][(j % 2) * 2 + 0] = lo;
-            pa[j / 2][(j % 2) * 2 + 1] = hi;
-        }
+        softmax_step(s, k0, lk, t, scale_log2, m0, m1, l0, l1, acc, pa);
 
         // O += P·V: 16 column tiles of 8 dimensions, 4 steps of 16 keys.
 #pragma unroll
@@ -197,20 +238,130 @@ flash_attention_d128(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
             }
         }
     }
+    write_out(o + b * o_sb + h * o_sh, o_sl, lq, q0 + warp * 16 + g, t, l0, l1, acc);
+}
 
-    l0 += __shfl_xor_sync(0xffffffff, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffff, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffff, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffff, l1, 2);
-    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
-    const int row0 = q0 + warp * 16 + g, row1 = row0 + 8;
-    bf16_t* o0 = o + b * o_sb + h * o_sh + row0 * o_sl + t * 2;
-    bf16_t* o1 = o0 + 8 * o_sl;
-#pragma unroll
-    for (int dn = 0; dn < HEAD_DIM / 8; ++dn) {
-        if (row0 < lq)
-            *reinterpret_cast<u32*>(o0 + dn * 8) = pack_bf16(acc[dn][0] * inv0, acc[dn][1] * inv0);
-        if (row1 < lq)
-            *reinterpret_cast<u32*>(o1 + dn * 8) = pack_bf16(acc[dn][2] * inv1, acc[dn][3] * inv1);
+__device__ __forceinline__ u32 shared_address(const void* p) {
+    u32 a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+// Four 8×8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8.
+__device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], const bf16_t* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(p)));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(u32 (&r)[4], const bf16_t* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(p)));
+}
+
+// The keys (values) k0..k0+63 into shared memory by cp.async (16 bytes per copy; past `lk` the
+// copy reads nothing and writes zeros), through the two-span mapping.
+__device__ __forceinline__ void load_keys_async(bf16_t* smem, const bf16_t* src,
+                                                long long stride, int k0, int lk, int split,
+                                                int off0, int off1) {
+    const int chunks = HEAD_DIM / 8;
+    for (int i = threadIdx.x; i < BLOCK_N * chunks; i += blockDim.x) {
+        const int r = i / chunks, c = (i % chunks) * 8, j = k0 + r;
+        const bool valid = j < lk;
+        const long long row = !valid ? 0 : j < split ? off0 + j : off1 + (j - split);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                     :
+                     : "r"(shared_address(smem + r * SROW + c)), "l"(src + row * stride + c),
+                       "r"(valid ? 16 : 0));
     }
+    asm volatile("cp.async.commit_group;");
+}
+
+// Waits until at most one committed group of this thread's copies is still in flight.
+__device__ __forceinline__ void wait_all_but_one() { asm volatile("cp.async.wait_group 1;"); }
+
+extern "C" __global__ void __launch_bounds__(128) flash_attention_d128_pipelined(ATTENTION_ARGS) {
+    __shared__ __align__(16) bf16_t sk[BLOCK_N * SROW];
+    __shared__ __align__(16) bf16_t sv[BLOCK_N * SROW];
+
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BLOCK_M;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int g = lane / 4, t = lane % 4;
+    q += b * q_sb + h * q_sh + q0 * q_sl;
+    k += b * k_sb + h * k_sh;
+    v += b * v_sb + h * v_sh;
+
+    load_tile(sk, q, q_sl, lq - q0);
+    __syncthreads();
+    u32 qa[HEAD_DIM / 16][4];
+    q_fragments(qa, sk, warp, g, t);
+    __syncthreads();  // every warp has its Q before sk is overwritten
+
+    float acc[HEAD_DIM / 8][4];
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.f, l1 = 0.f;
+
+    // Groups in flight, oldest first: K(0), V(0); then each step commits K(next) after S and
+    // V(next) after P·V (empty groups past the end), so "all but one" is always the tile
+    // about to be read.
+    load_keys_async(sk, k, k_sl, 0, lk, split, off0, off1);
+    load_keys_async(sv, v, v_sl, 0, lk, split, off0, off1);
+    // ldmatrix row addresses: lane → row lane % 8 of matrix lane / 8.
+    const int mat = lane / 8, mrow = lane % 8;
+    for (int k0 = 0; k0 < lk; k0 += BLOCK_N) {
+        wait_all_but_one();  // K(k0) is in
+        __syncthreads();
+
+        // S = Q·Kᵀ. ldmatrix x4 of K rows j*8.. gives B fragments for two 16-dim steps:
+        // matrices (dims ks*16 + 0..7, +8..15, +16..23, +24..31).
+        float s[BLOCK_N / 8][4];
+#pragma unroll
+        for (int j = 0; j < BLOCK_N / 8; ++j) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            const bf16_t* kr = sk + (j * 8 + mrow) * SROW + mat * 8;
+#pragma unroll
+            for (int ks = 0; ks < HEAD_DIM / 16; ks += 2) {
+                u32 kb[4];
+                ldmatrix_x4(kb, kr + ks * 16);
+                mma_bf16(s[j], qa[ks], kb[0], kb[1]);
+                mma_bf16(s[j], qa[ks + 1], kb[2], kb[3]);
+            }
+        }
+        __syncthreads();  // every warp is done with sk
+        if (k0 + BLOCK_N < lk) {
+            load_keys_async(sk, k, k_sl, k0 + BLOCK_N, lk, split, off0, off1);
+        } else {
+            asm volatile("cp.async.commit_group;");
+        }
+
+        u32 pa[BLOCK_N / 16][4];
+        softmax_step(s, k0, lk, t, scale_log2, m0, m1, l0, l1, acc, pa);
+
+        wait_all_but_one();  // V(k0) is in
+        __syncthreads();
+        // O += P·V. ldmatrix.trans x4 gives B fragments for two 8-dim column tiles: matrices
+        // (keys kk*16 + 0..7, dims dn*8..), (keys +8..15, dn*8..), (keys 0..7, dn*8 + 8..),
+        // (keys +8..15, dn*8 + 8..).
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
+            const bf16_t* vr = sv + (kk * 16 + (mat % 2) * 8 + mrow) * SROW + (mat / 2) * 8;
+#pragma unroll
+            for (int dn = 0; dn < HEAD_DIM / 8; dn += 2) {
+                u32 vb[4];
+                ldmatrix_x4_trans(vb, vr + dn * 8);
+                mma_bf16(acc[dn], pa[kk], vb[0], vb[1]);
+                mma_bf16(acc[dn + 1], pa[kk], vb[2], vb[3]);
+            }
+        }
+        __syncthreads();  // every warp is done with sv
+        if (k0 + BLOCK_N < lk) {
+            load_keys_async(sv, v, v_sl, k0 + BLOCK_N, lk, split, off0, off1);
+        } else {
+            asm volatile("cp.async.commit_group;");
+        }
+    }
+    asm volatile("cp.async.wait_all;");
+    write_out(o + b * o_sb + h * o_sh, o_sl, lq, q0 + warp * 16 + g, t, l0, l1, acc);
 }

@@ -3,7 +3,9 @@
 
 use burn::tensor::{DType, Distribution, Tensor, activation::softmax};
 use engine::cuda::{
-    attention::{flash_attention_bf16, flash_attention_spans_bf16},
+    attention::{
+        FlashKernel, flash_attention_bf16, flash_attention_spans_bf16, flash_attention_with,
+    },
     gemm::Cuda,
 };
 
@@ -45,15 +47,25 @@ fn the_fused_kernel_matches_the_f32_reference() {
         let q = bf16([b, lq, h, 128]).swap_dims(1, 2);
         let k = bf16([b, lk, h, 128]).swap_dims(1, 2);
         let v = bf16([b, lk, h, 128]).swap_dims(1, 2);
-        let out = flash_attention_bf16(q.clone(), k.clone(), v.clone());
-        assert_eq!(out.dims(), [b, h, lq, 128]);
-        assert_eq!(out.dtype(), DType::BF16);
-        let err = relative_error(out, reference(q, k, v));
-        println!("[{b}, {h}, {lq}] × kv {lk}: relative error {err:.2e}");
-        assert!(
-            err <= 1e-2,
-            "relative error {err} at b {b} h {h} lq {lq} lk {lk}"
-        );
+        let expected = reference(q.clone(), k.clone(), v.clone());
+        for kernel in [FlashKernel::Reference, FlashKernel::Pipelined] {
+            let keys = 0..lk;
+            let out = flash_attention_with(
+                kernel,
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                std::slice::from_ref(&keys),
+            );
+            assert_eq!(out.dims(), [b, h, lq, 128]);
+            assert_eq!(out.dtype(), DType::BF16);
+            let err = relative_error(out, expected.clone());
+            println!("{kernel:?} [{b}, {h}, {lq}] × kv {lk}: relative error {err:.2e}");
+            assert!(
+                err <= 1e-2,
+                "{kernel:?}: relative error {err} at b {b} h {h} lq {lq} lk {lk}"
+            );
+        }
     }
 }
 
@@ -102,11 +114,17 @@ fn a_caches_sink_and_window_are_read_where_they_are() {
                 2,
             )
         };
-        let reference = reference(q.clone(), gather(&cache_k), gather(&cache_v));
+        let expected = reference(q.clone(), gather(&cache_k), gather(&cache_v));
+        for kernel in [FlashKernel::Reference, FlashKernel::Pipelined] {
+            let ours =
+                flash_attention_with(kernel, q.clone(), cache_k.clone(), cache_v.clone(), &spans);
+            let err = relative_error(ours, expected.clone());
+            println!("{kernel:?} spans {spans:?}: relative error {err:.2e}");
+            assert!(err <= 1e-2, "{kernel:?} {spans:?}: {err}");
+        }
+        // The default kernel through the public entry point.
         let ours = flash_attention_spans_bf16(q.clone(), cache_k.clone(), cache_v.clone(), &spans);
-        let err = relative_error(ours, reference);
-        println!("spans {spans:?}: relative error {err:.2e}");
-        assert!(err <= 1e-2, "{spans:?}: {err}");
+        assert!(relative_error(ours, expected) <= 1e-2);
     }
 }
 
