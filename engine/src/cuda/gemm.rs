@@ -61,6 +61,28 @@ pub fn linear_bf16(
     w_t: Tensor<Cuda, 2>,
     bias: Option<Tensor<Cuda, 1>>,
 ) -> Tensor<Cuda, 2> {
+    linear_epilogue(x, w_t, bias, false)
+}
+
+/// [`linear_bf16`] followed by GELU (tanh approximation, `nn.GELU(approximate='tanh')`),
+/// applied by cuBLASLt's epilogue to the f32 result before it is rounded to bf16.
+///
+/// # Shapes
+/// As [`linear_bf16`].
+pub fn linear_gelu_bf16(
+    x: Tensor<Cuda, 2>,
+    w_t: Tensor<Cuda, 2>,
+    bias: Option<Tensor<Cuda, 1>>,
+) -> Tensor<Cuda, 2> {
+    linear_epilogue(x, w_t, bias, true)
+}
+
+fn linear_epilogue(
+    x: Tensor<Cuda, 2>,
+    w_t: Tensor<Cuda, 2>,
+    bias: Option<Tensor<Cuda, 1>>,
+    gelu: bool,
+) -> Tensor<Cuda, 2> {
     let ([m, k], [k2, n]) = (x.dims(), w_t.dims());
     assert_eq!(k, k2, "linear_bf16: x is [{m}, {k}] but w_t is [{k2}, {n}]");
     assert!(
@@ -96,7 +118,7 @@ pub fn linear_bf16(
         .register(
             streams,
             OperationIr::Custom(desc.clone()),
-            LinearOp { desc },
+            LinearOp { desc, gelu },
         )
         .output();
     Tensor::from_primitive(TensorPrimitive::Float(y))
@@ -105,6 +127,7 @@ pub fn linear_bf16(
 #[derive(Debug)]
 struct LinearOp {
     desc: CustomOpIr,
+    gelu: bool,
 }
 
 impl Operation<Runtime> for LinearOp {
@@ -116,7 +139,7 @@ impl Operation<Runtime> for LinearOp {
             .inputs
             .get(2)
             .map(|t| handles.get_float_tensor::<Inner>(t));
-        let y = gemm(x, w, b);
+        let y = gemm(x, w, b, self.gelu);
         handles.register_float_tensor::<Inner>(&self.desc.outputs[0].id, y);
     }
 }
@@ -126,6 +149,7 @@ fn gemm(
     x: CubeTensor<CudaRuntime>,
     w: CubeTensor<CudaRuntime>,
     b: Option<CubeTensor<CudaRuntime>>,
+    gelu: bool,
 ) -> CubeTensor<CudaRuntime> {
     let x = if x.meta.strides()[1] == 1 {
         x
@@ -184,6 +208,7 @@ fn gemm(
         d: ro.resource().ptr,
         ldd: n as i64,
         bias: rb.as_ref().map(|r| r.resource().ptr),
+        gelu,
         workspace: rws.resource().ptr,
     };
     client
@@ -215,6 +240,7 @@ struct Gemm {
     d: u64,
     ldd: i64,
     bias: Option<u64>,
+    gelu: bool,
     workspace: u64,
 }
 
@@ -229,6 +255,7 @@ struct AlgoKey {
     ldb: i64,
     ldd: i64,
     bias: bool,
+    gelu: bool,
     align: [u32; 3],
 }
 
@@ -318,21 +345,17 @@ impl Gemm {
                 let op = |t: bool| i32::from(t);
                 set_desc(desc, D::CUBLASLT_MATMUL_DESC_TRANSA, &op(self.transa))?;
                 set_desc(desc, D::CUBLASLT_MATMUL_DESC_TRANSB, &op(false))?;
-                match self.bias {
-                    Some(bias) => {
-                        set_desc(
-                            desc,
-                            D::CUBLASLT_MATMUL_DESC_EPILOGUE,
-                            &sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS,
-                        )?;
-                        set_desc(desc, D::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias)?;
-                        set_desc(desc, D::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bf16)?;
-                    }
-                    None => set_desc(
-                        desc,
-                        D::CUBLASLT_MATMUL_DESC_EPILOGUE,
-                        &sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_DEFAULT,
-                    )?,
+                use sys::cublasLtEpilogue_t as E;
+                let epilogue = match (self.bias.is_some(), self.gelu) {
+                    (true, true) => E::CUBLASLT_EPILOGUE_GELU_BIAS,
+                    (true, false) => E::CUBLASLT_EPILOGUE_BIAS,
+                    (false, true) => E::CUBLASLT_EPILOGUE_GELU,
+                    (false, false) => E::CUBLASLT_EPILOGUE_DEFAULT,
+                };
+                set_desc(desc, D::CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue)?;
+                if let Some(bias) = self.bias {
+                    set_desc(desc, D::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias)?;
+                    set_desc(desc, D::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bf16)?;
                 }
                 let key = AlgoKey {
                     m: self.m,
@@ -343,6 +366,7 @@ impl Gemm {
                     ldb: self.ldb,
                     ldd: self.ldd,
                     bias: self.bias.is_some(),
+                    gelu: self.gelu,
                     align: [alignment(self.a), alignment(self.b), alignment(self.d)],
                 };
                 let cached = algorithms()

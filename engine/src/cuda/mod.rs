@@ -31,6 +31,27 @@ pub fn linear<B: Backend>(
     w_t: &Tensor<B, 2>,
     bias: Option<&Tensor<B, 1>>,
 ) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    linear_maybe_gelu(x, w_t, bias, false)
+}
+
+/// [`linear`] followed by GELU (tanh approximation) in cuBLASLt's epilogue.
+///
+/// # Shapes
+/// - x: `[M, K]`, w_t: `[K, N]`, bias: `[N]` → `[M, N]`
+pub fn linear_gelu<B: Backend>(
+    x: Tensor<B, 2>,
+    w_t: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    linear_maybe_gelu(x, w_t, bias, true)
+}
+
+fn linear_maybe_gelu<B: Backend>(
+    x: Tensor<B, 2>,
+    w_t: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+    gelu: bool,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
     let bf16 = x.dtype() == DType::BF16
         && w_t.dtype() == DType::BF16
         && bias.is_none_or(|b| b.dtype() == DType::BF16);
@@ -44,7 +65,11 @@ pub fn linear<B: Backend>(
         return Err(x);
     };
     let x = as_cuda(x).expect("x has the weight's backend");
-    Ok(from_cuda(gemm::linear_bf16(x, w, b)))
+    Ok(from_cuda(if gelu {
+        gemm::linear_gelu_bf16(x, w, b)
+    } else {
+        gemm::linear_bf16(x, w, b)
+    }))
 }
 
 /// `t` as a tensor of burn's CUDA backend, when `B` is that backend (`None` otherwise): the

@@ -549,7 +549,7 @@ impl<B: Backend> WanModel<B> {
 
         // FFN on LN(x)·(1+scale2)+shift2, gated by gate2.
         let h = self.norm_modulate(x.clone(), &m, 3, 4, f);
-        let y = blk.ffn_out.forward(gelu_tanh(blk.ffn_in.forward(h)));
+        let y = blk.ffn_out.forward(blk.ffn_in.forward_gelu(h));
         self.gated_add(x, y, &m, 5, f)
     }
 

@@ -77,6 +77,33 @@ impl<B: Backend> Linear<B> {
         self.weight_t.dims()
     }
 
+    /// `gelu_tanh(self.forward(x))`; on CUDA in bf16 the GELU is cuBLASLt's epilogue (applied
+    /// to the f32 result before rounding).
+    ///
+    /// # Shapes
+    /// - x: `[..., in]` (rank `D`) → `[..., out]`
+    pub fn forward_gelu<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        #[cfg(feature = "cuda")]
+        let x = {
+            let dims = x.dims();
+            let rows: usize = dims[..D - 1].iter().product();
+            let [d_in, d_out] = self.weight_t.dims();
+            match crate::cuda::linear_gelu(
+                x.reshape([rows, d_in]),
+                &self.weight_t,
+                self.bias.as_ref(),
+            ) {
+                Ok(y) => {
+                    let mut out = dims;
+                    out[D - 1] = d_out;
+                    return y.reshape(out);
+                }
+                Err(x) => x.reshape(dims),
+            }
+        };
+        gelu_tanh(self.forward(x))
+    }
+
     /// # Shapes
     /// - x: `[..., in]` (rank `D`) → `[..., out]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {

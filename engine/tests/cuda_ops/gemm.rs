@@ -116,3 +116,34 @@ fn the_engines_linear_goes_through_cublaslt_when_enabled() {
         .into_scalar();
     assert!(d <= 1e-4, "{d}");
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU with libcublasLt (run with --ignored on the GPU machine)"]
+fn the_gelu_epilogue_matches_gelu_tanh_in_f32() {
+    assert!(available(), "libcublasLt cannot be loaded here");
+    let device = Default::default();
+    let normal = Distribution::Normal(0.0, 1.0);
+    // The FFN's first layer at one latent frame of 480×832, and a small odd one without bias.
+    for (m, k, n, with_bias) in [(1560, 1536, 8960, true), (37, 24, 40, false)] {
+        let x = Tensor::<Cuda, 2>::random([m, k], normal, &device).cast(DType::BF16);
+        let w_t = Tensor::<Cuda, 2>::random([n, k], normal, &device)
+            .cast(DType::BF16)
+            .transpose();
+        let bias =
+            with_bias.then(|| Tensor::<Cuda, 1>::random([n], normal, &device).cast(DType::BF16));
+        let mut y = x
+            .clone()
+            .cast(DType::F32)
+            .matmul(w_t.clone().cast(DType::F32));
+        if let Some(b) = &bias {
+            y = y + b.clone().cast(DType::F32).unsqueeze_dim(0);
+        }
+        let reference = engine::wan::nn::gelu_tanh(y);
+        let ours = engine::cuda::gemm::linear_gelu_bf16(x, w_t, bias);
+        let err = relative_error(ours, reference);
+        println!(
+            "GELU epilogue [{m}, {k}] x [{k}, {n}] bias={with_bias}: relative error {err:.2e}"
+        );
+        assert!(err <= 1e-2, "relative error {err}");
+    }
+}
