@@ -27,10 +27,13 @@ print(f"cuda {sys.argv[3]}: relative error vs diffusers {err:.3e}")
 PY
 done
 
-# The CUDA ops' GPU tests (libcublasLt from the nvidia-cublas wheel where the system has none).
-if ! ldconfig -p | grep -q libcublasLt.so; then
-  export LD_LIBRARY_PATH=$(python3 -c "import nvidia.cublas,os;print(os.path.join(list(nvidia.cublas.__path__)[0],'lib'))" 2>/dev/null):${LD_LIBRARY_PATH:-}
-fi
+# The CUDA ops' GPU tests (libcublasLt and libcudnn from PyTorch's nvidia-cublas / nvidia-cudnn
+# wheels where the system has none).
+for lib in cublas:libcublasLt.so cudnn:libcudnn.so; do
+  if ! ldconfig -p | grep -q "${lib#*:}"; then
+    export LD_LIBRARY_PATH=$(python3 -c "import nvidia.${lib%%:*},os;print(os.path.join(list(nvidia.${lib%%:*}.__path__)[0],'lib'))" 2>/dev/null):${LD_LIBRARY_PATH:-}
+  fi
+done
 if [ -n "${TESTS:-}" ]; then
   for t in "$TESTS"/*; do
     chmod +x "$t"

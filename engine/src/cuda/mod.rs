@@ -6,6 +6,7 @@
 //! Raw device pointers and CUDA streams need `unsafe`; it is confined to this module.
 
 pub mod attention;
+pub mod conv;
 pub mod gemm;
 pub mod norms;
 mod op;
@@ -130,6 +131,32 @@ pub fn attention_spans<B: Backend>(
     Ok(from_cuda(attention::flash_attention_spans_bf16(
         cq, ck, cv, spans,
     )))
+}
+
+/// A 2-D convolution (no bias) through cuDNN ([`conv::conv2d`]) when `B` is burn's CUDA
+/// backend, the ops are [`enabled`], libcudnn loads and the tensors are f32 or bf16; `x` given
+/// back otherwise.
+///
+/// # Shapes
+/// - x: `[N, C, H, W]`, w: `[O, C, kh, kw]` → `[N, O, H', W']`
+pub fn conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    w: &Tensor<B, 4>,
+    stride: [usize; 2],
+    pad: [usize; 2],
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    if !enabled() || !conv::available() {
+        return Err(x);
+    }
+    let (Some(cx), Some(cw)) = (as_cuda(x.clone()), as_cuda(w.clone())) else {
+        return Err(x);
+    };
+    let [_, _, h, wd] = cx.dims();
+    let [_, _, kh, kw] = cw.dims();
+    if !conv::supports(&cx, &cw) || h + 2 * pad[0] < kh || wd + 2 * pad[1] < kw {
+        return Err(x);
+    }
+    Ok(from_cuda(conv::conv2d(cx, cw, stride, pad)))
 }
 
 /// RMSNorm through [`norms::rms_norm_bf16`] when `B` is burn's CUDA backend, the ops are

@@ -231,12 +231,26 @@ pub(crate) fn on_device(
     tensors: &[&Cube],
     f: impl FnOnce(&[u64], u64) -> Result<(), String> + Send + 'static,
 ) {
+    on_device_with(tensors, 0, f)
+}
+
+/// [`on_device`] with a scratch buffer of `workspace` bytes from cubecl's pool (its pointer
+/// last; none when 0).
+pub(crate) fn on_device_with(
+    tensors: &[&Cube],
+    workspace: usize,
+    f: impl FnOnce(&[u64], u64) -> Result<(), String> + Send + 'static,
+) {
     let client = tensors[0].client.clone();
-    let resources: Vec<_> = tensors
-        .iter()
-        .map(|t| {
+    let mut handles: Vec<_> = tensors.iter().map(|t| t.handle.clone()).collect();
+    if workspace > 0 {
+        handles.push(client.empty(workspace));
+    }
+    let resources: Vec<_> = handles
+        .into_iter()
+        .map(|h| {
             client
-                .get_resource(t.handle.clone())
+                .get_resource(h)
                 .expect("cubecl gives the buffer's device pointer")
         })
         .collect();

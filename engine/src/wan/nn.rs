@@ -181,6 +181,39 @@ pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: &Tensor<B, 1>, eps: f64) ->
     (y * weight.clone().unsqueeze_dim::<2>(0).unsqueeze_dim(0)).cast(dtype)
 }
 
+/// 2-D convolution, dilation 1, one group (`F.conv2d`), the bias added after; through cuDNN
+/// on CUDA where it applies (`HANZO_LIVE_CUDA_OPS=1`).
+///
+/// # Shapes
+/// - x: `[N, C, H, W]`, weight: `[O, C, kh, kw]`, bias: `[O]` → `[N, O, H', W']`
+pub fn conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: &Tensor<B, 4>,
+    bias: Option<&Tensor<B, 1>>,
+    stride: [usize; 2],
+    pad: [usize; 2],
+) -> Tensor<B, 4> {
+    #[cfg(feature = "cuda")]
+    let x = match crate::cuda::conv2d(x, weight, stride, pad) {
+        Ok(y) => {
+            return match bias {
+                Some(b) => {
+                    let o = b.dims()[0];
+                    y + b.clone().reshape([1, o, 1, 1])
+                }
+                None => y,
+            };
+        }
+        Err(x) => x,
+    };
+    burn::tensor::module::conv2d(
+        x,
+        weight.clone(),
+        bias.cloned(),
+        burn::tensor::ops::ConvOptions::new(stride, pad, [1, 1], 1),
+    )
+}
+
 /// GELU with the tanh approximation (`nn.GELU(approximate='tanh')`).
 pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let c = (2.0f64 / std::f64::consts::PI).sqrt();

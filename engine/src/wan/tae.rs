@@ -16,13 +16,11 @@
 //! network on raw Wan latents, so `z · std + mean` goes before its decoder and
 //! `(z − mean) / std` after its encoder. Pixels are [0, 1] inside, [-1, 1] at this API.
 
+use super::nn::conv2d;
 use super::nn::tensor;
 use super::vae::{LatentSpace, VaeError};
 use super::weights::{Checkpoint, Layout, LoadError, Variant};
-use burn::tensor::{
-    DType, Int, Tensor, TensorData, activation::relu, backend::Backend, module::conv2d,
-    ops::ConvOptions,
-};
+use burn::tensor::{DType, Int, Tensor, TensorData, activation::relu, backend::Backend};
 use std::path::Path;
 
 /// Latent channels of the Wan2.1 TAEs.
@@ -169,9 +167,10 @@ impl<B: Backend> Conv<B> {
         let pad = self.weight.dims()[2] / 2;
         conv2d(
             x,
-            self.weight.clone(),
-            self.bias.clone(),
-            ConvOptions::new([self.stride, self.stride], [pad, pad], [1, 1], 1),
+            &self.weight,
+            self.bias.as_ref(),
+            [self.stride, self.stride],
+            [pad, pad],
         )
     }
 }

@@ -6,5 +6,6 @@
 #![cfg(feature = "cuda")]
 
 mod attention;
+mod conv;
 mod gemm;
 mod norms;

@@ -19,14 +19,10 @@ pub mod keys;
 
 pub use config::AutoencoderKLWanConfig;
 
-use super::nn::{AttentionKernel, attention, tensor};
+use super::nn::{AttentionKernel, attention, conv2d, tensor};
 use super::weights::{Checkpoint, LoadError, Variant};
 use burn::tensor::{
-    DType, Int, Tensor, TensorData,
-    activation::silu,
-    backend::Backend,
-    module::conv2d,
-    ops::{ConvOptions, PadMode},
+    DType, Int, Tensor, TensorData, activation::silu, backend::Backend, ops::PadMode,
 };
 use std::path::Path;
 
@@ -287,12 +283,7 @@ impl<B: Backend> Conv2d<B> {
     /// # Shapes
     /// - x: `[N, C, H, W]` → `[N, O, H', W']`
     fn forward(&self, x: Tensor<B, 4>, stride: usize, pad: usize) -> Tensor<B, 4> {
-        let y = conv2d(
-            x,
-            self.weight.clone(),
-            None,
-            ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1),
-        );
+        let y = conv2d(x, &self.weight, None, [stride, stride], [pad, pad]);
         add_bias(y, &self.bias)
     }
 }
@@ -366,9 +357,10 @@ impl<B: Backend> CausalConv3d<B> {
         };
         let y = conv2d(
             frames.reshape([b * t_out, live * c, h, w]),
-            weight,
+            &weight,
             None,
-            ConvOptions::new([1, 1], self.pad, [1, 1], 1),
+            [1, 1],
+            self.pad,
         );
         let y = add_bias(y, &self.bias);
         let [_, o, ho, wo] = y.dims();

@@ -1,0 +1,264 @@
+//! 2-D convolutions through cuDNN on burn-cuda tensors (the Wan VAE's per-frame convolutions,
+//! the light VAEs'), as one custom operation of burn's fusion stream on cubecl's CUDA stream.
+//!
+//! Precision, chosen: bf16 tensors run on bf16 tensor cores with f32 accumulation; f32
+//! tensors let cuDNN use TF32 tensor cores (its default math on Ampere and newer: 10-bit
+//! mantissa products, f32 accumulation), as PyTorch's cuDNN convolutions do by default. The
+//! algorithm is cuDNN's heuristic choice per shape (within a fixed workspace), cached.
+//!
+//! libcudnn is loaded at first use (cudarc's dynamic loading: `libcudnn.so.9` through the
+//! dynamic linker's search path, e.g. the `nvidia-cudnn` wheel's `lib` that PyTorch ships).
+
+use super::{
+    gemm::Cuda,
+    op::{Cube, custom, on_device_with},
+};
+use burn::tensor::{DType, Shape, Tensor};
+use burn_cubecl::kernel::into_contiguous;
+use cudarc::cudnn::{result as dnn, sys};
+use std::{
+    collections::HashMap,
+    ffi::c_void,
+    sync::{Mutex, OnceLock},
+};
+
+/// Scratch memory a convolution may use (algorithms needing more are passed over).
+const WORKSPACE: usize = 64 << 20;
+
+/// Whether libcudnn can be loaded here.
+pub fn available() -> bool {
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    // SAFETY: only tries to open the library.
+    *PRESENT.get_or_init(|| unsafe { sys::is_culib_present() })
+}
+
+/// Whether [`conv2d`] takes these: f32 or bf16 alike, `[N, C, H, W]` by `[O, C, kh, kw]`.
+pub fn supports(x: &Tensor<Cuda, 4>, w: &Tensor<Cuda, 4>) -> bool {
+    let ([n, c, h, wd], [o, wc, kh, kw]) = (x.dims(), w.dims());
+    matches!(x.dtype(), DType::F32 | DType::BF16)
+        && w.dtype() == x.dtype()
+        && c == wc
+        && [n, c, h, wd, o, kh, kw]
+            .iter()
+            .all(|d| *d > 0 && *d < i32::MAX as usize)
+}
+
+/// Cross-correlation (PyTorch's `conv2d`), dilation 1, one group, no bias.
+///
+/// # Shapes
+/// - x: `[N, C, H, W]`, w: `[O, C, kh, kw]` → `[N, O, (H + 2·pad_h − kh) / s_h + 1, …]`
+///
+/// # Panics
+/// When [`supports`] says no, or the output would be empty.
+pub fn conv2d(
+    x: Tensor<Cuda, 4>,
+    w: Tensor<Cuda, 4>,
+    stride: [usize; 2],
+    pad: [usize; 2],
+) -> Tensor<Cuda, 4> {
+    assert!(
+        supports(&x, &w),
+        "cuda::conv2d: x {:?} {:?}, w {:?} {:?}",
+        x.dims(),
+        x.dtype(),
+        w.dims(),
+        w.dtype()
+    );
+    let ([n, _, h, wd], [o, _, kh, kw]) = (x.dims(), w.dims());
+    assert!(
+        h + 2 * pad[0] >= kh && wd + 2 * pad[1] >= kw,
+        "cuda::conv2d: the kernel is larger than the padded input"
+    );
+    let out = [
+        n,
+        o,
+        (h + 2 * pad[0] - kh) / stride[0] + 1,
+        (wd + 2 * pad[1] - kw) / stride[1] + 1,
+    ];
+    let dtype = x.dtype();
+    let inputs = vec![x.into_primitive(), w.into_primitive()];
+    custom("cudnn_conv2d", inputs, out, dtype, move |t| {
+        let [x, w]: [Cube; 2] = t.try_into().expect("two inputs");
+        let [x, w] = [x, w].map(|t| {
+            if t.is_contiguous() {
+                t
+            } else {
+                into_contiguous(t)
+            }
+        });
+        let client = x.client.clone();
+        let elems: usize = out.iter().product();
+        let y = Cube::new_contiguous(
+            client.clone(),
+            x.device.clone(),
+            Shape::new(out),
+            client.empty((elems * dtype.size()).max(16)),
+            dtype,
+        );
+        let problem = Problem {
+            x: [
+                x.meta.shape()[0],
+                x.meta.shape()[1],
+                x.meta.shape()[2],
+                x.meta.shape()[3],
+            ]
+            .map(|d| d as i32),
+            w: [o, w.meta.shape()[1], kh, kw].map(|d| d as i32),
+            y: out.map(|d| d as i32),
+            stride: stride.map(|d| d as i32),
+            pad: pad.map(|d| d as i32),
+            bf16: dtype == DType::BF16,
+        };
+        on_device_with(&[&y, &x, &w], WORKSPACE, move |p, stream| {
+            // SAFETY: contiguous buffers of the problem's shapes and a workspace of
+            // WORKSPACE bytes, on cubecl's device thread and stream.
+            unsafe { problem.run(p[1], p[2], p[0], p[3], stream) }
+        });
+        y
+    })
+}
+
+/// One convolution's shapes and options (the key of the algorithm cache).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Problem {
+    x: [i32; 4],
+    w: [i32; 4],
+    y: [i32; 4],
+    stride: [i32; 2],
+    pad: [i32; 2],
+    bf16: bool,
+}
+
+fn handle() -> Result<sys::cudnnHandle_t, String> {
+    static HANDLE: OnceLock<Result<usize, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            dnn::create_handle()
+                .map(|h| h as usize)
+                .map_err(|e| format!("cuDNN: {e:?}"))
+        })
+        .clone()
+        .map(|h| h as sys::cudnnHandle_t)
+}
+
+fn algorithms() -> &'static Mutex<HashMap<Problem, sys::cudnnConvolutionFwdAlgo_t>> {
+    static ALGOS: OnceLock<Mutex<HashMap<Problem, sys::cudnnConvolutionFwdAlgo_t>>> =
+        OnceLock::new();
+    ALGOS.get_or_init(Mutex::default)
+}
+
+impl Problem {
+    /// # Safety
+    /// The pointers must be live device buffers of the problem's shapes (and `workspace` of
+    /// [`WORKSPACE`] bytes), the stream live, and cubecl's context current on this thread.
+    unsafe fn run(self, x: u64, w: u64, y: u64, workspace: u64, stream: u64) -> Result<(), String> {
+        fn e(what: &'static str) -> impl Fn(dnn::CudnnError) -> String {
+            move |err| format!("cuDNN {what}: {err:?}")
+        }
+        let handle = handle()?;
+        let dtype = if self.bf16 {
+            sys::cudnnDataType_t::CUDNN_DATA_BFLOAT16
+        } else {
+            sys::cudnnDataType_t::CUDNN_DATA_FLOAT
+        };
+        let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
+        let xd = dnn::create_tensor_descriptor().map_err(e("descriptor"))?;
+        let yd = dnn::create_tensor_descriptor().map_err(e("descriptor"))?;
+        let wd = dnn::create_filter_descriptor().map_err(e("descriptor"))?;
+        let cd = dnn::create_convolution_descriptor().map_err(e("descriptor"))?;
+        // SAFETY: the descriptors are created above and freed below; the rest as the caller
+        // promises.
+        let result = unsafe {
+            (|| -> Result<(), String> {
+                dnn::set_stream(handle, stream as sys::cudaStream_t).map_err(e("stream"))?;
+                dnn::set_tensor4d_descriptor(xd, nchw, dtype, self.x).map_err(e("x"))?;
+                dnn::set_tensor4d_descriptor(yd, nchw, dtype, self.y).map_err(e("y"))?;
+                dnn::set_filter4d_descriptor(wd, dtype, nchw, self.w).map_err(e("w"))?;
+                dnn::set_convolution2d_descriptor(
+                    cd,
+                    self.pad[0],
+                    self.pad[1],
+                    self.stride[0],
+                    self.stride[1],
+                    1,
+                    1,
+                    sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
+                    sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
+                )
+                .map_err(e("convolution"))?;
+                let math = if self.bf16 {
+                    sys::cudnnMathType_t::CUDNN_TENSOR_OP_MATH
+                } else {
+                    sys::cudnnMathType_t::CUDNN_DEFAULT_MATH
+                };
+                dnn::set_convolution_math_type(cd, math).map_err(e("math type"))?;
+                let cached = algorithms()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&self)
+                    .copied();
+                let algo = match cached {
+                    Some(a) => a,
+                    None => {
+                        let mut perf =
+                            [std::mem::zeroed::<sys::cudnnConvolutionFwdAlgoPerf_t>(); 8];
+                        let mut count = 0;
+                        dnn::get_convolution_forward_algorithm(
+                            handle,
+                            xd,
+                            wd,
+                            cd,
+                            yd,
+                            perf.len() as i32,
+                            &mut count,
+                            perf.as_mut_ptr(),
+                        )
+                        .map_err(e("algorithm"))?;
+                        let algo = perf[..count.max(0) as usize]
+                            .iter()
+                            .find(|p| {
+                                p.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS
+                                    && p.memory <= WORKSPACE
+                            })
+                            .map(|p| p.algo)
+                            .ok_or_else(|| {
+                                format!(
+                                    "cuDNN has no algorithm for {self:?} within {WORKSPACE} bytes"
+                                )
+                            })?;
+                        algorithms()
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(self, algo);
+                        algo
+                    }
+                };
+                let (alpha, beta) = (1f32, 0f32);
+                dnn::convolution_forward(
+                    handle,
+                    &alpha as *const f32 as *const c_void,
+                    xd,
+                    x as *const c_void,
+                    wd,
+                    w as *const c_void,
+                    cd,
+                    algo,
+                    workspace as *mut c_void,
+                    WORKSPACE,
+                    &beta as *const f32 as *const c_void,
+                    yd,
+                    y as *mut c_void,
+                )
+                .map_err(e("forward"))
+            })()
+        };
+        // SAFETY: created above, not freed elsewhere.
+        unsafe {
+            let _ = dnn::destroy_tensor_descriptor(xd);
+            let _ = dnn::destroy_tensor_descriptor(yd);
+            let _ = dnn::destroy_filter_descriptor(wd);
+            let _ = dnn::destroy_convolution_descriptor(cd);
+        }
+        result
+    }
+}

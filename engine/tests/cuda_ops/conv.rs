@@ -1,0 +1,45 @@
+//! cuDNN's convolutions against burn's own `conv2d` in f32 on the same GPU (libcudnn needed).
+
+use burn::tensor::{DType, Distribution, Tensor, module::conv2d, ops::ConvOptions};
+use engine::cuda::{conv, gemm::Cuda};
+
+#[test]
+#[ignore = "needs an NVIDIA GPU with libcudnn (run with --ignored on the GPU machine)"]
+fn cudnn_convolutions_match_burns_in_f32_and_bf16() {
+    assert!(conv::available(), "libcudnn cannot be loaded here");
+    let device = Default::default();
+    let normal = Distribution::Normal(0.0, 1.0);
+    // (x, w, stride, pad): a Wan VAE 3×3 over three folded time taps at a 60×104 latent
+    // scale, a stride-2 downsample without padding, a 1×1 projection, odd sizes.
+    for (xs, ws, stride, pad) in [
+        ([2, 288, 60, 104], [96, 288, 3, 3], [1, 1], [1, 1]),
+        ([1, 32, 61, 105], [32, 32, 3, 3], [2, 2], [0, 0]),
+        ([3, 64, 30, 52], [192, 64, 1, 1], [1, 1], [0, 0]),
+        ([1, 3, 17, 23], [5, 3, 3, 3], [1, 1], [1, 1]),
+    ] {
+        let x = Tensor::<Cuda, 4>::random(xs, normal, &device);
+        let w = Tensor::<Cuda, 4>::random(ws, normal, &device) * 0.1;
+        let reference = conv2d(
+            x.clone(),
+            w.clone(),
+            None,
+            ConvOptions::new(stride, pad, [1, 1], 1),
+        );
+        let scale = reference.clone().abs().max().into_scalar();
+        for dtype in [DType::F32, DType::BF16] {
+            let ours = conv::conv2d(x.clone().cast(dtype), w.clone().cast(dtype), stride, pad);
+            assert_eq!(ours.dims(), reference.dims());
+            assert_eq!(ours.dtype(), dtype);
+            let err = (ours.cast(DType::F32) - reference.clone())
+                .abs()
+                .max()
+                .into_scalar()
+                / scale;
+            println!(
+                "conv {xs:?} * {ws:?} s{stride:?} p{pad:?} {dtype:?}: relative error {err:.2e}"
+            );
+            // TF32 products (f32) and bf16 inputs, both with f32 accumulation.
+            assert!(err <= 1e-2, "{dtype:?} {xs:?} * {ws:?}: {err}");
+        }
+    }
+}
