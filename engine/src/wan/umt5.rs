@@ -17,7 +17,7 @@
 //! | `encoder.block.N.layer.1.DenseReluDense.wo.weight` | `blocks.N.ffn.fc2.weight` |
 //! | `encoder.final_layer_norm.weight` | `norm.weight` |
 
-use super::nn::{Linear, gelu_tanh, rms_norm, tensor};
+use super::nn::{Linear, rms_norm, tensor};
 use super::weights::{Checkpoint, Layout, LoadError, Variant};
 use burn::tensor::{DType, Int, Tensor, TensorData, activation::softmax, backend::Backend};
 use serde::Deserialize;
@@ -380,7 +380,7 @@ impl<B: Backend> Umt5Encoder<B> {
             let attn = attn.swap_dims(1, 2).reshape([b, l, h * dk]);
             x = x + blk.o.forward(attn);
             let y = rms_norm(x.clone(), &blk.norm2, c.layer_norm_epsilon);
-            let ff = gelu_tanh(blk.gate.forward(y.clone())) * blk.fc1.forward(y);
+            let ff = blk.gate.forward_gelu(y.clone()) * blk.fc1.forward(y);
             x = x + blk.fc2.forward(ff);
         }
         rms_norm(x, &self.norm, c.layer_norm_epsilon).cast(DType::F32)
