@@ -14,11 +14,31 @@ mod op;
 use burn::tensor::{DType, Tensor, backend::Backend};
 use std::{any::Any, sync::OnceLock};
 
-/// Whether the engine routes work to these ops where they apply: `HANZO_LIVE_CUDA_OPS=1`.
+/// Whether the engine routes work to these ops where they apply: `HANZO_LIVE_CUDA_OPS=1` and
+/// a GPU of compute capability 8.0 or newer (bf16 tensor cores).
 /// Off by default until each op has been checked and timed on a GPU (docs/perf.md); read once.
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("HANZO_LIVE_CUDA_OPS").is_ok_and(|v| v == "1"))
+    *ON.get_or_init(|| {
+        std::env::var("HANZO_LIVE_CUDA_OPS").is_ok_and(|v| v == "1")
+            && compute_capability().is_some_and(|(major, _)| major >= 8)
+    })
+}
+
+/// GPU 0's compute capability (the GPU burn-cuda uses), from the driver.
+pub fn compute_capability() -> Option<(i32, i32)> {
+    use cudarc::driver::{result, sys::CUdevice_attribute as A};
+    result::init().ok()?;
+    let dev = result::device::get(0).ok()?;
+    // SAFETY: a device handle the driver just gave.
+    unsafe {
+        Some((
+            result::device::get_attribute(dev, A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+                .ok()?,
+            result::device::get_attribute(dev, A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+                .ok()?,
+        ))
+    }
 }
 
 /// A Linear layer's `x·w_t (+ bias)` through cuBLASLt when `B` is burn's CUDA backend, the
