@@ -160,10 +160,12 @@ struct Keys {
 }
 
 /// The kernel reads rows of 16 bytes: the last dimension contiguous, the others multiples of
-/// 8 elements (0 for an expanded dimension is fine). Anything else is copied first.
+/// 8 elements (0 for an expanded dimension is fine), the view starting 16-byte aligned.
+/// Anything else is copied first.
 fn readable(t: Cube) -> Cube {
     let s = t.meta.strides();
-    if s[3] == 1 && s[..3].iter().all(|x| x % 8 == 0) {
+    let aligned = t.handle.offset_start.unwrap_or(0).is_multiple_of(16);
+    if aligned && s[3] == 1 && s[..3].iter().all(|x| x % 8 == 0) {
         t
     } else {
         into_contiguous(t)

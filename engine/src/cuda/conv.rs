@@ -141,9 +141,11 @@ fn handle() -> Result<sys::cudnnHandle_t, String> {
         .map(|h| h as sys::cudnnHandle_t)
 }
 
-fn algorithms() -> &'static Mutex<HashMap<Problem, sys::cudnnConvolutionFwdAlgo_t>> {
-    static ALGOS: OnceLock<Mutex<HashMap<Problem, sys::cudnnConvolutionFwdAlgo_t>>> =
-        OnceLock::new();
+/// The algorithm and the math type it was proposed with, per problem.
+type Choice = (sys::cudnnConvolutionFwdAlgo_t, sys::cudnnMathType_t);
+
+fn algorithms() -> &'static Mutex<HashMap<Problem, Choice>> {
+    static ALGOS: OnceLock<Mutex<HashMap<Problem, Choice>>> = OnceLock::new();
     ALGOS.get_or_init(Mutex::default)
 }
 
@@ -197,8 +199,8 @@ impl Problem {
                     .unwrap_or_else(|p| p.into_inner())
                     .get(&self)
                     .copied();
-                let algo = match cached {
-                    Some(a) => a,
+                let (algo, math) = match cached {
+                    Some(choice) => choice,
                     None => {
                         let mut perf =
                             [std::mem::zeroed::<sys::cudnnConvolutionFwdAlgoPerf_t>(); 8];
@@ -214,13 +216,13 @@ impl Problem {
                             perf.as_mut_ptr(),
                         )
                         .map_err(e("algorithm"))?;
-                        let algo = perf[..count.max(0) as usize]
+                        let choice = perf[..count.max(0) as usize]
                             .iter()
                             .find(|p| {
                                 p.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS
                                     && p.memory <= WORKSPACE
                             })
-                            .map(|p| p.algo)
+                            .map(|p| (p.algo, p.mathType))
                             .ok_or_else(|| {
                                 format!(
                                     "cuDNN has no algorithm for {self:?} within {WORKSPACE} bytes"
@@ -229,10 +231,13 @@ impl Problem {
                         algorithms()
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .insert(self, algo);
-                        algo
+                            .insert(self, choice);
+                        choice
                     }
                 };
+                // Run with the math type the heuristic proposed the algorithm for (as PyTorch
+                // does): a fallback algorithm may use another than the one asked.
+                dnn::set_convolution_math_type(cd, math).map_err(e("math type"))?;
                 let (alpha, beta) = (1f32, 0f32);
                 dnn::convolution_forward(
                     handle,

@@ -151,7 +151,11 @@ fn gemm(
     b: Option<CubeTensor<CudaRuntime>>,
     gelu: bool,
 ) -> CubeTensor<CudaRuntime> {
-    let x = if x.meta.strides()[1] == 1 {
+    // Rows must be `ldx ≥ K` apart with unit stride along them; an expanded (stride 0) or
+    // overlapping row layout is copied first.
+    let (rows, cols) = (x.meta.shape()[0], x.meta.shape()[1]);
+    let xs = x.meta.strides();
+    let x = if xs[1] == 1 && (rows <= 1 || xs[0] >= cols) {
         x
     } else {
         into_contiguous(x)

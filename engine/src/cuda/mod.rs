@@ -28,6 +28,10 @@ pub fn enabled() -> bool {
 /// GPU 0's compute capability (the GPU burn-cuda uses), from the driver.
 pub fn compute_capability() -> Option<(i32, i32)> {
     use cudarc::driver::{result, sys::CUdevice_attribute as A};
+    // SAFETY: only tries to open the driver library (cudarc panics on a call without it).
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return None;
+    }
     result::init().ok()?;
     let dev = result::device::get(0).ok()?;
     // SAFETY: a device handle the driver just gave.
@@ -210,7 +214,7 @@ pub fn layer_norm_modulate<B: Backend>(
     i_scale: usize,
     eps: f64,
 ) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
-    if !enabled() || x.dtype() != DType::BF16 {
+    if !enabled() || x.dtype() != DType::BF16 || !modulation_fits(x.dims(), m.dims()) {
         return Err(x);
     }
     match (as_cuda(x.clone()), as_cuda(m.clone())) {
@@ -233,13 +237,24 @@ pub fn gated_add<B: Backend>(
     m: &Tensor<B, 4>,
     i_gate: usize,
 ) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Tensor<B, 3>)> {
-    if !enabled() || x.dtype() != DType::BF16 || y.dtype() != DType::BF16 {
+    if !enabled()
+        || x.dtype() != DType::BF16
+        || y.dtype() != DType::BF16
+        || y.dims() != x.dims()
+        || !modulation_fits(x.dims(), m.dims())
+    {
         return Err((x, y));
     }
     match (as_cuda(x.clone()), as_cuda(y.clone()), as_cuda(m.clone())) {
         (Some(cx), Some(cy), Some(cm)) => Ok(from_cuda(norms::gated_add_bf16(cx, cy, &cm, i_gate))),
         _ => Err((x, y)),
     }
+}
+
+/// Whether the row kernels take a modulation of these dims for `x`: one row per batch row and
+/// frame (the portable path also broadcasts a batch or frame of 1; the kernels do not).
+fn modulation_fits([b, l, d]: [usize; 3], [mb, f, six, md]: [usize; 4]) -> bool {
+    mb == b && six == 6 && md == d && f > 0 && l % f == 0
 }
 
 /// The inverse of [`as_cuda`], for a `B` that is burn's CUDA backend.

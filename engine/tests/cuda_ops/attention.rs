@@ -92,6 +92,15 @@ fn an_expanded_batch_and_a_contiguous_layout_are_read_in_place() {
     );
     println!("narrowed cache span: relative error {err:.2e}");
     assert!(err <= 1e-2, "{err}");
+    // A view that starts 8 bytes into its buffer (rows not 16-byte aligned): copied first.
+    let q = bf16([1, 4, 70, 136]).narrow(3, 4, 128);
+    let (k, v) = (bf16([1, 4, 90, 128]), bf16([1, 4, 90, 128]));
+    let err = relative_error(
+        flash_attention_bf16(q.clone(), k.clone(), v.clone()),
+        reference(q, k, v),
+    );
+    println!("unaligned view: relative error {err:.2e}");
+    assert!(err <= 1e-2, "{err}");
 }
 
 #[test]

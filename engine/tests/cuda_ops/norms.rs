@@ -26,6 +26,18 @@ fn per_token(m: &Tensor<Cuda, 4>, i: usize, l: usize) -> Tensor<Cuda, 3> {
 }
 
 #[test]
+#[ignore = "needs an NVIDIA GPU (compute capability 8.0+) and HANZO_LIVE_CUDA_OPS=1"]
+fn a_broadcast_modulation_keeps_the_portable_path() {
+    assert!(engine::cuda::enabled(), "run with HANZO_LIVE_CUDA_OPS=1");
+    // One modulation row shared by a batch of 2 (the kernels want one per batch row): the
+    // dispatch declines instead of the kernel asserting.
+    let x = random([2, 6, 64]).cast(DType::BF16);
+    let m = random([1, 3, 6, 64]);
+    assert!(engine::cuda::layer_norm_modulate(x.clone(), &m, 0, 1, 1e-6).is_err());
+    assert!(engine::cuda::gated_add(x.clone(), x, &m, 2).is_err());
+}
+
+#[test]
 #[ignore = "needs an NVIDIA GPU (compute capability 8.0+) and NVRTC"]
 fn the_fused_row_kernels_match_burns_f32_ops() {
     // (batch, tokens, dim, frames): Wan 1.3B's dim over one 3-frame chunk's tokens at a small
