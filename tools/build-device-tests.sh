@@ -4,13 +4,18 @@
 # tool carries at most 64 MiB):
 #   .device/engine.gz            hanzo-live engine (perf profile, --features cuda)
 #   .device/tests/cuda_ops.gz    the ignored GPU tests of engine/tests/cuda_ops
+#   .device/wheels/              diffusers, for the PyTorch side of the benches
 # Then, through the device tool (carry [".device"]), e.g.:
 #   mkdir -p /tmp/d/tests && gunzip -c .device/engine.gz > /tmp/d/engine &&
 #   gunzip -c .device/tests/cuda_ops.gz > /tmp/d/tests/cuda_ops &&
 #   OUT=$OUT TESTS=/tmp/d/tests engine/scripts/device_bench.sh /tmp/d/engine .device/wheels
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p .device/tests
+mkdir -p .device/tests .device/wheels
+# The device has PyTorch and transformers but no registry: diffusers (the reference side of
+# the benches) travels as a wheel.
+ls .device/wheels/diffusers-*.whl >/dev/null 2>&1 ||
+  python3 -m pip download -q --no-deps diffusers==0.42.1 -d .device/wheels
 cargo build --profile perf -p engine --example engine --features cuda
 gzip -c target/perf/examples/engine > .device/engine.gz
 cargo test --profile perf -p engine --features cuda --no-run --message-format=json \
