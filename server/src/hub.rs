@@ -295,28 +295,19 @@ fn open_part(
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(disk(part, e)),
     }
-    let have = f.metadata().map_err(|e| disk(part, e))?.len();
+    let mut have = f.metadata().map_err(|e| disk(part, e))?.len();
     let recorded = std::fs::read_to_string(version).ok();
     let other = id.is_some_and(|id| recorded.as_deref().is_some_and(|r| r.trim() != id));
-    if have > size || other {
+    let restart = have > size || other;
+    if restart {
         // Truncated now, so that a failure before the first new byte cannot leave old bytes
         // under the new record.
         f.set_len(0).map_err(|e| disk(part, e))?;
-        return write_version(f, version, id, 0);
+        have = 0;
     }
-    if recorded.is_none() {
-        return write_version(f, version, id, have);
-    }
-    Ok((f, have))
-}
-
-fn write_version(
-    f: std::fs::File,
-    version: &Path,
-    id: Option<&str>,
-    have: u64,
-) -> Result<(std::fs::File, u64), HubError> {
-    if let Some(id) = id {
+    if let Some(id) = id
+        && (restart || recorded.is_none())
+    {
         std::fs::write(version, id).map_err(|e| disk(version, e))?;
     }
     Ok((f, have))

@@ -10,9 +10,9 @@
 
 use super::{
     gemm::Cuda,
-    op::{Arg, Cube, Module, custom, launch, on_device},
+    op::{Arg, Cube, Module, custom, empty, launch, on_device},
 };
-use burn::tensor::{DType, Shape, Tensor};
+use burn::tensor::{DType, Tensor};
 use burn_cubecl::kernel::into_contiguous;
 
 /// The kernel's head dimension.
@@ -181,14 +181,7 @@ fn attend(q: Cube, k: Cube, v: Cube, keys: Keys, kernel: FlashKernel) -> Cube {
         q.meta.shape()[3],
     );
     let lk = keys.lk;
-    let client = q.client.clone();
-    let o = Cube::new_contiguous(
-        client.clone(),
-        q.device.clone(),
-        Shape::new([b, lq, h, d]),
-        client.empty((b * lq * h * d * 2).max(16)),
-        DType::BF16,
-    );
+    let o = empty(&q, [b, lq, h, d], DType::BF16);
     if lq == 0 || b == 0 || h == 0 {
         return o;
     }

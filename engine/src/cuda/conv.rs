@@ -11,10 +11,9 @@
 
 use super::{
     gemm::Cuda,
-    op::{Cube, custom, on_device_with},
+    op::{Cube, contiguous, custom, empty, on_device_with},
 };
-use burn::tensor::{DType, Shape, Tensor};
-use burn_cubecl::kernel::into_contiguous;
+use burn::tensor::{DType, Tensor};
 use cudarc::cudnn::{result as dnn, sys};
 use std::{
     collections::HashMap,
@@ -79,22 +78,8 @@ pub fn conv2d(
     let inputs = vec![x.into_primitive(), w.into_primitive()];
     custom("cudnn_conv2d", inputs, out, dtype, move |t| {
         let [x, w]: [Cube; 2] = t.try_into().expect("two inputs");
-        let [x, w] = [x, w].map(|t| {
-            if t.is_contiguous() {
-                t
-            } else {
-                into_contiguous(t)
-            }
-        });
-        let client = x.client.clone();
-        let elems: usize = out.iter().product();
-        let y = Cube::new_contiguous(
-            client.clone(),
-            x.device.clone(),
-            Shape::new(out),
-            client.empty((elems * dtype.size()).max(16)),
-            dtype,
-        );
+        let [x, w] = [x, w].map(contiguous);
+        let y = empty(&x, out, dtype);
         let problem = Problem {
             x: [
                 x.meta.shape()[0],

@@ -45,33 +45,14 @@ pub fn compute_capability() -> Option<(i32, i32)> {
     }
 }
 
-/// A Linear layer's `x·w_t (+ bias)` through cuBLASLt when `B` is burn's CUDA backend, the
-/// ops are [`enabled`], libcublasLt loads and everything is bf16; `Err(x)` (given back
-/// untouched) otherwise.
+/// A Linear layer's `x·w_t (+ bias)`, then GELU (tanh approximation) when `gelu`, through
+/// cuBLASLt (the bias and the GELU in its epilogue) when `B` is burn's CUDA backend, the ops
+/// are [`enabled`], libcublasLt loads and everything is bf16; `Err(x)` (given back untouched)
+/// otherwise.
 ///
 /// # Shapes
 /// - x: `[M, K]`, w_t: `[K, N]`, bias: `[N]` → `[M, N]`
 pub fn linear<B: Backend>(
-    x: Tensor<B, 2>,
-    w_t: &Tensor<B, 2>,
-    bias: Option<&Tensor<B, 1>>,
-) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
-    linear_maybe_gelu(x, w_t, bias, false)
-}
-
-/// [`linear`] followed by GELU (tanh approximation) in cuBLASLt's epilogue.
-///
-/// # Shapes
-/// - x: `[M, K]`, w_t: `[K, N]`, bias: `[N]` → `[M, N]`
-pub fn linear_gelu<B: Backend>(
-    x: Tensor<B, 2>,
-    w_t: &Tensor<B, 2>,
-    bias: Option<&Tensor<B, 1>>,
-) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
-    linear_maybe_gelu(x, w_t, bias, true)
-}
-
-fn linear_maybe_gelu<B: Backend>(
     x: Tensor<B, 2>,
     w_t: &Tensor<B, 2>,
     bias: Option<&Tensor<B, 1>>,
@@ -116,18 +97,8 @@ pub fn attention<B: Backend>(
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
 ) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>)> {
-    if !enabled() || q.dtype() != DType::BF16 {
-        return Err((q, k, v));
-    }
-    let (Some(cq), Some(ck), Some(cv)) =
-        (as_cuda(q.clone()), as_cuda(k.clone()), as_cuda(v.clone()))
-    else {
-        return Err((q, k, v));
-    };
-    if !attention::supports(&cq, &ck, &cv) {
-        return Err((q, k, v));
-    }
-    Ok(from_cuda(attention::flash_attention_bf16(cq, ck, cv)))
+    let keys = 0..k.dims()[2];
+    attention_spans(q, &k, &v, std::slice::from_ref(&keys)).map_err(|q| (q, k, v))
 }
 
 /// [`attention`] over the key `spans` of `k` and `v` (a KV cache's sink and window, read in
@@ -137,14 +108,16 @@ pub fn attention<B: Backend>(
 /// - q: `[B, H, Lq, d]`, k, v: `[B, H, L, d]`, spans within `0..L` → `[B, H, Lq, d]`
 pub fn attention_spans<B: Backend>(
     q: Tensor<B, 4>,
-    k: Tensor<B, 4>,
-    v: Tensor<B, 4>,
+    k: &Tensor<B, 4>,
+    v: &Tensor<B, 4>,
     spans: &[std::ops::Range<usize>],
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     if !enabled() || q.dtype() != DType::BF16 || !matches!(spans.len(), 1 | 2) {
         return Err(q);
     }
-    let (Some(cq), Some(ck), Some(cv)) = (as_cuda(q.clone()), as_cuda(k), as_cuda(v)) else {
+    let (Some(cq), Some(ck), Some(cv)) =
+        (as_cuda(q.clone()), as_cuda(k.clone()), as_cuda(v.clone()))
+    else {
         return Err(q);
     };
     let len = ck.dims()[2];

@@ -5,10 +5,9 @@
 
 use super::{
     gemm::Cuda,
-    op::{Arg, Cube, Module, custom, launch, on_device},
+    op::{Arg, Cube, Module, contiguous, custom, empty, launch, on_device},
 };
-use burn::tensor::{DType, Shape, Tensor};
-use burn_cubecl::kernel::into_contiguous;
+use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 const MODULE: Module = Module {
     name: "norms",
@@ -16,24 +15,36 @@ const MODULE: Module = Module {
 };
 const THREADS: u32 = 256;
 
-fn contiguous(t: Cube) -> Cube {
-    if t.is_contiguous() {
-        t
-    } else {
-        into_contiguous(t)
-    }
-}
-
-fn empty_like_bf16(x: &Cube) -> Cube {
-    let client = x.client.clone();
-    let n: usize = x.meta.shape().iter().product();
-    Cube::new_contiguous(
-        client.clone(),
-        x.device.clone(),
-        Shape::from(x.meta.shape().to_vec()),
-        client.empty((n * 2).max(16)),
-        DType::BF16,
-    )
+/// Queues the kernel `entry` of `norms.cu` for a `[B, L, D]` bf16 result, one block per row.
+/// Every kernel there takes its inputs' pointers (made contiguous, in order), the output's,
+/// then `scalars`.
+fn row_kernel(
+    entry: &'static str,
+    inputs: Vec<TensorPrimitive<Cuda>>,
+    shape: [usize; 3],
+    scalars: Vec<Arg>,
+) -> Tensor<Cuda, 3> {
+    custom(entry, inputs, shape, DType::BF16, move |t| {
+        let inputs: Vec<Cube> = t.into_iter().map(contiguous).collect();
+        let y = empty(&inputs[0], shape, DType::BF16);
+        let rows = (shape[0] * shape[1]) as u32;
+        if rows > 0 {
+            let tensors: Vec<&Cube> = std::iter::once(&y).chain(&inputs).collect();
+            let scalars = scalars.clone();
+            on_device(&tensors, move |p, stream| {
+                let args: Vec<Arg> = p[1..]
+                    .iter()
+                    .chain(&p[..1])
+                    .map(|ptr| Arg::Ptr(*ptr))
+                    .chain(scalars)
+                    .collect();
+                // SAFETY: contiguous buffers of the shapes the public functions check, on
+                // cubecl's device thread and stream; the arguments in the kernel's order.
+                unsafe { launch(&MODULE, entry, (rows, 1, 1), (THREADS, 1, 1), stream, &args) }
+            });
+        }
+        y
+    })
 }
 
 /// `x / sqrt(mean(x²) + eps) · w` over the last dimension.
@@ -44,40 +55,15 @@ pub fn rms_norm_bf16(x: Tensor<Cuda, 3>, w: &Tensor<Cuda, 1>, eps: f64) -> Tenso
     let [b, l, d] = x.dims();
     assert_eq!(x.dtype(), DType::BF16, "rms_norm_bf16 takes bf16");
     assert_eq!(w.dims(), [d], "rms_norm_bf16: the weight must be [{d}]");
-    let inputs = vec![
-        x.into_primitive(),
-        w.clone().cast(DType::F32).into_primitive(),
-    ];
-    custom("rms_norm_bf16", inputs, [b, l, d], DType::BF16, move |t| {
-        let [x, w]: [Cube; 2] = t.try_into().expect("two inputs");
-        let x = contiguous(x);
-        let w = contiguous(w);
-        let y = empty_like_bf16(&x);
-        let rows = (b * l) as u32;
-        if rows > 0 {
-            on_device(&[&y, &x, &w], move |p, stream| {
-                // SAFETY: contiguous buffers of `rows × d` and `d` elements, on cubecl's
-                // device thread and stream.
-                unsafe {
-                    launch(
-                        &MODULE,
-                        "rms_norm_bf16",
-                        (rows, 1, 1),
-                        (THREADS, 1, 1),
-                        stream,
-                        &[
-                            Arg::Ptr(p[1]),
-                            Arg::Ptr(p[2]),
-                            Arg::Ptr(p[0]),
-                            Arg::I32(d as i32),
-                            Arg::F32(eps as f32),
-                        ],
-                    )
-                }
-            });
-        }
-        y
-    })
+    row_kernel(
+        "rms_norm_bf16",
+        vec![
+            x.into_primitive(),
+            w.clone().cast(DType::F32).into_primitive(),
+        ],
+        [b, l, d],
+        vec![Arg::I32(d as i32), Arg::F32(eps as f32)],
+    )
 }
 
 /// `LN(x)·(1 + scale) + shift` with `shift = m[:, f, i_shift]`, `scale = m[:, f, i_scale]` for
@@ -104,49 +90,22 @@ pub fn layer_norm_modulate_bf16(
         "layer_norm_modulate_bf16: x [{b}, {l}, {d}] and m {:?}",
         m.dims()
     );
-    let inputs = vec![
-        x.into_primitive(),
-        m.clone().cast(DType::F32).into_primitive(),
-    ];
-    custom(
+    row_kernel(
         "layer_norm_modulate_bf16",
-        inputs,
+        vec![
+            x.into_primitive(),
+            m.clone().cast(DType::F32).into_primitive(),
+        ],
         [b, l, d],
-        DType::BF16,
-        move |t| {
-            let [x, m]: [Cube; 2] = t.try_into().expect("two inputs");
-            let (x, m) = (contiguous(x), contiguous(m));
-            let y = empty_like_bf16(&x);
-            let rows = (b * l) as u32;
-            if rows > 0 {
-                on_device(&[&y, &x, &m], move |p, stream| {
-                    // SAFETY: contiguous buffers of the shapes above, on cubecl's device
-                    // thread and stream.
-                    unsafe {
-                        launch(
-                            &MODULE,
-                            "layer_norm_modulate_bf16",
-                            (rows, 1, 1),
-                            (THREADS, 1, 1),
-                            stream,
-                            &[
-                                Arg::Ptr(p[1]),
-                                Arg::Ptr(p[2]),
-                                Arg::Ptr(p[0]),
-                                Arg::I32(d as i32),
-                                Arg::I32(l as i32),
-                                Arg::I32((l / frames) as i32),
-                                Arg::I32(frames as i32),
-                                Arg::I32(i_shift as i32),
-                                Arg::I32(i_scale as i32),
-                                Arg::F32(eps as f32),
-                            ],
-                        )
-                    }
-                });
-            }
-            y
-        },
+        vec![
+            Arg::I32(d as i32),
+            Arg::I32(l as i32),
+            Arg::I32((l / frames) as i32),
+            Arg::I32(frames as i32),
+            Arg::I32(i_shift as i32),
+            Arg::I32(i_scale as i32),
+            Arg::F32(eps as f32),
+        ],
     )
 }
 
@@ -172,42 +131,20 @@ pub fn gated_add_bf16(
         y.dims(),
         m.dims()
     );
-    let inputs = vec![
-        x.into_primitive(),
-        y.into_primitive(),
-        m.clone().cast(DType::F32).into_primitive(),
-    ];
-    custom("gated_add_bf16", inputs, [b, l, d], DType::BF16, move |t| {
-        let [x, y, m]: [Cube; 3] = t.try_into().expect("three inputs");
-        let (x, y, m) = (contiguous(x), contiguous(y), contiguous(m));
-        let out = empty_like_bf16(&x);
-        let rows = (b * l) as u32;
-        if rows > 0 {
-            on_device(&[&out, &x, &y, &m], move |p, stream| {
-                // SAFETY: contiguous buffers of the shapes above, on cubecl's device thread
-                // and stream.
-                unsafe {
-                    launch(
-                        &MODULE,
-                        "gated_add_bf16",
-                        (rows, 1, 1),
-                        (THREADS, 1, 1),
-                        stream,
-                        &[
-                            Arg::Ptr(p[1]),
-                            Arg::Ptr(p[2]),
-                            Arg::Ptr(p[3]),
-                            Arg::Ptr(p[0]),
-                            Arg::I32(d as i32),
-                            Arg::I32(l as i32),
-                            Arg::I32((l / frames) as i32),
-                            Arg::I32(frames as i32),
-                            Arg::I32(i_gate as i32),
-                        ],
-                    )
-                }
-            });
-        }
-        out
-    })
+    row_kernel(
+        "gated_add_bf16",
+        vec![
+            x.into_primitive(),
+            y.into_primitive(),
+            m.clone().cast(DType::F32).into_primitive(),
+        ],
+        [b, l, d],
+        vec![
+            Arg::I32(d as i32),
+            Arg::I32(l as i32),
+            Arg::I32((l / frames) as i32),
+            Arg::I32(frames as i32),
+            Arg::I32(i_gate as i32),
+        ],
+    )
 }

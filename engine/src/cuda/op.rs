@@ -5,7 +5,8 @@
 use super::gemm::Cuda;
 use burn::tensor::{DType, Shape, Tensor, TensorPrimitive};
 use burn_cubecl::{
-    CubeBackend, cubecl::cuda::CudaRuntime, fusion::FusionCubeRuntime, tensor::CubeTensor,
+    CubeBackend, cubecl::cuda::CudaRuntime, fusion::FusionCubeRuntime, kernel::into_contiguous,
+    tensor::CubeTensor,
 };
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
@@ -76,6 +77,29 @@ impl Operation<Runtime> for FnOp {
         let y = (self.run)(inputs);
         handles.register_float_tensor::<Inner>(&self.desc.outputs[0].id, y);
     }
+}
+
+/// `t` itself when contiguous, else a contiguous copy (queued on its stream).
+pub(crate) fn contiguous(t: Cube) -> Cube {
+    if t.is_contiguous() {
+        t
+    } else {
+        into_contiguous(t)
+    }
+}
+
+/// A new, uninitialised contiguous tensor of `shape` and `dtype` on `like`'s device (at least
+/// 16 bytes, so that an empty one still has a buffer).
+pub(crate) fn empty<const D: usize>(like: &Cube, shape: [usize; D], dtype: DType) -> Cube {
+    let client = like.client.clone();
+    let bytes = shape.iter().product::<usize>() * dtype.size();
+    Cube::new_contiguous(
+        client.clone(),
+        like.device.clone(),
+        Shape::new(shape),
+        client.empty(bytes.max(16)),
+        dtype,
+    )
 }
 
 /// A CUDA C source of `extern "C"` kernels (no includes), compiled by NVRTC at first use.
@@ -169,6 +193,7 @@ unsafe fn compile(module: &Module) -> Result<cu::CUmodule, String> {
 }
 
 /// One kernel argument: a value copied at launch.
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Arg {
     Ptr(u64),
     I32(i32),

@@ -203,24 +203,12 @@ pub(crate) fn gather_spans<B: Backend>(
 }
 
 impl<B: Backend> LayerKv<B> {
-    /// Writes a chunk's K/V and returns the keys and values to attend to.
+    /// Writes a chunk's K/V and returns what to attend to: the whole buffers and the key
+    /// ranges attended ([`Attend::gathered`] concatenates them).
     ///
     /// # Shapes
-    /// - k, v: `[B, n, H, d]` → (`[B, span, H, d]`, `[B, span, H, d]`)
+    /// - k, v: `[B, n, H, d]` → buffers `[B, capacity, H, d]` with their spans
     pub fn update(
-        &mut self,
-        cfg: &CacheConfig,
-        start: usize,
-        recompute: bool,
-        k: Tensor<B, 4>,
-        v: Tensor<B, 4>,
-    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let (k, v, _) = self.update_spans(cfg, start, recompute, k, v).gathered();
-        (k, v)
-    }
-
-    /// [`Self::update`] without the gathering: the whole buffers and the key ranges attended.
-    pub fn update_spans(
         &mut self,
         cfg: &CacheConfig,
         start: usize,
@@ -286,7 +274,7 @@ impl<B: Backend> KvCache<B> for WanCache<B> {
             "WanCache rows share one position"
         );
         let config = self.config;
-        self.layers[layer].update_spans(&config, start, self.recompute, k, v)
+        self.layers[layer].update(&config, start, self.recompute, k, v)
     }
 }
 

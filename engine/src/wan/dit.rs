@@ -583,8 +583,8 @@ impl<B: Backend> WanModel<B> {
                 let q = match (&seen.spans, &seen.mask) {
                     (Some(spans), None) => match crate::cuda::attention_spans(
                         q.swap_dims(1, 2),
-                        seen.k.clone().swap_dims(1, 2),
-                        seen.v.clone().swap_dims(1, 2),
+                        &seen.k.clone().swap_dims(1, 2),
+                        &seen.v.clone().swap_dims(1, 2),
                         spans,
                     ) {
                         Ok(out) => return a.o.forward(out.swap_dims(1, 2).reshape([b, l, d])),

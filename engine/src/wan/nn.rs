@@ -83,43 +83,31 @@ impl<B: Backend> Linear<B> {
     /// # Shapes
     /// - x: `[..., in]` (rank `D`) → `[..., out]`
     pub fn forward_gelu<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        #[cfg(feature = "cuda")]
-        let x = {
-            let dims = x.dims();
-            let rows: usize = dims[..D - 1].iter().product();
-            let [d_in, d_out] = self.weight_t.dims();
-            match crate::cuda::linear_gelu(
-                x.reshape([rows, d_in]),
-                &self.weight_t,
-                self.bias.as_ref(),
-            ) {
-                Ok(y) => {
-                    let mut out = dims;
-                    out[D - 1] = d_out;
-                    return y.reshape(out);
-                }
-                Err(x) => x.reshape(dims),
-            }
-        };
-        gelu_tanh(self.forward(x))
+        self.project(x, true)
     }
 
     /// # Shapes
     /// - x: `[..., in]` (rank `D`) → `[..., out]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        self.project(x, false)
+    }
+
+    /// `x·Wᵀ + b`, then GELU when `gelu`, over the rows of `x`: one cuBLASLt GEMM with the
+    /// bias (and GELU) in its epilogue where it applies (bf16 on CUDA), burn's matmul otherwise.
+    ///
+    /// # Shapes
+    /// - x: `[..., in]` (rank `D`) → `[..., out]`
+    fn project<const D: usize>(&self, x: Tensor<B, D>, gelu: bool) -> Tensor<B, D> {
         let dims = x.dims();
         let d_in = dims[D - 1];
         let rows: usize = dims[..D - 1].iter().product();
         let [_, d_out] = self.weight_t.dims();
+        let mut out = dims;
+        out[D - 1] = d_out;
         let x = x.reshape([rows, d_in]);
-        // cuBLASLt with the bias in its epilogue, where it applies (bf16 on CUDA).
         #[cfg(feature = "cuda")]
-        let x = match crate::cuda::linear(x, &self.weight_t, self.bias.as_ref()) {
-            Ok(y) => {
-                let mut out = dims;
-                out[D - 1] = d_out;
-                return y.reshape(out);
-            }
+        let x = match crate::cuda::linear(x, &self.weight_t, self.bias.as_ref(), gelu) {
+            Ok(y) => return y.reshape(out),
             Err(x) => x,
         };
         let y = x.matmul(self.weight_t.clone());
@@ -127,8 +115,7 @@ impl<B: Backend> Linear<B> {
             Some(b) => y + b.clone().unsqueeze_dim(0),
             None => y,
         };
-        let mut out = dims;
-        out[D - 1] = d_out;
+        let y = if gelu { gelu_tanh(y) } else { y };
         y.reshape(out)
     }
 }

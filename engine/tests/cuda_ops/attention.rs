@@ -1,6 +1,7 @@
 //! The fused attention kernel against softmax(q·kᵀ/√d)·v in f32 on the same GPU, on odd
 //! lengths, strided and expanded inputs (compute capability 8.0+ and NVRTC needed).
 
+use super::relative_error;
 use burn::tensor::{DType, Distribution, Tensor, activation::softmax};
 use engine::cuda::{
     attention::{
@@ -13,16 +14,6 @@ fn reference(q: Tensor<Cuda, 4>, k: Tensor<Cuda, 4>, v: Tensor<Cuda, 4>) -> Tens
     let d = q.dims()[3] as f64;
     let [q, k, v] = [q, k, v].map(|t| t.cast(DType::F32));
     softmax(q.matmul(k.swap_dims(2, 3)) / d.sqrt(), 3).matmul(v)
-}
-
-/// max |ours − reference| / max |reference|.
-fn relative_error(ours: Tensor<Cuda, 4>, reference: Tensor<Cuda, 4>) -> f32 {
-    let scale = reference.clone().abs().max().into_scalar();
-    let err = (ours.cast(DType::F32) - reference)
-        .abs()
-        .max()
-        .into_scalar();
-    err / scale
 }
 
 fn bf16(shape: [usize; 4]) -> Tensor<Cuda, 4> {

@@ -1,5 +1,6 @@
 //! cuDNN's convolutions against burn's own `conv2d` in f32 on the same GPU (libcudnn needed).
 
+use super::relative_error;
 use burn::tensor::{DType, Distribution, Tensor, module::conv2d, ops::ConvOptions};
 use engine::cuda::{conv, gemm::Cuda};
 
@@ -25,16 +26,11 @@ fn cudnn_convolutions_match_burns_in_f32_and_bf16() {
             None,
             ConvOptions::new(stride, pad, [1, 1], 1),
         );
-        let scale = reference.clone().abs().max().into_scalar();
         for dtype in [DType::F32, DType::BF16] {
             let ours = conv::conv2d(x.clone().cast(dtype), w.clone().cast(dtype), stride, pad);
             assert_eq!(ours.dims(), reference.dims());
             assert_eq!(ours.dtype(), dtype);
-            let err = (ours.cast(DType::F32) - reference.clone())
-                .abs()
-                .max()
-                .into_scalar()
-                / scale;
+            let err = relative_error(ours, reference.clone());
             println!(
                 "conv {xs:?} * {ws:?} s{stride:?} p{pad:?} {dtype:?}: relative error {err:.2e}"
             );

@@ -1,16 +1,23 @@
 //! The cuBLASLt Linear against burn's own matmul in f32 (libcublasLt needed).
 
+use super::relative_error;
 use burn::tensor::{DType, Distribution, Tensor};
 use engine::cuda::gemm::{Cuda, available, linear_bf16};
 
-/// max |ours − reference| / max |reference|.
-fn relative_error(ours: Tensor<Cuda, 2>, reference: Tensor<Cuda, 2>) -> f32 {
-    let scale = reference.clone().abs().max().into_scalar();
-    let err = (ours.cast(DType::F32) - reference)
-        .abs()
-        .max()
-        .into_scalar();
-    err / scale
+/// `x·w_t (+ bias)` in f32 by burn's matmul: the reference.
+fn linear_f32(
+    x: &Tensor<Cuda, 2>,
+    w_t: &Tensor<Cuda, 2>,
+    bias: Option<&Tensor<Cuda, 1>>,
+) -> Tensor<Cuda, 2> {
+    let y = x
+        .clone()
+        .cast(DType::F32)
+        .matmul(w_t.clone().cast(DType::F32));
+    match bias {
+        Some(b) => y + b.clone().cast(DType::F32).unsqueeze_dim(0),
+        None => y,
+    }
 }
 
 #[test]
@@ -36,13 +43,7 @@ fn the_cublaslt_linear_matches_burns_matmul() {
         };
         let bias =
             with_bias.then(|| Tensor::<Cuda, 1>::random([n], normal, &device).cast(DType::BF16));
-        let mut reference = x
-            .clone()
-            .cast(DType::F32)
-            .matmul(w_t.clone().cast(DType::F32));
-        if let Some(b) = &bias {
-            reference = reference + b.clone().cast(DType::F32).unsqueeze_dim(0);
-        }
+        let reference = linear_f32(&x, &w_t, bias.as_ref());
         let ours = linear_bf16(x, w_t, bias);
         assert_eq!(ours.dims(), [m, n]);
         assert_eq!(ours.dtype(), DType::BF16);
@@ -131,14 +132,7 @@ fn the_gelu_epilogue_matches_gelu_tanh_in_f32() {
             .transpose();
         let bias =
             with_bias.then(|| Tensor::<Cuda, 1>::random([n], normal, &device).cast(DType::BF16));
-        let mut y = x
-            .clone()
-            .cast(DType::F32)
-            .matmul(w_t.clone().cast(DType::F32));
-        if let Some(b) = &bias {
-            y = y + b.clone().cast(DType::F32).unsqueeze_dim(0);
-        }
-        let reference = engine::wan::nn::gelu_tanh(y);
+        let reference = engine::wan::nn::gelu_tanh(linear_f32(&x, &w_t, bias.as_ref()));
         let ours = engine::cuda::gemm::linear_gelu_bf16(x, w_t, bias);
         let err = relative_error(ours, reference);
         println!(

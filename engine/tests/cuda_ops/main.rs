@@ -5,7 +5,20 @@
 //! wherever the `cuda` feature builds; every test is ignored elsewhere.
 #![cfg(feature = "cuda")]
 
+use burn::tensor::{DType, Tensor};
+use engine::cuda::gemm::Cuda;
+
 mod attention;
 mod conv;
 mod gemm;
 mod norms;
+
+/// max |ours − reference| / max |reference|, `ours` in any float dtype.
+fn relative_error<const D: usize>(ours: Tensor<Cuda, D>, reference: Tensor<Cuda, D>) -> f32 {
+    let scale = reference.clone().abs().max().into_scalar();
+    let err = (ours.cast(DType::F32) - reference)
+        .abs()
+        .max()
+        .into_scalar();
+    err / scale
+}

@@ -1,21 +1,12 @@
 //! The fused row kernels (RMSNorm, LayerNorm + modulation, gated add) against burn's f32 ops
 //! on the same GPU (compute capability 8.0+ and NVRTC needed).
 
+use super::relative_error;
 use burn::tensor::{DType, Distribution, Tensor};
 use engine::cuda::{gemm::Cuda, norms};
 
 fn random<const D: usize>(shape: [usize; D]) -> Tensor<Cuda, D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
-}
-
-/// max |ours − reference| / max |reference|.
-fn relative_error(ours: Tensor<Cuda, 3>, reference: Tensor<Cuda, 3>) -> f32 {
-    let scale = reference.clone().abs().max().into_scalar();
-    let err = (ours.cast(DType::F32) - reference)
-        .abs()
-        .max()
-        .into_scalar();
-    err / scale
 }
 
 /// Part `i` of m `[B, F, 6, D]` broadcast over each frame's tokens: `[B, L, D]`.
