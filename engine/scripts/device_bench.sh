@@ -11,9 +11,14 @@
 set -uo pipefail
 source "$(dirname "$0")/device_setup.sh" "$@"
 
-# CUDA vs the diffusers goldens (f32 and bf16); SKIP_GOLDENS=1 skips.
+# KERNELS_IN (a kernels.tgz an earlier run left in $OUT) restores the compiled kernels and
+# autotune results, so a second call skips the minutes of first-use compilation.
+export HANZO_LIVE_KERNEL_CACHE=/tmp/kernels
+[ -f "${KERNELS_IN:-}" ] && mkdir -p /tmp/kernels && tar xzf "$KERNELS_IN" -C /tmp
+
+# CUDA vs the diffusers goldens (f32 and bf16; GOLDENS picks, empty skips).
 # bf16+ops: the same with the CUDA ops (HANZO_LIVE_CUDA_OPS=1).
-for dt in $([ -n "${SKIP_GOLDENS:-}" ] || echo f32 bf16 bf16+ops); do
+for dt in ${GOLDENS-f32 bf16 bf16+ops}; do
   HANZO_LIVE_CUDA_OPS=$(case $dt in *+ops) echo 1 ;; *) echo 0 ;; esac) \
   "$BIN" --backend cuda forward --dtype ${dt%+ops} --config $G/dit_tiny_config_original.json \
     --weights $G/dit_tiny_original_f32.safetensors --inputs $G/dit_case_t1000.safetensors \
@@ -38,14 +43,13 @@ if [ -n "${TESTS:-}" ]; then
   for t in "$TESTS"/*; do
     chmod +x "$t"
     echo "== $(basename "$t")"
-    HANZO_LIVE_CUDA_OPS=1 timeout 300 "$t" --ignored --nocapture --test-threads=1 2>&1 | tail -n 40
+    HANZO_LIVE_CUDA_OPS=1 timeout "${TEST_TIMEOUT:-300}" "$t" --ignored --nocapture --test-threads=1 2>&1 | tail -n 40
   done | tee "$OUT/tests.txt"
 fi
 
-python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 10 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"
+[ -n "${SKIP_TORCH:-}" ] || python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 10 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"
 # The engine keeps kernels and autotune results where --kernel-cache says (here a folder of
 # its own, so cubecl's ./target default cannot pass for it); a second bench reuses them.
-export HANZO_LIVE_KERNEL_CACHE=/tmp/kernels
 for ops in $(case "${CUDA_OPS:-both}" in 0) echo 0 ;; 1) echo 1 ;; *) echo 0 1 ;; esac); do
   HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
     --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops.json" 2>&1 |
@@ -53,3 +57,4 @@ for ops in $(case "${CUDA_OPS:-both}" in 0) echo 0 ;; 1) echo 1 ;; *) echo 0 1 ;
 done
 echo "kernel cache: $(find /tmp/kernels/autotune -type f 2>/dev/null | wc -l) autotune files, $(find /tmp/kernels/cuda -type f 2>/dev/null | wc -l) compiled-kernel files" |
   tee "$OUT/kernel_cache.txt"
+tar czf "$OUT/kernels.tgz" -C /tmp kernels 2>/dev/null

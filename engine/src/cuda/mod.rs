@@ -175,6 +175,42 @@ pub fn rms_norm<B: Backend>(
     }
 }
 
+/// RMSNorm then the rotary embedding through [`norms::rms_norm_rope_bf16`] where it applies
+/// (CUDA, [`enabled`], bf16 `x`, angles of `x`'s tokens); `x` given back otherwise.
+///
+/// # Shapes
+/// - x: `[B, L, D]`, w: `[D]`, cos/sin: `[B|1, L, 1, d/2]` → `[B, L, D]`
+pub fn rms_norm_rope<B: Backend>(
+    x: Tensor<B, 3>,
+    w: &Tensor<B, 1>,
+    cos: &Tensor<B, 4>,
+    sin: &Tensor<B, 4>,
+    eps: f64,
+) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
+    let [b, l, d] = x.dims();
+    let [cb, cl, one, half] = cos.dims();
+    let fits = (cb == b || cb == 1)
+        && cl == l
+        && one == 1
+        && half > 0
+        && d % (2 * half) == 0
+        && sin.dims() == cos.dims();
+    if !enabled() || x.dtype() != DType::BF16 || !fits {
+        return Err(x);
+    }
+    match (
+        as_cuda(x.clone()),
+        as_cuda(w.clone()),
+        as_cuda(cos.clone()),
+        as_cuda(sin.clone()),
+    ) {
+        (Some(cx), Some(cw), Some(cc), Some(cs)) => {
+            Ok(from_cuda(norms::rms_norm_rope_bf16(cx, &cw, &cc, &cs, eps)))
+        }
+        _ => Err(x),
+    }
+}
+
 /// `LN(x)·(1 + m[:, f, i_scale]) + m[:, f, i_shift]` through
 /// [`norms::layer_norm_modulate_bf16`] where it applies (CUDA, [`enabled`], bf16 `x`).
 ///

@@ -88,3 +88,37 @@ extern "C" __global__ void gated_add_bf16(const bf16_t* __restrict__ x, const bf
     for (int i = threadIdx.x; i < d; i += blockDim.x)
         out[i] = f32_to_bf16(bf16_to_f32(x[i]) + bf16_to_f32(y[i]) * gate[i]);
 }
+
+// RMSNorm across the heads, then Wan's rotary embedding on each head's interleaved pairs:
+// n = x / sqrt(mean(x²) + eps) · w, then (n[2p], n[2p+1]) turned by the angle whose cos and
+// sin are at [row's batch | 0, token, pair p mod d/2] of cos/sin [B|1, L, d/2] (f32).
+// q and k of a self-attention layer go through this once each instead of an RMSNorm kernel and
+// the rotation's cast, split, multiply, stack and cast kernels. `d`: the row (every head);
+// `half_head`: half a head's width.
+extern "C" __global__ void rms_norm_rope_bf16(const bf16_t* __restrict__ x,
+                                              const float* __restrict__ w,
+                                              const float* __restrict__ cos_t,
+                                              const float* __restrict__ sin_t,
+                                              bf16_t* __restrict__ y, int d, int tokens,
+                                              int half_head, int batched_angles, float eps) {
+    const long long row = blockIdx.x;
+    const long long angle_row = batched_angles ? row : row % tokens;
+    cos_t += angle_row * half_head;
+    sin_t += angle_row * half_head;
+    x += row * d;
+    y += row * d;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        const float v = bf16_to_f32(x[i]);
+        ss += v * v;
+    }
+    const float inv = 1.f / sqrtf(block_sum(ss) / d + eps);
+    for (int p = threadIdx.x; p < d / 2; p += blockDim.x) {
+        const float re = bf16_to_f32(x[2 * p]) * inv * w[2 * p];
+        const float im = bf16_to_f32(x[2 * p + 1]) * inv * w[2 * p + 1];
+        const int j = p % half_head;
+        const float c = cos_t[j], s = sin_t[j];
+        y[2 * p] = f32_to_bf16(re * c - im * s);
+        y[2 * p + 1] = f32_to_bf16(re * s + im * c);
+    }
+}

@@ -1,5 +1,6 @@
-//! The DiT's row-wise element-wise work as single kernels (`norms.cu`): RMSNorm, LayerNorm
-//! with the per-frame modulation, and the gated residual add. bf16 in and out, f32 math, the
+//! The DiT's row-wise element-wise work as single kernels (`norms.cu`): RMSNorm (alone or with
+//! the rotary embedding after it), LayerNorm with the per-frame modulation, and the gated
+//! residual add. bf16 in and out, f32 math, the
 //! modulation in f32 as the DiT computes it. burn runs each of these as several kernels with
 //! f32 intermediates in memory.
 
@@ -63,6 +64,57 @@ pub fn rms_norm_bf16(x: Tensor<Cuda, 3>, w: &Tensor<Cuda, 1>, eps: f64) -> Tenso
         ],
         [b, l, d],
         vec![Arg::I32(d as i32), Arg::F32(eps as f32)],
+    )
+}
+
+/// [`rms_norm_bf16`] across the heads, then Wan's rotary embedding on each head's interleaved
+/// pairs (`(a, b) → (a·cos − b·sin, a·sin + b·cos)`, the angles of [`crate::wan::rope::Rope`]).
+///
+/// # Shapes
+/// - x: `[B, L, D]` bf16, w: `[D]`, cos/sin: `[B|1, L, 1, d/2]` f32 (d the head width, D a
+///   multiple of d) → `[B, L, D]` bf16
+pub fn rms_norm_rope_bf16(
+    x: Tensor<Cuda, 3>,
+    w: &Tensor<Cuda, 1>,
+    cos: &Tensor<Cuda, 4>,
+    sin: &Tensor<Cuda, 4>,
+    eps: f64,
+) -> Tensor<Cuda, 3> {
+    let [b, l, d] = x.dims();
+    let [cb, cl, one, half] = cos.dims();
+    assert_eq!(x.dtype(), DType::BF16, "rms_norm_rope_bf16 takes bf16");
+    assert_eq!(
+        w.dims(),
+        [d],
+        "rms_norm_rope_bf16: the weight must be [{d}]"
+    );
+    assert!(
+        (cb == b || cb == 1)
+            && cl == l
+            && one == 1
+            && half > 0
+            && d % (2 * half) == 0
+            && sin.dims() == cos.dims(),
+        "rms_norm_rope_bf16: x [{b}, {l}, {d}], cos {:?}, sin {:?}",
+        cos.dims(),
+        sin.dims()
+    );
+    row_kernel(
+        "rms_norm_rope_bf16",
+        vec![
+            x.into_primitive(),
+            w.clone().cast(DType::F32).into_primitive(),
+            cos.clone().cast(DType::F32).into_primitive(),
+            sin.clone().cast(DType::F32).into_primitive(),
+        ],
+        [b, l, d],
+        vec![
+            Arg::I32(d as i32),
+            Arg::I32(l as i32),
+            Arg::I32(half as i32),
+            Arg::I32(i32::from(cb == b && b > 1)),
+            Arg::F32(eps as f32),
+        ],
     )
 }
 

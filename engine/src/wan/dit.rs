@@ -559,6 +559,21 @@ impl<B: Backend> WanModel<B> {
         x.reshape([b, l, self.config.num_heads, self.config.head_dim()])
     }
 
+    /// q or k: RMSNorm across the heads, then the rotary embedding (one kernel on CUDA where
+    /// it applies).
+    ///
+    /// # Shapes
+    /// - x: `[B, L, D]` → `[B, L, H, d]`
+    fn norm_rope(&self, x: Tensor<B, 3>, w: &Tensor<B, 1>, rope: &Rope<B>) -> Tensor<B, 4> {
+        let eps = self.config.eps;
+        #[cfg(feature = "cuda")]
+        let x = match crate::cuda::rms_norm_rope(x, w, &rope.cos, &rope.sin, eps) {
+            Ok(y) => return self.heads(y),
+            Err(x) => x,
+        };
+        rope.apply(self.heads(rms_norm(x, w, eps)))
+    }
+
     /// # Shapes
     /// - x: `[B, L, D]` → `[B, L, D]`
     fn self_attention(
@@ -569,10 +584,9 @@ impl<B: Backend> WanModel<B> {
         layer: usize,
         attn: &mut SelfAttention<'_, B>,
     ) -> Tensor<B, 3> {
-        let eps = self.config.eps;
         let [b, l, d] = x.dims();
-        let q = rope.apply(self.heads(rms_norm(a.q.forward(x.clone()), &a.norm_q, eps)));
-        let k = rope.apply(self.heads(rms_norm(a.k.forward(x.clone()), &a.norm_k, eps)));
+        let q = self.norm_rope(a.q.forward(x.clone()), &a.norm_q, rope);
+        let k = self.norm_rope(a.k.forward(x.clone()), &a.norm_k, rope);
         let v = self.heads(a.v.forward(x));
         let (q, k, v, mask) = match attn {
             SelfAttention::Full(mask) => (q, k, v, mask.clone()),

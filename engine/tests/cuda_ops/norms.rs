@@ -60,3 +60,35 @@ fn the_fused_row_kernels_match_burns_f32_ops() {
         assert!(err <= 1e-2, "gated add: {err}");
     }
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU (compute capability 8.0+) and NVRTC"]
+fn rms_norm_with_the_rotary_embedding_matches_the_two_steps_in_f32() {
+    use engine::wan::{WanConfig, rope::Rope};
+    let cfg = WanConfig::t2v_1_3b();
+    let (heads, d) = (cfg.num_heads, cfg.head_dim());
+    let device = Default::default();
+    // One chunk of 3 frames of 3×5 tokens (starting at frame 5), then a
+    // stream batch of 2 rows at different frames (per-row angles).
+    for starts in [vec![5usize], vec![2, 7]] {
+        let b = starts.len();
+        let rope = Rope::<Cuda>::rows(&cfg, &starts, 3, 3, 5, &device);
+        let l = rope.cos.dims()[1];
+        let x = random([b, l, heads * d]).cast(DType::BF16);
+        let w = random([heads * d]);
+        let x32 = x.clone().cast(DType::F32);
+        let ms = (x32.clone() * x32.clone()).mean_dim(2);
+        let normed =
+            x32.clone() / (ms + 1e-6).sqrt() * w.clone().unsqueeze_dim::<2>(0).unsqueeze_dim(0);
+        let reference = rope
+            .apply(normed.reshape([b, l, heads, d]))
+            .reshape([b, l, heads * d]);
+        let ours = norms::rms_norm_rope_bf16(x, &w, &rope.cos, &rope.sin, 1e-6);
+        let err = relative_error(ours, reference);
+        println!(
+            "RMSNorm + RoPE [{b}, {l}, {}], starts {starts:?}: relative error {err:.2e}",
+            heads * d
+        );
+        assert!(err <= 1e-2, "RMSNorm + RoPE: {err}");
+    }
+}
