@@ -5,7 +5,7 @@
 # Usage: engine/scripts/device_bench.sh <engine binary built with --features cuda> <wheels dir>
 #
 # TESTS (a folder of GPU test binaries, e.g. .device/tests from tools/build-device-tests.sh)
-# runs them first with HANZO_LIVE_CUDA_OPS=1 (the CUDA ops checked against burn's f32 path);
+# runs them first (the CUDA ops checked against burn's f32 path);
 # CUDA_OPS=0 leaves the ops out of the bench, CUDA_OPS=both (the default) benches without and
 # with them.
 set -uo pipefail
@@ -17,10 +17,12 @@ export HANZO_LIVE_KERNEL_CACHE=/tmp/kernels
 [ -f "${KERNELS_IN:-}" ] && mkdir -p /tmp/kernels && tar xzf "$KERNELS_IN" -C /tmp
 
 # CUDA vs the diffusers goldens (f32 and bf16; GOLDENS picks, empty skips).
-# bf16+ops: the same with the CUDA ops (HANZO_LIVE_CUDA_OPS=1).
-for dt in ${GOLDENS-f32 bf16 bf16+ops}; do
-  HANZO_LIVE_CUDA_OPS=$(case $dt in *+ops) echo 1 ;; *) echo 0 ;; esac) \
-  "$BIN" --backend cuda forward --dtype ${dt%+ops} --config $G/dit_tiny_config_original.json \
+# bf16+ops: the same with the CUDA ops (HANZO_LIVE_CUDA_OPS=1); bf16+ops+fp8: and the block
+# linears in fp8 (the fp8 GEMM on 8.9+).
+for dt in ${GOLDENS-f32 bf16 bf16+ops bf16+ops+fp8}; do
+  HANZO_LIVE_CUDA_OPS=$(case $dt in *+ops*) echo 1 ;; *) echo 0 ;; esac) \
+  "$BIN" --backend cuda forward --dtype ${dt%%+*} --config $G/dit_tiny_config_original.json \
+    --quantization $(case $dt in *+fp8) echo fp8_e4m3fn ;; *) echo none ;; esac) \
     --weights $G/dit_tiny_original_f32.safetensors --inputs $G/dit_case_t1000.safetensors \
     --out "$OUT/cuda_$dt.safetensors" 2>&1 | tail -1
   python3 - "$OUT/cuda_$dt.safetensors" $G/dit_case_t1000.safetensors $dt <<'PY' | tee -a "$OUT/golden.txt"
@@ -52,7 +54,7 @@ fi
 # its own, so cubecl's ./target default cannot pass for it); a second bench reuses them.
 for ops in $(case "${CUDA_OPS:-both}" in 0) echo 0 ;; 1) echo 1 ;; *) echo 0 1 ;; esac); do
   HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
-    --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops.json" 2>&1 |
+    --quantization $([ "$ops" = 1 ] && echo fp8_e4m3fn || echo none) --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops.json" 2>&1 |
     tee "$OUT/burn_ops$ops.md"
 done
 echo "kernel cache: $(find /tmp/kernels/autotune -type f 2>/dev/null | wc -l) autotune files, $(find /tmp/kernels/cuda -type f 2>/dev/null | wc -l) compiled-kernel files" |

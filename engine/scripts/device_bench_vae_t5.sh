@@ -3,8 +3,8 @@
 # the tiny goldens, then bench_vae_t5_torch.py and `engine bench-vae` / `bench-text` on the
 # same GPU, one after the other. Results go to $OUT (default ./device-out).
 # Usage: engine/scripts/device_bench_vae_t5.sh <engine binary built with --features cuda> <wheels dir>
-# HANZO_LIVE_CUDA_OPS=1 (passed through) runs the engine's side with the CUDA ops: cuDNN
-# convolutions in the VAE, cuBLASLt and the fused kernels in the text encoder's linears.
+# The engine's side runs with the CUDA ops (cuDNN convolutions in the VAE, cuBLASLt and
+# the fused kernels in the text encoder) unless HANZO_LIVE_CUDA_OPS=0 is passed through.
 set -uo pipefail
 source "$(dirname "$0")/device_setup.sh" "$@"
 

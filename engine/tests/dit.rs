@@ -93,6 +93,29 @@ fn bf16_weights_and_compute_stay_close() {
     assert!(err <= 5e-2, "bf16 relative error {err:e}");
 }
 
+#[test]
+fn fp8_block_linears_cost_about_a_percent_against_diffusers() {
+    // The emulated fp8 path (this backend has no fp8 GEMM): the same rounding of weights and
+    // inputs as the GPU's, multiplied in f32.
+    let mut m = model("dit_tiny_original_f32.safetensors", DType::F32);
+    assert_eq!(m.quantize_fp8(), 0, "no fp8 GEMM on the CPU");
+    for name in ["t1000", "t0", "per_frame"] {
+        let c = case(name);
+        let err = rel_err(&values(m.forward(c.x, &c.t, c.context, None)), &c.out);
+        eprintln!("fp8 {name}: relative error vs diffusers f32 {err:e}");
+        // Quantized (far from f32's 1e-6) but close: e4m3fn keeps 3 mantissa bits.
+        assert!(
+            (1e-4..=3e-2).contains(&err),
+            "{name}: fp8 relative error {err:e}"
+        );
+    }
+    // Quantizing again is a no-op.
+    let c = case("t1000");
+    let before = values(m.forward(c.x.clone(), &c.t, c.context.clone(), None));
+    m.quantize_fp8();
+    assert_eq!(values(m.forward(c.x, &c.t, c.context, None)), before);
+}
+
 /// The tensors of a checkpoint as f32 values.
 fn flat(path: &str, variant: Variant) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     Checkpoint::read(&goldens().join(path), variant)

@@ -196,6 +196,47 @@ fn self_forcing_equals_the_uncached_block_causal_recomputation() {
 }
 
 #[test]
+fn the_fp8_load_option_quantizes_the_dit_after_the_lora_is_merged() {
+    let dir = models_dir();
+    let run = |loaded: &LoadedWan<B>| {
+        let mut s = loaded.stream();
+        s.apply(
+            &runtime(
+                WanPipeline::LongLive,
+                json!({"prompts": ["a panda"], "denoising_step_list": [1000, 500]}),
+            ),
+            true,
+        )
+        .unwrap();
+        run_t2v(s.as_mut(), 2)
+    };
+    let base = json!({"height": H, "width": W, "local_attn_size": 6, "sink_size": 3});
+    let plain = load(dir.path(), WanPipeline::LongLive, base.clone());
+    let mut fp8 = base.clone();
+    fp8["quantization"] = json!("fp8_e4m3fn");
+    let quantized = load(dir.path(), WanPipeline::LongLive, fp8);
+    // The same as quantizing the loaded (LoRA-merged) DiT by hand.
+    let mut by_hand = load(dir.path(), WanPipeline::LongLive, base.clone());
+    std::sync::Arc::get_mut(&mut by_hand.models)
+        .expect("no stream holds the models yet")
+        .dit
+        .quantize_fp8();
+    let (got, want, unquantized) = (run(&quantized), run(&by_hand), run(&plain));
+    assert_eq!(worst(&got, &want), 0.0);
+    let err = worst(&got, &unquantized);
+    eprintln!("longlive fp8 vs unquantized (f32): {err:e}");
+    assert!(err > 1e-5 && err < 0.1, "{err:e}");
+    // An unknown value is a parameter error naming it.
+    let mut bad = base;
+    bad["quantization"] = json!("int4");
+    let ctx = LoadContext::files(dir.path(), BackendKind::Flex);
+    let e = LoadedWan::<B>::load(WanPipeline::LongLive, &ctx, &bad, &Default::default())
+        .err()
+        .expect("int4 is refused");
+    assert!(e.to_string().contains("quantization"), "{e}");
+}
+
+#[test]
 fn longlive_with_its_lora_equals_the_uncached_recomputation() {
     let dir = models_dir();
     let params = json!({"height": H, "width": W, "local_attn_size": 6, "sink_size": 3});

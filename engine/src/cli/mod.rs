@@ -14,7 +14,7 @@ use crate::{
     tensor_file::{self, F32Tensor},
     wan::{
         Checkpoint, Timesteps, Variant, WanConfig, WanModel, nn::AttentionKernel,
-        video_vae::VaeType,
+        quant::Quantization, video_vae::VaeType,
     },
 };
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
@@ -79,6 +79,9 @@ pub enum EngineCommand {
         /// Attention kernel: fused or naive [default: fused on CPU, naive on cubecl GPUs]
         #[arg(long)]
         attention: Option<String>,
+        /// The block linears' quantization: none or fp8_e4m3fn
+        #[arg(long, default_value = "none", value_parser = parse_quantization)]
+        quantization: Quantization,
     },
     /// VAE encode: reads `video` [B,3,T,H,W] in [-1,1] (T = 1+4k), writes `mu` (raw
     /// encoder mean) and `latents` (normalised: (mu − mean)/std)
@@ -235,6 +238,10 @@ pub enum EngineCommand {
         /// Attention kernel for the model rows: fused or naive
         #[arg(long)]
         attention: Option<String>,
+        /// fp8_e4m3fn: also time the model rows with fp8 block linears (and, on a GPU with
+        /// fp8 tensor cores, the fp8 GEMM rows)
+        #[arg(long, default_value = "none", value_parser = parse_quantization)]
+        quantization: Quantization,
         /// Also write the rows as JSON here
         #[arg(long)]
         json: Option<PathBuf>,
@@ -356,6 +363,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             dtype,
             ema,
             attention,
+            quantization,
         } => parse_dtype(&dtype).and_then(|dtype| {
             let kernel = parse_kernel(attention.as_deref(), kind)?;
             let job = ForwardJob {
@@ -370,6 +378,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
                     Variant::Generator
                 },
                 kernel,
+                quantization,
             };
             backend::dispatch(kind, job).map_err(|e| e.to_string())?
         }),
@@ -484,6 +493,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             iters,
             layers,
             attention,
+            quantization,
             json,
         } => (|| {
             let config = match model.as_str() {
@@ -501,6 +511,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
                 iters: iters.max(1),
                 layers,
                 kernel: parse_kernel(attention.as_deref(), kind)?,
+                quantization,
                 json,
             };
             backend::dispatch(kind, job).map_err(|e| e.to_string())?
@@ -513,6 +524,10 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             1
         }
     }
+}
+
+fn parse_quantization(s: &str) -> Result<Quantization, String> {
+    Quantization::parse(s).ok_or_else(|| format!("unknown quantization {s:?} (none, fp8_e4m3fn)"))
 }
 
 fn info(requested: Option<BackendKind>, cpu: bool, text_device: TextEncoderDevice) -> i32 {
@@ -581,6 +596,7 @@ struct ForwardJob {
     dtype: DType,
     variant: Variant,
     kernel: AttentionKernel,
+    quantization: Quantization,
 }
 
 fn device_tensor<B: Backend, const D: usize>(t: &F32Tensor, device: &B::Device) -> Tensor<B, D> {
@@ -647,6 +663,9 @@ impl WithBackend for ForwardJob {
         let mut model =
             WanModel::<B>::load(cfg, ck, &device, self.dtype).map_err(|e| e.to_string())?;
         model.kernel = self.kernel;
+        if self.quantization == Quantization::Fp8E4m3fn {
+            model.quantize_fp8();
+        }
         let start = Instant::now();
         let out = model.forward(
             device_tensor(x, &device),
@@ -675,6 +694,7 @@ struct BenchJob {
     iters: usize,
     layers: Option<usize>,
     kernel: AttentionKernel,
+    quantization: Quantization,
     json: Option<PathBuf>,
 }
 
@@ -852,6 +872,21 @@ impl WithBackend for BenchJob {
                     }),
                 ));
             }
+            #[cfg(feature = "cuda")]
+            if dt == DType::BF16
+                && self.quantization == Quantization::Fp8E4m3fn
+                && crate::cuda::fp8::supported()
+            {
+                let f = crate::wan::quant::Fp8Weight::from_weight_t(&w_t);
+                rows.push((
+                    format!("linear [{l},{k_in}]→{n_out} cuBLASLt fp8 (input quantized per call)"),
+                    time(self.iters, || {
+                        let _ =
+                            crate::cuda::linear_fp8(xs.clone(), &f.codes, &f.scale, None, false);
+                        sync(&device)
+                    }),
+                ));
+            }
         }
 
         let xin: Tensor<B, 5> = Tensor::from_data(
@@ -881,6 +916,21 @@ impl WithBackend for BenchJob {
                     sync(&device)
                 }),
             ));
+            if self.quantization == Quantization::Fp8E4m3fn {
+                let on_gpu = model.quantize_fp8();
+                let how = if on_gpu > 0 {
+                    "fp8 GEMM"
+                } else {
+                    "fp8 emulated"
+                };
+                rows.push((
+                    format!("{label}, {:?} attention, block linears {how}", self.kernel),
+                    time(self.iters, || {
+                        let _ = model.forward(xin.clone(), &t, ctx.clone(), None);
+                        sync(&device)
+                    }),
+                ));
+            }
         }
 
         let rows = rows.0;

@@ -10,7 +10,7 @@
 
 use super::{
     gemm::Cuda,
-    op::{Arg, Cube, Module, custom, empty, launch, on_device},
+    op::{Arg, Cube, Module, custom, empty, fused, launch, on_device},
 };
 use burn::tensor::{DType, Tensor};
 use burn_cubecl::kernel::into_contiguous;
@@ -135,7 +135,7 @@ pub fn flash_attention_with(
         off1: spans.get(1).map_or(0, |r| r.start),
     };
     let [b, h, lq, d] = q.dims();
-    let inputs = [q, k, v].map(|t| t.into_primitive()).into();
+    let inputs = [q, k, v].map(fused).into();
     custom(
         "flash_attention_bf16",
         inputs,

@@ -11,7 +11,7 @@
 
 use super::{
     gemm::Cuda,
-    op::{Cube, contiguous, custom, empty, on_device_with},
+    op::{Cube, contiguous, custom, empty, fused, on_device_with},
 };
 use burn::tensor::{DType, Tensor};
 use cudarc::cudnn::{result as dnn, sys};
@@ -75,7 +75,7 @@ pub fn conv2d(
         (wd + 2 * pad[1] - kw) / stride[1] + 1,
     ];
     let dtype = x.dtype();
-    let inputs = vec![x.into_primitive(), w.into_primitive()];
+    let inputs = vec![fused(x), fused(w)];
     custom("cudnn_conv2d", inputs, out, dtype, move |t| {
         let [x, w]: [Cube; 2] = t.try_into().expect("two inputs");
         let [x, w] = [x, w].map(contiguous);

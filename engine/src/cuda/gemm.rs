@@ -35,7 +35,7 @@ type Runtime = FusionCubeRuntime<CudaRuntime>;
 type Handles = HandleContainer<<Runtime as burn_fusion::FusionRuntime>::FusionHandle>;
 
 /// cuBLASLt's workspace per call (NVIDIA's recommendation for Hopper); from cubecl's pool.
-const WORKSPACE: usize = 32 << 20;
+pub(crate) const WORKSPACE: usize = 32 << 20;
 
 /// Whether libcublasLt can be loaded here.
 pub fn available() -> bool {
@@ -214,6 +214,7 @@ fn gemm(
         bias: rb.as_ref().map(|r| r.resource().ptr),
         gelu,
         workspace: rws.resource().ptr,
+        fp8: None,
     };
     client
         .exclusive(move || {
@@ -231,21 +232,24 @@ fn gemm(
 
 /// One `cublasLtMatmul` in cuBLAS's column-major terms.
 #[derive(Clone, Copy, Debug)]
-struct Gemm {
-    stream: usize,
-    m: u64,
-    n: u64,
-    k: u64,
-    a: u64,
-    transa: bool,
-    lda: i64,
-    b: u64,
-    ldb: i64,
-    d: u64,
-    ldd: i64,
-    bias: Option<u64>,
-    gelu: bool,
-    workspace: u64,
+pub(crate) struct Gemm {
+    pub(crate) stream: usize,
+    pub(crate) m: u64,
+    pub(crate) n: u64,
+    pub(crate) k: u64,
+    pub(crate) a: u64,
+    pub(crate) transa: bool,
+    pub(crate) lda: i64,
+    pub(crate) b: u64,
+    pub(crate) ldb: i64,
+    pub(crate) d: u64,
+    pub(crate) ldd: i64,
+    pub(crate) bias: Option<u64>,
+    pub(crate) gelu: bool,
+    pub(crate) workspace: u64,
+    /// fp8 operands: A and B are e4m3fn, scaled by the f32s at these device addresses
+    /// (`[a_scale, b_scale]`); D (and the bias) stay bf16.
+    pub(crate) fp8: Option<[u64; 2]>,
 }
 
 /// What picks an algorithm: the problem, its layouts and its pointers' alignment.
@@ -260,6 +264,7 @@ struct AlgoKey {
     ldd: i64,
     bias: bool,
     gelu: bool,
+    fp8: bool,
     align: [u32; 3],
 }
 
@@ -325,9 +330,14 @@ impl Gemm {
     /// # Safety
     /// The pointers must be live device buffers large enough for the layouts, the stream
     /// live, and the device's context current on this thread.
-    unsafe fn run(self) -> Result<(), lt::CublasError> {
+    pub(crate) unsafe fn run(self) -> Result<(), lt::CublasError> {
         use sys::{cublasLtMatmulDescAttributes_t as D, cublasLtMatmulPreferenceAttributes_t as P};
         let bf16 = sys::cudaDataType_t::CUDA_R_16BF;
+        let operands = if self.fp8.is_some() {
+            sys::cudaDataType_t::CUDA_R_8F_E4M3
+        } else {
+            bf16
+        };
         let handle = handle()?;
         let desc = lt::create_matmul_desc(
             sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
@@ -338,8 +348,8 @@ impl Gemm {
         } else {
             (self.m, self.k)
         };
-        let la = lt::create_matrix_layout(bf16, rows_a, cols_a, self.lda)?;
-        let lb = lt::create_matrix_layout(bf16, self.k, self.n, self.ldb)?;
+        let la = lt::create_matrix_layout(operands, rows_a, cols_a, self.lda)?;
+        let lb = lt::create_matrix_layout(operands, self.k, self.n, self.ldb)?;
         let ld = lt::create_matrix_layout(bf16, self.m, self.n, self.ldd)?;
         let result = (|| -> Result<(), lt::CublasError> {
             // SAFETY: live descriptors; each value has its attribute's type.
@@ -361,6 +371,10 @@ impl Gemm {
                     set_desc(desc, D::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias)?;
                     set_desc(desc, D::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bf16)?;
                 }
+                if let Some([a_scale, b_scale]) = self.fp8 {
+                    set_desc(desc, D::CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale)?;
+                    set_desc(desc, D::CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale)?;
+                }
                 let key = AlgoKey {
                     m: self.m,
                     n: self.n,
@@ -371,6 +385,7 @@ impl Gemm {
                     ldd: self.ldd,
                     bias: self.bias.is_some(),
                     gelu: self.gelu,
+                    fp8: self.fp8.is_some(),
                     align: [alignment(self.a), alignment(self.b), alignment(self.d)],
                 };
                 let cached = algorithms()

@@ -7,20 +7,22 @@
 
 pub mod attention;
 pub mod conv;
+pub mod fp8;
 pub mod gemm;
 pub mod norms;
 mod op;
 
-use burn::tensor::{DType, Tensor, backend::Backend};
+use burn::tensor::{DType, Int, Tensor, backend::Backend};
 use std::{any::Any, sync::OnceLock};
 
-/// Whether the engine routes work to these ops where they apply: `HANZO_LIVE_CUDA_OPS=1` and
-/// a GPU of compute capability 8.0 or newer (bf16 tensor cores).
-/// Off by default until each op has been checked and timed on a GPU (docs/perf.md); read once.
+/// Whether the engine routes work to these ops where they apply: a GPU of compute capability
+/// 8.0 or newer (bf16 tensor cores), unless `HANZO_LIVE_CUDA_OPS=0` (burn's own kernels
+/// throughout, for comparison). On by default since they were checked and timed on an H200
+/// (docs/perf.md); read once.
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        std::env::var("HANZO_LIVE_CUDA_OPS").is_ok_and(|v| v == "1")
+        std::env::var("HANZO_LIVE_CUDA_OPS").map_or(true, |v| v != "0")
             && compute_capability().is_some_and(|(major, _)| major >= 8)
     })
 }
@@ -76,6 +78,55 @@ pub fn linear<B: Backend>(
     } else {
         gemm::linear_bf16(x, w, b)
     }))
+}
+
+/// An fp8 Linear layer (`codes·w_scale` the weight, see [`crate::wan::quant`]) through
+/// [`fp8::linear_fp8`] when `B` is burn's CUDA backend and [`fp8::supported`], `x` (and the
+/// bias) are bf16 and the shapes suit cuBLASLt's fp8 GEMM; `Err(x)` (untouched) otherwise.
+///
+/// # Shapes
+/// - x: `[M, K]`, codes: `[N, K]` U8, w_scale: `[1]` f32, bias: `[N]` → `[M, N]`
+pub fn linear_fp8<B: Backend>(
+    x: Tensor<B, 2>,
+    codes: &Tensor<B, 2, Int>,
+    w_scale: &Tensor<B, 1>,
+    bias: Option<&Tensor<B, 1>>,
+    gelu: bool,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    let [n, k] = codes.dims();
+    let fits = x.dtype() == DType::BF16
+        && bias.is_none_or(|b| b.dtype() == DType::BF16)
+        && codes.dtype() == DType::U8
+        && x.dims()[1] == k
+        && k.is_multiple_of(16)
+        && n.is_multiple_of(16);
+    if !fits || !fp8::supported() {
+        return Err(x);
+    }
+    let (Some(c), Some(s), Ok(b)) = (
+        as_cuda_int(codes.clone()),
+        as_cuda(w_scale.clone()),
+        bias.map(|b| as_cuda(b.clone()).ok_or(())).transpose(),
+    ) else {
+        return Err(x);
+    };
+    let x = as_cuda(x).expect("x has the weight's backend");
+    Ok(from_cuda(fp8::linear_fp8(x, c, s, b, gelu)))
+}
+
+/// [`as_cuda`] for an int tensor.
+fn as_cuda_int<B: Backend, const D: usize>(
+    t: Tensor<B, D, Int>,
+) -> Option<Tensor<gemm::Cuda, D, Int>> {
+    let any: Box<dyn Any> = Box::new(t);
+    any.downcast::<Tensor<gemm::Cuda, D, Int>>()
+        .ok()
+        .map(|t| *t)
+}
+
+/// Whether `B` is burn's CUDA backend.
+pub fn is_cuda<B: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<gemm::Cuda>()
 }
 
 /// `t` as a tensor of burn's CUDA backend, when `B` is that backend (`None` otherwise): the
@@ -193,7 +244,7 @@ pub fn rms_norm_rope<B: Backend>(
         && cl == l
         && one == 1
         && half > 0
-        && d % (2 * half) == 0
+        && d.is_multiple_of(2 * half)
         && sin.dims() == cos.dims();
     if !enabled() || x.dtype() != DType::BF16 || !fits {
         return Err(x);

@@ -6,9 +6,9 @@
 
 use super::{
     gemm::Cuda,
-    op::{Arg, Cube, Module, contiguous, custom, empty, launch, on_device},
+    op::{Arg, Cube, Fused, Module, contiguous, custom, empty, fused, launch, on_device},
 };
-use burn::tensor::{DType, Tensor, TensorPrimitive};
+use burn::tensor::{DType, Tensor};
 
 const MODULE: Module = Module {
     name: "norms",
@@ -21,7 +21,7 @@ const THREADS: u32 = 256;
 /// then `scalars`.
 fn row_kernel(
     entry: &'static str,
-    inputs: Vec<TensorPrimitive<Cuda>>,
+    inputs: Vec<Fused>,
     shape: [usize; 3],
     scalars: Vec<Arg>,
 ) -> Tensor<Cuda, 3> {
@@ -58,10 +58,7 @@ pub fn rms_norm_bf16(x: Tensor<Cuda, 3>, w: &Tensor<Cuda, 1>, eps: f64) -> Tenso
     assert_eq!(w.dims(), [d], "rms_norm_bf16: the weight must be [{d}]");
     row_kernel(
         "rms_norm_bf16",
-        vec![
-            x.into_primitive(),
-            w.clone().cast(DType::F32).into_primitive(),
-        ],
+        vec![fused(x), fused(w.clone().cast(DType::F32))],
         [b, l, d],
         vec![Arg::I32(d as i32), Arg::F32(eps as f32)],
     )
@@ -93,7 +90,7 @@ pub fn rms_norm_rope_bf16(
             && cl == l
             && one == 1
             && half > 0
-            && d % (2 * half) == 0
+            && d.is_multiple_of(2 * half)
             && sin.dims() == cos.dims(),
         "rms_norm_rope_bf16: x [{b}, {l}, {d}], cos {:?}, sin {:?}",
         cos.dims(),
@@ -102,10 +99,10 @@ pub fn rms_norm_rope_bf16(
     row_kernel(
         "rms_norm_rope_bf16",
         vec![
-            x.into_primitive(),
-            w.clone().cast(DType::F32).into_primitive(),
-            cos.clone().cast(DType::F32).into_primitive(),
-            sin.clone().cast(DType::F32).into_primitive(),
+            fused(x),
+            fused(w.clone().cast(DType::F32)),
+            fused(cos.clone().cast(DType::F32)),
+            fused(sin.clone().cast(DType::F32)),
         ],
         [b, l, d],
         vec![
@@ -144,10 +141,7 @@ pub fn layer_norm_modulate_bf16(
     );
     row_kernel(
         "layer_norm_modulate_bf16",
-        vec![
-            x.into_primitive(),
-            m.clone().cast(DType::F32).into_primitive(),
-        ],
+        vec![fused(x), fused(m.clone().cast(DType::F32))],
         [b, l, d],
         vec![
             Arg::I32(d as i32),
@@ -185,11 +179,7 @@ pub fn gated_add_bf16(
     );
     row_kernel(
         "gated_add_bf16",
-        vec![
-            x.into_primitive(),
-            y.into_primitive(),
-            m.clone().cast(DType::F32).into_primitive(),
-        ],
+        vec![fused(x), fused(y), fused(m.clone().cast(DType::F32))],
         [b, l, d],
         vec![
             Arg::I32(d as i32),

@@ -22,18 +22,24 @@ pub(crate) type Cube = CubeTensor<CudaRuntime>;
 type Runtime = FusionCubeRuntime<CudaRuntime>;
 type Handles = HandleContainer<<Runtime as burn_fusion::FusionRuntime>::FusionHandle>;
 type Run = dyn Fn(Vec<Cube>) -> Cube + Send + Sync;
+/// A tensor of burn's CUDA backend as its fusion stream holds it (float or int alike).
+pub(crate) type Fused = burn_fusion::FusionTensor<Runtime>;
+
+/// A float tensor's [`Fused`] form.
+pub(crate) fn fused<const D: usize>(t: Tensor<Cuda, D>) -> Fused {
+    t.into_primitive().tensor()
+}
 
 /// Queues `run` on burn's fusion stream after whatever produces `inputs`: when the stream
 /// reaches it, `run` gets the inner tensors (in order) and returns the output, which must
 /// have `shape` and `dtype`.
 pub(crate) fn custom<const D: usize>(
     name: &'static str,
-    inputs: Vec<TensorPrimitive<Cuda>>,
+    inputs: Vec<Fused>,
     shape: [usize; D],
     dtype: DType,
     run: impl Fn(Vec<Cube>) -> Cube + Send + Sync + 'static,
 ) -> Tensor<Cuda, D> {
-    let inputs: Vec<_> = inputs.into_iter().map(|t| t.tensor()).collect();
     let client = inputs[0].client.clone();
     let mut streams = OperationStreams::default();
     for t in &inputs {

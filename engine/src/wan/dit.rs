@@ -97,6 +97,24 @@ struct Block<B: Backend> {
     ffn_out: Linear<B>,
 }
 
+impl<B: Backend> Block<B> {
+    /// The ten linears by their original names ([`super::lora::BLOCK_LINEARS`]).
+    fn linears_mut(&mut self) -> [(&'static str, &mut Linear<B>); 10] {
+        [
+            ("self_attn.q", &mut self.self_attn.q),
+            ("self_attn.k", &mut self.self_attn.k),
+            ("self_attn.v", &mut self.self_attn.v),
+            ("self_attn.o", &mut self.self_attn.o),
+            ("cross_attn.q", &mut self.cross_attn.q),
+            ("cross_attn.k", &mut self.cross_attn.k),
+            ("cross_attn.v", &mut self.cross_attn.v),
+            ("cross_attn.o", &mut self.cross_attn.o),
+            ("ffn.0", &mut self.ffn_in),
+            ("ffn.2", &mut self.ffn_out),
+        ]
+    }
+}
+
 /// How the blocks' self-attention sees keys.
 enum SelfAttention<'a, B: Backend> {
     /// Over the call's own tokens, optionally masked (`true` = hidden), `[1, 1, L, L]`.
@@ -232,19 +250,7 @@ impl<B: Backend> WanModel<B> {
         let mut merged = 0;
         let device = self.device.clone();
         for (i, blk) in self.blocks.iter_mut().enumerate() {
-            let linears: [(&str, &mut Linear<B>); 10] = [
-                ("self_attn.q", &mut blk.self_attn.q),
-                ("self_attn.k", &mut blk.self_attn.k),
-                ("self_attn.v", &mut blk.self_attn.v),
-                ("self_attn.o", &mut blk.self_attn.o),
-                ("cross_attn.q", &mut blk.cross_attn.q),
-                ("cross_attn.k", &mut blk.cross_attn.k),
-                ("cross_attn.v", &mut blk.cross_attn.v),
-                ("cross_attn.o", &mut blk.cross_attn.o),
-                ("ffn.0", &mut blk.ffn_in),
-                ("ffn.2", &mut blk.ffn_out),
-            ];
-            for (name, lin) in linears {
+            for (name, lin) in blk.linears_mut() {
                 let module = format!("blocks.{i}.{name}");
                 let Some(pair) = lora.pairs.get(&module) else {
                     continue;
@@ -277,6 +283,21 @@ impl<B: Backend> WanModel<B> {
             });
         }
         Ok(merged)
+    }
+
+    /// Quantizes the blocks' linears (the ten of each block, as a LoRA targets them) to fp8
+    /// e4m3fn with per-tensor scales ([`super::quant`]); the embeddings, the time MLP and
+    /// the head keep the compute dtype. Merge LoRAs first. Returns how many run on the
+    /// GPU's fp8 GEMM (the rest are emulated).
+    pub fn quantize_fp8(&mut self) -> usize {
+        let mut on_gpu = 0;
+        for blk in &mut self.blocks {
+            for (_, lin) in blk.linears_mut() {
+                lin.quantize_fp8();
+                on_gpu += usize::from(matches!(lin.weight, super::nn::Weight::Fp8(_)));
+            }
+        }
+        on_gpu
     }
 
     /// Embeds the context once (`text_embedding`), zero-padding it to `text_len` rows.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dit;
 pub mod lora;
 pub mod nn;
+pub mod quant;
 pub mod rope;
 pub mod sampling;
 pub mod tae;

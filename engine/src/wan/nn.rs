@@ -2,7 +2,10 @@
 //! norms, attention, GELU(tanh). Weights are loaded, never trained, so these hold tensors
 //! directly instead of burn `Module`s.
 
-use super::weights::{Checkpoint, LoadError};
+use super::{
+    quant::Fp8Weight,
+    weights::{Checkpoint, LoadError},
+};
 use burn::tensor::{
     DType, Tensor, TensorData, activation::softmax, backend::Backend,
     module::attention as fused_attention, ops::AttentionModuleOptions,
@@ -20,13 +23,32 @@ pub fn tensor<B: Backend, const D: usize>(
 /// `y = x·Wᵀ + b` (PyTorch `nn.Linear`), weight stored transposed.
 #[derive(Clone, Debug)]
 pub struct Linear<B: Backend> {
-    /// `[in, out]`.
-    pub weight_t: Tensor<B, 2>,
+    pub weight: Weight<B>,
     /// `[out]`.
     pub bias: Option<Tensor<B, 1>>,
 }
 
+/// A [`Linear`]'s weight.
+#[derive(Clone, Debug)]
+pub enum Weight<B: Backend> {
+    /// `[in, out]` in the compute dtype.
+    Dense(Tensor<B, 2>),
+    /// fp8 e4m3fn codes with a per-tensor scale, multiplied by the GPU's fp8 GEMM.
+    Fp8(Fp8Weight<B>),
+    /// fp8 where no fp8 GEMM runs: the dequantized weight `[in, out]` in the compute dtype,
+    /// the input rounded through e4m3fn on each call (the same numbers, emulated).
+    Fp8Emulated(Tensor<B, 2>),
+}
+
 impl<B: Backend> Linear<B> {
+    /// A dense layer from `weight_t` `[in, out]` and `bias` `[out]`.
+    pub fn new(weight_t: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Self {
+        Self {
+            weight: Weight::Dense(weight_t),
+            bias,
+        }
+    }
+
     /// Loads `{prefix}.weight` `[out, in]` and, if `bias`, `{prefix}.bias` `[out]`.
     pub fn load(
         ck: &mut Checkpoint,
@@ -51,10 +73,7 @@ impl<B: Backend> Linear<B> {
         } else {
             None
         };
-        Ok(Self {
-            weight_t: w.transpose(),
-            bias,
-        })
+        Ok(Self::new(w.transpose(), bias))
     }
 
     /// Merges a LoRA into the weight: `W += scale·B·A` (PEFT's `merge`), computed in f32 and
@@ -62,19 +81,46 @@ impl<B: Backend> Linear<B> {
     ///
     /// # Shapes
     /// - a: `[r, in]` (`lora_A`), b: `[out, r]` (`lora_B`)
+    ///
+    /// # Panics
+    /// On a quantized layer (LoRAs are merged first).
     pub fn merge_lora(&mut self, a: Tensor<B, 2>, b: Tensor<B, 2>, scale: f64) {
-        let dtype = self.weight_t.dtype();
+        let Weight::Dense(w) = &mut self.weight else {
+            panic!("merge_lora: merge LoRAs before quantizing");
+        };
+        let dtype = w.dtype();
         // Wᵀ += scale·Aᵀ·Bᵀ
         let delta = a
             .cast(DType::F32)
             .transpose()
             .matmul(b.cast(DType::F32).transpose());
-        self.weight_t = (self.weight_t.clone().cast(DType::F32) + delta * scale).cast(dtype);
+        *w = (w.clone().cast(DType::F32) + delta * scale).cast(dtype);
+    }
+
+    /// Quantizes the weight to fp8 e4m3fn (per-tensor scale; [`super::quant`]): codes for the
+    /// GPU's fp8 GEMM where it runs for this layer's shape, the emulation otherwise. A
+    /// quantized layer stays as it is.
+    pub fn quantize_fp8(&mut self) {
+        let Weight::Dense(w) = &self.weight else {
+            return;
+        };
+        let [d_in, d_out] = w.dims();
+        self.weight = if fp8_gemm_runs::<B>(w.dtype(), d_in, d_out) {
+            Weight::Fp8(Fp8Weight::from_weight_t(w))
+        } else {
+            Weight::Fp8Emulated(super::quant::fake_quantize_weight(w))
+        };
     }
 
     /// `[in, out]`.
     pub fn dims(&self) -> [usize; 2] {
-        self.weight_t.dims()
+        match &self.weight {
+            Weight::Dense(w) | Weight::Fp8Emulated(w) => w.dims(),
+            Weight::Fp8(f) => {
+                let [d_out, d_in] = f.dims();
+                [d_in, d_out]
+            }
+        }
     }
 
     /// `gelu_tanh(self.forward(x))`; on CUDA in bf16 the GELU is cuBLASLt's epilogue (applied
@@ -93,7 +139,8 @@ impl<B: Backend> Linear<B> {
     }
 
     /// `x·Wᵀ + b`, then GELU when `gelu`, over the rows of `x`: one cuBLASLt GEMM with the
-    /// bias (and GELU) in its epilogue where it applies (bf16 on CUDA), burn's matmul otherwise.
+    /// bias (and GELU) in its epilogue where it applies (bf16 or fp8 on CUDA), burn's matmul
+    /// otherwise.
     ///
     /// # Shapes
     /// - x: `[..., in]` (rank `D`) → `[..., out]`
@@ -101,22 +148,65 @@ impl<B: Backend> Linear<B> {
         let dims = x.dims();
         let d_in = dims[D - 1];
         let rows: usize = dims[..D - 1].iter().product();
-        let [_, d_out] = self.weight_t.dims();
+        let [_, d_out] = self.dims();
         let mut out = dims;
         out[D - 1] = d_out;
         let x = x.reshape([rows, d_in]);
+        let (x, weight_t) = match &self.weight {
+            Weight::Dense(w) => (x, w.clone()),
+            Weight::Fp8Emulated(w) => (
+                super::quant::fake_quantize_input(x).cast(w.dtype()),
+                w.clone(),
+            ),
+            Weight::Fp8(f) => {
+                #[cfg(feature = "cuda")]
+                let x = match crate::cuda::linear_fp8(
+                    x,
+                    &f.codes,
+                    &f.scale,
+                    self.bias.as_ref(),
+                    gelu,
+                ) {
+                    Ok(y) => return y.reshape(out),
+                    Err(x) => x,
+                };
+                // Only where the fp8 GEMM stopped applying after the load: decode the codes.
+                let w = f.dequantized_t().cast(x.dtype());
+                (
+                    super::quant::fake_quantize_input(x.clone()).cast(x.dtype()),
+                    w,
+                )
+            }
+        };
         #[cfg(feature = "cuda")]
-        let x = match crate::cuda::linear(x, &self.weight_t, self.bias.as_ref(), gelu) {
+        let x = match crate::cuda::linear(x, &weight_t, self.bias.as_ref(), gelu) {
             Ok(y) => return y.reshape(out),
             Err(x) => x,
         };
-        let y = x.matmul(self.weight_t.clone());
+        let y = x.matmul(weight_t);
         let y = match &self.bias {
             Some(b) => y + b.clone().unsqueeze_dim(0),
             None => y,
         };
         let y = if gelu { gelu_tanh(y) } else { y };
         y.reshape(out)
+    }
+}
+
+/// Whether a `[d_in, d_out]` layer of `dtype` on backend `B` runs on the GPU's fp8 GEMM.
+fn fp8_gemm_runs<B: Backend>(dtype: DType, d_in: usize, d_out: usize) -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        crate::cuda::is_cuda::<B>()
+            && dtype == DType::BF16
+            && d_in.is_multiple_of(16)
+            && d_out.is_multiple_of(16)
+            && crate::cuda::fp8::supported()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (dtype, d_in, d_out);
+        false
     }
 }
 
@@ -169,7 +259,7 @@ pub fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: &Tensor<B, 1>, eps: f64) ->
 }
 
 /// 2-D convolution, dilation 1, one group (`F.conv2d`), the bias added after; through cuDNN
-/// on CUDA where it applies (`HANZO_LIVE_CUDA_OPS=1`).
+/// on CUDA where it applies (unless `HANZO_LIVE_CUDA_OPS=0`).
 ///
 /// # Shapes
 /// - x: `[N, C, H, W]`, weight: `[O, C, kh, kw]`, bias: `[O]` → `[N, O, H', W']`
@@ -279,10 +369,7 @@ mod tests {
         // W = [[1, 2, 3], [4, 5, 6]] (out 2, in 3); A = [[1, 0, 2]] (r 1); B = [[1], [-1]].
         // B·A = [[1, 0, 2], [-1, 0, -2]]; with scale 0.5: W' = [[1.5, 2, 4], [3.5, 5, 5]].
         let w = t2(vec![1., 2., 3., 4., 5., 6.], [2, 3]);
-        let mut lin = Linear::<B> {
-            weight_t: w.transpose(),
-            bias: None,
-        };
+        let mut lin = Linear::<B>::new(w.transpose(), None);
         lin.merge_lora(t2(vec![1., 0., 2.], [1, 3]), t2(vec![1., -1.], [2, 1]), 0.5);
         let x = t2(vec![1., 0., 0., 0., 1., 0., 0., 0., 1.], [3, 3]);
         // Rows of x·Wᵀ for the unit vectors are the columns of W'.

@@ -79,20 +79,17 @@ fn the_gemm_is_ordered_with_burns_kernels_around_it() {
 }
 
 #[test]
-#[ignore = "needs an NVIDIA GPU with libcublasLt and HANZO_LIVE_CUDA_OPS=1"]
+#[ignore = "needs an NVIDIA GPU with libcublasLt (the CUDA ops not turned off by HANZO_LIVE_CUDA_OPS=0)"]
 fn the_engines_linear_goes_through_cublaslt_when_enabled() {
     assert!(
         engine::cuda::enabled(),
-        "run with HANZO_LIVE_CUDA_OPS=1 where libcublasLt loads"
+        "the CUDA ops are off (HANZO_LIVE_CUDA_OPS=0 or an older GPU)"
     );
     let device = Default::default();
     let normal = Distribution::Normal(0.0, 1.0);
     let w = Tensor::<Cuda, 2>::random([1536, 4096], normal, &device).cast(DType::BF16);
     let b = Tensor::<Cuda, 1>::random([1536], normal, &device).cast(DType::BF16);
-    let linear = engine::wan::nn::Linear {
-        weight_t: w.clone().transpose(),
-        bias: Some(b.clone()),
-    };
+    let linear = engine::wan::nn::Linear::new(w.clone().transpose(), Some(b.clone()));
     // [batch, tokens, in] as the DiT's text embedding sees it.
     let x = Tensor::<Cuda, 3>::random([2, 77, 4096], normal, &device).cast(DType::BF16);
     let ours = linear.forward(x.clone()).reshape([2 * 77, 1536]);
@@ -107,10 +104,7 @@ fn the_engines_linear_goes_through_cublaslt_when_enabled() {
     // f32 stays on burn's matmul (the op is bf16 only) and is exact to f32 rounding.
     let x32 = Tensor::<Cuda, 2>::random([33, 40], normal, &device);
     let w32 = Tensor::<Cuda, 2>::random([40, 24], normal, &device);
-    let l32 = engine::wan::nn::Linear {
-        weight_t: w32.clone(),
-        bias: None,
-    };
+    let l32 = engine::wan::nn::Linear::new(w32.clone(), None);
     let d = (l32.forward(x32.clone()) - x32.matmul(w32))
         .abs()
         .max()
@@ -139,5 +133,63 @@ fn the_gelu_epilogue_matches_gelu_tanh_in_f32() {
             "GELU epilogue [{m}, {k}] x [{k}, {n}] bias={with_bias}: relative error {err:.2e}"
         );
         assert!(err <= 1e-2, "relative error {err}");
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU with fp8 tensor cores (8.9+), libcublasLt (the CUDA ops not turned off by HANZO_LIVE_CUDA_OPS=0)"]
+fn the_fp8_gemm_matches_its_emulation_and_stays_near_bf16() {
+    use engine::wan::{
+        nn::{Linear, Weight},
+        quant,
+    };
+    assert!(
+        engine::cuda::fp8::supported(),
+        "needs the CUDA ops on a GPU of compute capability 8.9+ with libcublasLt"
+    );
+    let device = Default::default();
+    let normal = Distribution::Normal(0.0, 1.0);
+    // The DiT's FFN in (1536 → 8960, GELU) and out (8960 → 1536) over one 3-frame chunk's
+    // tokens at a small size, and a q projection over an odd number of rows.
+    for (rows, d_in, d_out, gelu) in [
+        (390, 1536, 8960, true),
+        (390, 8960, 1536, false),
+        (77, 1536, 1536, false),
+    ] {
+        let w = Tensor::<Cuda, 2>::random([d_out, d_in], normal, &device).cast(DType::BF16) * 0.05;
+        let b = Tensor::<Cuda, 1>::random([d_out], normal, &device).cast(DType::BF16);
+        let x = Tensor::<Cuda, 2>::random([rows, d_in], normal, &device).cast(DType::BF16);
+        let mut lin = Linear::new(w.clone().transpose(), Some(b.clone()));
+        lin.quantize_fp8();
+        let Weight::Fp8(f) = &lin.weight else {
+            panic!("a bf16 layer of these shapes quantizes for the fp8 GEMM");
+        };
+        let ours = if gelu {
+            lin.forward_gelu(x.clone())
+        } else {
+            lin.forward(x.clone())
+        };
+        let act = |y: Tensor<Cuda, 2>| {
+            if gelu {
+                engine::wan::nn::gelu_tanh(y)
+            } else {
+                y
+            }
+        };
+        // The same rounding of the operands, multiplied in f32.
+        let emulated = act(
+            quant::fake_quantize_input(x.clone()).matmul(f.dequantized_t())
+                + b.clone().cast(DType::F32).unsqueeze_dim(0),
+        );
+        let err = relative_error(ours.clone(), emulated);
+        println!(
+            "fp8 [{rows}, {d_in}] → {d_out} (gelu {gelu}) vs its emulation: relative error {err:.2e}"
+        );
+        assert!(err <= 5e-3, "fp8 vs emulation: {err}");
+        let exact = act(x.cast(DType::F32).matmul(w.cast(DType::F32).transpose())
+            + b.cast(DType::F32).unsqueeze_dim(0));
+        let err = relative_error(ours, exact);
+        println!("fp8 [{rows}, {d_in}] → {d_out} (gelu {gelu}) vs f32: relative error {err:.2e}");
+        assert!(err <= 0.1, "fp8 vs f32: {err}");
     }
 }

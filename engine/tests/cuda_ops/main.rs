@@ -1,6 +1,7 @@
 //! The CUDA custom ops (`engine::cuda`) on the GPU machine, against burn's own f32 path on the
-//! same GPU: `HANZO_LIVE_CUDA_OPS=1 cargo test -p engine --features cuda --test cuda_ops --
-//! --ignored` (the variable also routes the engine's `Linear` and `attention` through them;
+//! same GPU: `cargo test -p engine --features cuda --test cuda_ops --
+//! --ignored` (the engine's `Linear` and `attention` go through them unless
+//! `HANZO_LIVE_CUDA_OPS=0`;
 //! `tools/build-device-tests.sh` builds the binary for a machine without Rust). Type-checked
 //! wherever the `cuda` feature builds; every test is ignored elsewhere.
 #![cfg(feature = "cuda")]

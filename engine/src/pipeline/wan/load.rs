@@ -15,6 +15,7 @@ use crate::{
         Checkpoint, LoadError, Variant, WanConfig, WanModel,
         lora::{self, Lora},
         nn::AttentionKernel,
+        quant::Quantization,
         text_encoder::{DEFAULT_CACHE_PROMPTS, PromptContext, TextEncoder},
         umt5::{Umt5Config, Umt5Encoder},
         video_vae::{VaeType, VideoVae},
@@ -250,11 +251,13 @@ fn dit_parameters(c: &WanConfig) -> u64 {
         .sum()
 }
 
-/// Loads the models of pipeline `p` with autoencoders `vae` on backend `B`.
+/// Loads the models of pipeline `p` with autoencoders `vae` on backend `B`, the DiT's block
+/// linears quantized as `quantization` says (after any LoRA is merged).
 pub fn load_models<B: Backend>(
     p: WanPipeline,
     ctx: &LoadContext,
     vae: VaeChoice,
+    quantization: Quantization,
     device: &B::Device,
 ) -> Result<WanModels<B>, WanLoadError> {
     let dtype = ctx.dtype();
@@ -335,6 +338,9 @@ pub fn load_models<B: Backend>(
                 },
             });
         }
+    }
+    if quantization == Quantization::Fp8E4m3fn {
+        guarded("the fp8 quantization", || dit.quantize_fp8())?;
     }
     ctx.report(LoadStage::Dit, 1.0);
 

@@ -35,6 +35,7 @@ use crate::{
         LoadedPipeline, Pipeline, PipelineError, PipelineSpec,
         params::{self, ParamValue, Params},
     },
+    wan::quant::Quantization,
 };
 use burn::tensor::{Tensor, backend::Backend};
 use load::{LoadContext, LoadStage, WanLoadError, WanModels};
@@ -205,7 +206,21 @@ impl<B: Backend> LoadedWan<B> {
             }
         }
         let vae = files::VaeChoice::from_params(kind, &all).map_err(WanLoadError::Params)?;
-        let models = Arc::new(load::load_models::<B>(kind, ctx, vae, device)?);
+        let quantization = choice(&all, "quantization")
+            .map(|q| {
+                Quantization::parse(q).ok_or_else(|| {
+                    WanLoadError::Params(format!("quantization: unknown value {q:?}"))
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let models = Arc::new(load::load_models::<B>(
+            kind,
+            ctx,
+            vae,
+            quantization,
+            device,
+        )?);
         let loaded = Self {
             kind,
             spec,

@@ -95,6 +95,27 @@ fn vae_type() -> ParamSpec {
     }
 }
 
+/// fp8 weights for the DiT's block linears (the upstream app's `quantization`).
+fn quantization() -> ParamSpec {
+    ParamSpec {
+        key: "quantization",
+        title: "Quantization",
+        description: "none (the default, as the original and the upstream app) or fp8_e4m3fn: \
+                      the DiT's 300 block linears in float8 e4m3fn with per-tensor scales for \
+                      weights and inputs (the upstream app's torchao option). On a GPU with \
+                      fp8 tensor cores (compute capability 8.9+: Ada, Hopper) and the CUDA ops \
+                      on, the weights take one byte each and the products run on cuBLASLt's \
+                      fp8 GEMM; elsewhere the same rounding is emulated (no saving). Costs \
+                      about 0.5 % of the DiT's output on the tiny goldens; not yet faster \
+                      than bf16 on an H200 (docs/perf.md).",
+        kind: ParamKind::Choice {
+            options: &["none", "fp8_e4m3fn"],
+        },
+        default: json!("none"),
+        live: false,
+    }
+}
+
 /// StreamDiffusionV2's input encoder when it differs from the decoder.
 fn encoder_vae_type() -> ParamSpec {
     ParamSpec {
@@ -240,6 +261,7 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                     3,
                 ),
                 vae_type(),
+                quantization(),
             ],
             runtime_params: common_runtime(
                 "A red fox trotting through fresh snow in a birch forest, cinematic.",
@@ -287,6 +309,7 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                     3,
                 ),
                 vae_type(),
+                quantization(),
             ],
             runtime_params: common_runtime(
                 "A 3D animated scene. A panda walks along a path towards the camera in a park \
@@ -412,6 +435,7 @@ pub fn spec(p: WanPipeline) -> PipelineSpec {
                     ),
                     vae_type(),
                     encoder_vae_type(),
+                    quantization(),
                 ],
                 runtime_params: runtime,
                 output_fps: None,
