@@ -194,6 +194,7 @@ impl<B: Backend> Linear<B> {
 }
 
 /// Whether a `[d_in, d_out]` layer of `dtype` on backend `B` runs on the GPU's fp8 GEMM.
+#[cfg_attr(not(feature = "cuda"), allow(clippy::extra_unused_type_parameters))]
 fn fp8_gemm_runs<B: Backend>(dtype: DType, d_in: usize, d_out: usize) -> bool {
     #[cfg(feature = "cuda")]
     {
