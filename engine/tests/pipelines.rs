@@ -827,6 +827,38 @@ fn a_load_reports_its_stages_in_order() {
     assert!(seen.len() > 12, "{}", seen.len());
 }
 
+#[test]
+fn longlives_warm_up_fills_its_window_then_switches_prompts() {
+    let dir = models_dir();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let ctx = LoadContext {
+        progress: Some(std::sync::Arc::new(move |p| log.lock().unwrap().push(p))),
+        warm_up: true,
+        dtype: Some(DType::F32),
+        ..LoadContext::files(dir.path(), BackendKind::Flex)
+    };
+    let params = json!({"height": H, "width": W, "local_attn_size": 6, "sink_size": 3});
+    let loaded =
+        LoadedWan::<B>::load(WanPipeline::LongLive, &ctx, &params, &Default::default()).unwrap();
+    // Two chunks fill the 6-frame window, the third runs after the switch (its re-cache).
+    assert_eq!(loaded.warm_up_plan(), (2, true));
+    use engine::pipeline::wan::load::LoadStage::WarmUp;
+    let warm: Vec<f64> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.stage == WarmUp)
+        .map(|p| p.stage_fraction)
+        .collect();
+    assert_eq!(warm, [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0, 1.0]);
+    // LongLive's default window (12 frames) takes four; the others one chunk, no switch.
+    let default = load(dir.path(), WanPipeline::LongLive, json!({"height": H, "width": W}));
+    assert_eq!(default.warm_up_plan(), (4, true));
+    let sf = load(dir.path(), WanPipeline::SelfForcing, json!({"height": H, "width": W}));
+    assert_eq!(sf.warm_up_plan(), (1, false));
+}
+
 /// Every autoencoder on the same run: the DiT's latents do not depend on it, each gives the
 /// Wan VAE's frame counts (9 frames for a stream's first chunk, 12 after), and the pipeline's
 /// video is that autoencoder's streaming decode of the latents. StreamDiffusionV2 runs with

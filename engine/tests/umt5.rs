@@ -99,6 +99,24 @@ fn trimmed_context_equals_the_reference_rows_and_zeroes_the_rest() {
 }
 
 #[test]
+fn a_length_step_pads_the_run_and_keeps_the_rows() {
+    let case = case();
+    let mut model = encoder("umt5_tiny_transformers_f32.safetensors", DType::F32);
+    let want = &case["context"].data;
+    // Row 1's 9 tokens run over 64 positions (55 of them padding, ids given for 9 only), and
+    // a step past `rows` stops at `rows`.
+    for (step, rows) in [(64, 512), (128, 100)] {
+        model.length_step = step;
+        let one = ids(&case["input_ids"]).narrow(0, 1, 1).narrow(1, 0, 9);
+        let ctx = values(model.context(one, &[9], rows));
+        assert_eq!(ctx.len(), rows * 32);
+        let e = rel_err(&ctx[..9 * 32], &want[16 * 32..16 * 32 + 9 * 32]);
+        assert!(e <= 1e-4, "step {step}: rel err {e:e}");
+        assert!(ctx[9 * 32..].iter().all(|v| *v == 0.0), "step {step}");
+    }
+}
+
+#[test]
 fn buckets_equal_the_reference() {
     let t = tensor_file::read(&goldens().join("umt5_buckets.safetensors")).unwrap();
     let (rel, want) = (&t["relative_position"].data, &t["bucket"].data);

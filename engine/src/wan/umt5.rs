@@ -240,6 +240,12 @@ pub struct Umt5Encoder<B: Backend> {
     norm: Tensor<B, 1>,
     pub dtype: DType,
     device: B::Device,
+    /// [`Self::context`] runs the encoder over the prompt's length rounded up to a multiple
+    /// of this (1: the prompt's own length). On a GPU backend that compiles and tunes kernels
+    /// per shape, a step of 128 makes every prompt up to 128 tokens one shape, met during the
+    /// load's warm-up instead of mid-stream. The padded positions are masked keys, so the
+    /// prompt's rows are the same either way (the reference pipelines pad to 512).
+    pub length_step: usize,
 }
 
 impl<B: Backend> Umt5Encoder<B> {
@@ -318,6 +324,7 @@ impl<B: Backend> Umt5Encoder<B> {
             norm,
             dtype,
             device: device.clone(),
+            length_step: 1,
         })
     }
 
@@ -387,19 +394,28 @@ impl<B: Backend> Umt5Encoder<B> {
     }
 
     /// What the DiT sees for prompts of `lengths[i]` tokens: the encoder run on the longest
-    /// prompt's length only (padding keys are masked, so the prompt rows do not depend on
-    /// it), rows past each prompt's length zeroed, zero-padded to `rows`.
+    /// prompt's length only, rounded up to a multiple of [`Self::length_step`] (padding keys
+    /// are masked, so the prompt rows do not depend on it), rows past each prompt's length
+    /// zeroed, zero-padded to `rows`.
     ///
     /// # Shapes
-    /// - ids: `[B, L]` (L ≥ max length) → `[B, rows, d_model]` (f32)
+    /// - ids: `[B, L]` (L ≥ max length; padded with id 0 where the step asks for more) →
+    ///   `[B, rows, d_model]` (f32)
     pub fn context(&self, ids: Tensor<B, 2, Int>, lengths: &[usize], rows: usize) -> Tensor<B, 3> {
         let [b, l] = ids.dims();
-        let n = lengths
+        let longest = lengths
             .iter()
             .copied()
             .max()
             .unwrap_or(0)
             .clamp(1, l.min(rows));
+        let n = longest.next_multiple_of(self.length_step.max(1)).min(rows);
+        let ids = if n > l {
+            let pad = Tensor::<B, 2, Int>::zeros([b, n - l], (&self.device, ids.dtype()));
+            Tensor::cat(vec![ids, pad], 1)
+        } else {
+            ids
+        };
         let mask_rows: Vec<f32> = lengths
             .iter()
             .flat_map(|len| (0..n).map(move |j| if j < *len { 1.0 } else { 0.0 }))

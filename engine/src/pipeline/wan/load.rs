@@ -27,6 +27,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+/// The text encoder's length step on a GPU ([`Umt5Encoder::length_step`]).
+pub const TEXT_LENGTH_STEP: usize = 128;
+
 /// A stage of a load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -444,10 +447,15 @@ impl WithBackend for TextJob<'_> {
         let ctx = self.ctx.clone();
         ck.on_progress(move |f| ctx.report(LoadStage::TextEncoder, f));
         let d = config.d_model;
-        let model = guarded("the text encoder", || {
+        let mut model = guarded("the text encoder", || {
             Umt5Encoder::<T>::load(config, ck, &device, dtype)
         })?
         .map_err(ck_err(&file))?;
+        // GPU backends compile and tune per shape: every prompt up to 128 tokens is one shape
+        // (the warm-up's), so a new prompt never stalls a stream on a first-use compile.
+        if !kind.is_cpu() {
+            model.length_step = TEXT_LENGTH_STEP;
+        }
         let enc: Box<dyn PromptEncoder> =
             Box::new(TextEncoder::new(tokenizer, model, DEFAULT_CACHE_PROMPTS));
         Ok((enc, d))

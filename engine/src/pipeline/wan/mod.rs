@@ -173,6 +173,9 @@ pub(crate) fn flag(p: &Params, key: &str) -> Option<bool> {
     }
 }
 
+/// The warm-up's second prompt (any prompt other than the defaults).
+const WARM_UP_SWITCH_PROMPT: &str = "A quiet harbour at dawn, boats rocking on the water.";
+
 /// A loaded Wan pipeline: the models, shared by its streams.
 pub struct LoadedWan<B: Backend> {
     pub kind: WanPipeline,
@@ -229,20 +232,55 @@ impl<B: Backend> LoadedWan<B> {
         };
         if ctx.warm_up {
             ctx.report(LoadStage::WarmUp, 0.0);
+            let (chunks, switch) = loaded.warm_up_plan();
+            let total = chunks + usize::from(switch);
             let mut s = loaded.stream();
-            let defaults = params::defaults(&loaded.spec.runtime_params);
+            let spec = &loaded.spec.runtime_params;
+            let defaults = params::defaults(spec);
             load::guarded("the warm-up", || -> Result<(), PipelineError> {
                 s.apply(&defaults, true)?;
-                let input = (s.input_frames() > 0).then(|| {
-                    let f = loaded.frame();
-                    Tensor::zeros([1, 3, s.input_frames(), f.height, f.width], device)
-                });
-                s.next_chunk(input).map(|_| ())
+                for i in 0..total {
+                    if switch && i == chunks {
+                        // Another prompt: LongLive re-caches its full window with it.
+                        let mut other = defaults.clone();
+                        other.extend(
+                            params::validate_object(
+                                spec,
+                                &serde_json::json!({ "prompts": [WARM_UP_SWITCH_PROMPT] }),
+                                false,
+                            )
+                            .map_err(|e| PipelineError::Fatal(e.to_string()))?,
+                        );
+                        s.apply(&other, false)?;
+                    }
+                    let input = (s.input_frames() > 0).then(|| {
+                        let f = loaded.frame();
+                        Tensor::zeros([1, 3, s.input_frames(), f.height, f.width], device)
+                    });
+                    s.next_chunk(input)?;
+                    ctx.report(LoadStage::WarmUp, (i + 1) as f64 / total as f64);
+                }
+                Ok(())
             })?
             .map_err(|e| WanLoadError::Panic(format!("the warm-up chunk failed: {e}")))?;
         }
         ctx.report(LoadStage::WarmUp, 1.0);
         Ok(loaded)
+    }
+
+    /// The warm-up's chunks before a prompt switch and whether it switches: every shape a
+    /// stream meets is met once during the load, so GPU kernels are compiled and tuned then,
+    /// not mid-stream. LongLive fills its attention window first, so the switch re-caches as
+    /// many frames as a running stream's does; the others' prompt changes keep their shapes.
+    pub fn warm_up_plan(&self) -> (usize, bool) {
+        match self.kind {
+            WanPipeline::LongLive => {
+                let window = t2v::Settings::from_params(self.kind, &self.load_params)
+                    .map_or(t2v::CHUNK_FRAMES, |s| s.local_attn_size);
+                (window.div_ceil(t2v::CHUNK_FRAMES), true)
+            }
+            _ => (1, false),
+        }
     }
 
     /// Output height, width and seed.
