@@ -853,9 +853,17 @@ fn longlives_warm_up_fills_its_window_then_switches_prompts() {
         .collect();
     assert_eq!(warm, [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0, 1.0]);
     // LongLive's default window (12 frames) takes four; the others one chunk, no switch.
-    let default = load(dir.path(), WanPipeline::LongLive, json!({"height": H, "width": W}));
+    let default = load(
+        dir.path(),
+        WanPipeline::LongLive,
+        json!({"height": H, "width": W}),
+    );
     assert_eq!(default.warm_up_plan(), (4, true));
-    let sf = load(dir.path(), WanPipeline::SelfForcing, json!({"height": H, "width": W}));
+    let sf = load(
+        dir.path(),
+        WanPipeline::SelfForcing,
+        json!({"height": H, "width": W}),
+    );
     assert_eq!(sf.warm_up_plan(), (1, false));
 }
 

@@ -7,6 +7,10 @@
 
 use super::config::{ROPE_MAX_POSITIONS, ROPE_THETA, WanConfig};
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+};
 
 /// cos and sin of every token's angles.
 #[derive(Clone, Debug)]
@@ -28,6 +32,50 @@ pub fn angles(cfg: &WanConfig, f: usize, h: usize, w: usize) -> Vec<f64> {
         }
     }
     out
+}
+
+/// cos and sin of every position's angles on one axis, `[ROPE_MAX_POSITIONS, pairs]` row-major:
+/// the values [`angles`] gives, computed once per head split instead of per token and call.
+struct AxisTable {
+    pairs: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl AxisTable {
+    fn new(n: usize) -> Self {
+        let pairs = n / 2;
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for pos in 0..ROPE_MAX_POSITIONS {
+            for j in 0..pairs {
+                let a = pos as f64 * ROPE_THETA.powf(-((2 * j) as f64) / n as f64);
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        Self { pairs, cos, sin }
+    }
+
+    fn cos(&self, pos: usize) -> &[f32] {
+        &self.cos[pos * self.pairs..(pos + 1) * self.pairs]
+    }
+
+    fn sin(&self, pos: usize) -> &[f32] {
+        &self.sin[pos * self.pairs..(pos + 1) * self.pairs]
+    }
+}
+
+/// The (t, h, w) tables of a head split, made once per process.
+fn axis_tables(cfg: &WanConfig) -> Arc<[AxisTable; 3]> {
+    static TABLES: OnceLock<Mutex<HashMap<[usize; 3], Arc<[AxisTable; 3]>>>> = OnceLock::new();
+    let split = cfg.rope_split();
+    TABLES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(split)
+        .or_insert_with(|| Arc::new(split.map(AxisTable::new)))
+        .clone()
 }
 
 impl<B: Backend> Rope<B> {
@@ -66,6 +114,7 @@ impl<B: Backend> Rope<B> {
         let tokens = frames * h * w;
         let mut cos = Vec::with_capacity(starts.len() * tokens * half);
         let mut sin = Vec::with_capacity(starts.len() * tokens * half);
+        let [tt, th, tw] = &*axis_tables(cfg);
         for &first_frame in starts {
             assert!(
                 first_frame + frames <= ROPE_MAX_POSITIONS
@@ -76,9 +125,9 @@ impl<B: Backend> Rope<B> {
             for f in first_frame..first_frame + frames {
                 for y in 0..h {
                     for x in 0..w {
-                        for a in angles(cfg, f, y, x) {
-                            cos.push(a.cos() as f32);
-                            sin.push(a.sin() as f32);
+                        for (table, pos) in [(tt, f), (th, y), (tw, x)] {
+                            cos.extend_from_slice(table.cos(pos));
+                            sin.extend_from_slice(table.sin(pos));
                         }
                     }
                 }
@@ -132,5 +181,44 @@ impl<B: Backend> Rope<B> {
         Tensor::stack::<5>(vec![out_re, out_im], 4)
             .reshape([b, l, h, d])
             .cast(dtype)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_give_every_tokens_own_angles() {
+        type B = burn::backend::Flex;
+        let cfg = WanConfig::t2v_1_3b();
+        let (frames, h, w) = (2, 3, 4);
+        let rope = Rope::<B>::rows(&cfg, &[5, 1000], frames, h, w, &Default::default());
+        let cos = rope.cos.into_data().to_vec::<f32>().unwrap();
+        let sin = rope.sin.into_data().to_vec::<f32>().unwrap();
+        let half = cfg.head_dim() / 2;
+        let mut i = 0;
+        for start in [5, 1000] {
+            for f in start..start + frames {
+                for y in 0..h {
+                    for x in 0..w {
+                        let a = angles(&cfg, f, y, x);
+                        let want_cos: Vec<f32> = a.iter().map(|v| v.cos() as f32).collect();
+                        let want_sin: Vec<f32> = a.iter().map(|v| v.sin() as f32).collect();
+                        assert_eq!(
+                            cos[i * half..(i + 1) * half],
+                            want_cos[..],
+                            "({f}, {y}, {x})"
+                        );
+                        assert_eq!(
+                            sin[i * half..(i + 1) * half],
+                            want_sin[..],
+                            "({f}, {y}, {x})"
+                        );
+                        i += 1;
+                    }
+                }
+            }
+        }
     }
 }
