@@ -794,6 +794,30 @@ impl WithBackend for BenchJob {
                 sync(&device)
             }),
         ));
+        // What the DiT runs for q and k: RMSNorm across the heads, then RoPE (one kernel on
+        // CUDA); the Rope tables built as each forward builds them.
+        rows.push((
+            format!("RMSNorm + RoPE [1,{l},{d}] (one kernel on CUDA)"),
+            time(self.iters, || {
+                #[cfg(feature = "cuda")]
+                if let Ok(y) =
+                    crate::cuda::rms_norm_rope(x.clone(), &weight, &rope.cos, &rope.sin, 1e-6)
+                {
+                    let _ = y;
+                    return sync(&device);
+                }
+                let n = crate::wan::nn::rms_norm(x.clone(), &weight, 1e-6);
+                let _ = rope.apply(n.reshape([1, l, heads, hd]));
+                sync(&device)
+            }),
+        ));
+        rows.push((
+            format!("RoPE tables for {l} tokens (host, per forward)"),
+            time(self.iters, || {
+                let _ = crate::wan::rope::Rope::<B>::new(c, 0, self.frames, h / 2, w / 2, &device);
+                sync(&device)
+            }),
+        ));
         let qh = q.clone().swap_dims(1, 2);
         for kernel in [AttentionKernel::Fused, AttentionKernel::Naive] {
             rows.push((

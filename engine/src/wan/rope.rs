@@ -65,9 +65,12 @@ impl AxisTable {
     }
 }
 
+/// The (t, h, w) tables of one head split.
+type AxisTables = Arc<[AxisTable; 3]>;
+
 /// The (t, h, w) tables of a head split, made once per process.
-fn axis_tables(cfg: &WanConfig) -> Arc<[AxisTable; 3]> {
-    static TABLES: OnceLock<Mutex<HashMap<[usize; 3], Arc<[AxisTable; 3]>>>> = OnceLock::new();
+fn axis_tables(cfg: &WanConfig) -> AxisTables {
+    static TABLES: OnceLock<Mutex<HashMap<[usize; 3], AxisTables>>> = OnceLock::new();
     let split = cfg.rope_split();
     TABLES
         .get_or_init(Mutex::default)
