@@ -902,14 +902,25 @@ impl WithBackend for BenchJob {
                 && crate::cuda::fp8::supported()
             {
                 let f = crate::wan::quant::Fp8Weight::from_weight_t(&w_t);
-                rows.push((
-                    format!("linear [{l},{k_in}]→{n_out} cuBLASLt fp8 (input quantized per call)"),
-                    time(self.iters, || {
-                        let _ =
-                            crate::cuda::linear_fp8(xs.clone(), &f.codes, &f.scale, None, false);
-                        sync(&device)
-                    }),
-                ));
+                let runs =
+                    crate::cuda::linear_fp8(xs.clone(), &f.codes, &f.scale, None, false).is_ok();
+                if runs {
+                    rows.push((
+                        format!(
+                            "linear [{l},{k_in}]→{n_out} cuBLASLt fp8 (input quantized per call)"
+                        ),
+                        time(self.iters, || {
+                            let _ = crate::cuda::linear_fp8(
+                                xs.clone(),
+                                &f.codes,
+                                &f.scale,
+                                None,
+                                false,
+                            );
+                            sync(&device)
+                        }),
+                    ));
+                }
             }
         }
 

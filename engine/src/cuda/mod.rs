@@ -16,13 +16,19 @@ use burn::tensor::{DType, Int, Tensor, backend::Backend};
 use std::{any::Any, sync::OnceLock};
 
 /// Whether the engine routes work to these ops where they apply: a GPU of compute capability
-/// 8.0 or newer (bf16 tensor cores), unless `HANZO_LIVE_CUDA_OPS=0` (burn's own kernels
-/// throughout, for comparison). On by default since they were checked and timed on an H200
+/// 8.0 or newer (bf16 tensor cores), unless `HANZO_LIVE_CUDA_OPS` is `0`, `false`, `off` or
+/// `no` (burn's own kernels throughout, for comparison). On by default since they were checked and timed on an H200
 /// (docs/perf.md); read once.
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        std::env::var("HANZO_LIVE_CUDA_OPS").map_or(true, |v| v != "0")
+        let off = |v: String| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "0" | "false" | "off" | "no"
+            )
+        };
+        !std::env::var("HANZO_LIVE_CUDA_OPS").is_ok_and(off)
             && compute_capability().is_some_and(|(major, _)| major >= 8)
     })
 }

@@ -11,9 +11,10 @@
 //!
 //! On CUDA with compute capability 8.9+ (Ada, Hopper) and the CUDA ops enabled the codes are
 //! what the GPU keeps (one byte a weight) and cuBLASLt's fp8 GEMM does the product
-//! ([`crate::cuda::linear_fp8`]). Elsewhere the same numbers are computed in the compute
+//! ([`crate::cuda::linear_fp8`]). Elsewhere the same rounding is emulated in the compute
 //! dtype (the weight kept dequantised, the input rounded through e4m3 on every call): no
-//! saving, the same rounding, which is how the CPU tests measure what fp8 costs in accuracy.
+//! saving; exact in f32 (how the CPU tests measure what fp8 costs in accuracy), while in bf16
+//! the scaled values are rounded once more (about 2⁻⁹ relative).
 
 use super::weights::fp8::e4m3fn_table;
 use burn::tensor::{DType, Int, Tensor, TensorData, backend::Backend};

@@ -268,16 +268,18 @@ impl<B: Backend> LoadedWan<B> {
         Ok(loaded)
     }
 
-    /// The warm-up's chunks before a prompt switch and whether it switches: every shape a
-    /// stream meets is met once during the load, so GPU kernels are compiled and tuned then,
-    /// not mid-stream. LongLive fills its attention window first, so the switch re-caches as
-    /// many frames as a running stream's does; the others' prompt changes keep their shapes.
+    /// The warm-up's chunks before a prompt switch and whether it switches, so that the
+    /// shapes a stream meets after its first seconds are compiled and tuned during the load,
+    /// not mid-stream. LongLive fills its attention window and rolls it once, so the switch
+    /// re-caches as a running stream's does (the sink kept, the rest of the window
+    /// recomputed); the others' prompt changes keep their shapes. (Self-Forcing's cache still
+    /// grows over its first 7 chunks; those lengths go through shape-agnostic kernels.)
     pub fn warm_up_plan(&self) -> (usize, bool) {
         match self.kind {
             WanPipeline::LongLive => {
                 let window = t2v::Settings::from_params(self.kind, &self.load_params)
                     .map_or(t2v::CHUNK_FRAMES, |s| s.local_attn_size);
-                (window.div_ceil(t2v::CHUNK_FRAMES), true)
+                (window.div_ceil(t2v::CHUNK_FRAMES) + 1, true)
             }
             _ => (1, false),
         }
