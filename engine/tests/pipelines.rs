@@ -195,21 +195,24 @@ fn self_forcing_equals_the_uncached_block_causal_recomputation() {
     }
 }
 
+/// `chunks` chunks of a LongLive stream on "a panda" with steps [1000, 500].
+fn longlive_panda(loaded: &LoadedWan<B>, chunks: usize) -> Vec<Tensor<B, 5>> {
+    let mut s = loaded.stream();
+    s.apply(
+        &runtime(
+            WanPipeline::LongLive,
+            json!({"prompts": ["a panda"], "denoising_step_list": [1000, 500]}),
+        ),
+        true,
+    )
+    .unwrap();
+    run_t2v(s.as_mut(), chunks)
+}
+
 #[test]
 fn the_fp8_load_option_quantizes_the_dit_after_the_lora_is_merged() {
     let dir = models_dir();
-    let run = |loaded: &LoadedWan<B>| {
-        let mut s = loaded.stream();
-        s.apply(
-            &runtime(
-                WanPipeline::LongLive,
-                json!({"prompts": ["a panda"], "denoising_step_list": [1000, 500]}),
-            ),
-            true,
-        )
-        .unwrap();
-        run_t2v(s.as_mut(), 2)
-    };
+    let run = |loaded: &LoadedWan<B>| longlive_panda(loaded, 2);
     let base = json!({"height": H, "width": W, "local_attn_size": 6, "sink_size": 3});
     let plain = load(dir.path(), WanPipeline::LongLive, base.clone());
     let mut fp8 = base.clone();
@@ -241,16 +244,7 @@ fn longlive_with_its_lora_equals_the_uncached_recomputation() {
     let dir = models_dir();
     let params = json!({"height": H, "width": W, "local_attn_size": 6, "sink_size": 3});
     let loaded = load(dir.path(), WanPipeline::LongLive, params);
-    let mut s = loaded.stream();
-    s.apply(
-        &runtime(
-            WanPipeline::LongLive,
-            json!({"prompts": ["a panda"], "denoising_step_list": [1000, 500]}),
-        ),
-        true,
-    )
-    .unwrap();
-    let got = run_t2v(s.as_mut(), 3);
+    let got = longlive_panda(&loaded, 3);
     let steps = FlowMatchSchedule::new(5.0)
         .unwrap()
         .warp_steps(&[1000, 500])

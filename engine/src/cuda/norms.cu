@@ -29,18 +29,23 @@ __device__ __forceinline__ float block_sum(float v) {
     return v;
 }
 
+// 1 / sqrt(mean(x²) + eps) over the row x[0..d), on every thread of the block.
+__device__ __forceinline__ float inv_rms(const bf16_t* __restrict__ x, int d, float eps) {
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        const float v = bf16_to_f32(x[i]);
+        ss += v * v;
+    }
+    return 1.f / sqrtf(block_sum(ss) / d + eps);
+}
+
 // y = x / sqrt(mean(x²) + eps) · w
 extern "C" __global__ void rms_norm_bf16(const bf16_t* __restrict__ x, const float* __restrict__ w,
                                          bf16_t* __restrict__ y, int d, float eps) {
     const long long row = blockIdx.x;
     x += row * d;
     y += row * d;
-    float ss = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        const float v = bf16_to_f32(x[i]);
-        ss += v * v;
-    }
-    const float inv = 1.f / sqrtf(block_sum(ss) / d + eps);
+    const float inv = inv_rms(x, d, eps);
     for (int i = threadIdx.x; i < d; i += blockDim.x) y[i] = f32_to_bf16(bf16_to_f32(x[i]) * inv * w[i]);
 }
 
@@ -107,12 +112,7 @@ extern "C" __global__ void rms_norm_rope_bf16(const bf16_t* __restrict__ x,
     sin_t += angle_row * half_head;
     x += row * d;
     y += row * d;
-    float ss = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        const float v = bf16_to_f32(x[i]);
-        ss += v * v;
-    }
-    const float inv = 1.f / sqrtf(block_sum(ss) / d + eps);
+    const float inv = inv_rms(x, d, eps);
     for (int p = threadIdx.x; p < d / 2; p += blockDim.x) {
         const float re = bf16_to_f32(x[2 * p]) * inv * w[2 * p];
         const float im = bf16_to_f32(x[2 * p + 1]) * inv * w[2 * p + 1];
