@@ -800,10 +800,9 @@ impl WithBackend for BenchJob {
             format!("RMSNorm + RoPE [1,{l},{d}] (one kernel on CUDA)"),
             time(self.iters, || {
                 #[cfg(feature = "cuda")]
-                if let Ok(y) =
-                    crate::cuda::rms_norm_rope(x.clone(), &weight, &rope.cos, &rope.sin, 1e-6)
+                if crate::cuda::rms_norm_rope(x.clone(), &weight, &rope.cos, &rope.sin, 1e-6)
+                    .is_ok()
                 {
-                    let _ = y;
                     return sync(&device);
                 }
                 let n = crate::wan::nn::rms_norm(x.clone(), &weight, 1e-6);

@@ -26,6 +26,11 @@ pub fn supported() -> bool {
         && gemm::available()
 }
 
+/// Whether cuBLASLt's fp8 layouts take a `[N, K]` weight: K and N multiples of 16.
+pub fn fits(k: usize, n: usize) -> bool {
+    k.is_multiple_of(16) && n.is_multiple_of(16)
+}
+
 /// `(x·s_x)(codes·s_w)ᵀ (+ bias)`, then GELU (tanh) when `gelu`, with `x` rounded to e4m3fn
 /// on the way (`s_x = max|x| / 448`, computed on the GPU), f32 accumulation, bf16 out.
 ///
@@ -44,7 +49,7 @@ pub fn linear_fp8(
 ) -> Tensor<Cuda, 2> {
     let ([m, k], [n, k2]) = (x.dims(), codes.dims());
     assert!(
-        k == k2 && k.is_multiple_of(16) && n.is_multiple_of(16),
+        k == k2 && fits(k, n),
         "linear_fp8: x [{m}, {k}] and codes [{n}, {k2}] (K and N multiples of 16)"
     );
     assert_eq!(x.dtype(), DType::BF16, "linear_fp8 takes a bf16 input");

@@ -12,7 +12,7 @@ pub mod gemm;
 pub mod norms;
 mod op;
 
-use burn::tensor::{DType, Int, Tensor, backend::Backend};
+use burn::tensor::{DType, Int, Tensor, TensorKind, backend::Backend};
 use std::{any::Any, sync::OnceLock};
 
 /// Whether the engine routes work to these ops where they apply: a GPU of compute capability
@@ -104,13 +104,12 @@ pub fn linear_fp8<B: Backend>(
         && bias.is_none_or(|b| b.dtype() == DType::BF16)
         && codes.dtype() == DType::U8
         && x.dims()[1] == k
-        && k.is_multiple_of(16)
-        && n.is_multiple_of(16);
+        && fp8::fits(k, n);
     if !fits || !fp8::supported() {
         return Err(x);
     }
     let (Some(c), Some(s), Ok(b)) = (
-        as_cuda_int(codes.clone()),
+        as_cuda(codes.clone()),
         as_cuda(w_scale.clone()),
         bias.map(|b| as_cuda(b.clone()).ok_or(())).transpose(),
     ) else {
@@ -120,26 +119,21 @@ pub fn linear_fp8<B: Backend>(
     Ok(from_cuda(fp8::linear_fp8(x, c, s, b, gelu)))
 }
 
-/// [`as_cuda`] for an int tensor.
-fn as_cuda_int<B: Backend, const D: usize>(
-    t: Tensor<B, D, Int>,
-) -> Option<Tensor<gemm::Cuda, D, Int>> {
-    let any: Box<dyn Any> = Box::new(t);
-    any.downcast::<Tensor<gemm::Cuda, D, Int>>()
-        .ok()
-        .map(|t| *t)
-}
-
 /// Whether `B` is burn's CUDA backend.
 pub fn is_cuda<B: Backend>() -> bool {
     std::any::TypeId::of::<B>() == std::any::TypeId::of::<gemm::Cuda>()
 }
 
-/// `t` as a tensor of burn's CUDA backend, when `B` is that backend (`None` otherwise): the
-/// way generic engine code reaches the CUDA-only ops.
-pub fn as_cuda<B: Backend, const D: usize>(t: Tensor<B, D>) -> Option<Tensor<gemm::Cuda, D>> {
+/// `t` (float or int) as a tensor of burn's CUDA backend, when `B` is that backend (`None`
+/// otherwise): the way generic engine code reaches the CUDA-only ops.
+pub fn as_cuda<B: Backend, const D: usize, K>(
+    t: Tensor<B, D, K>,
+) -> Option<Tensor<gemm::Cuda, D, K>>
+where
+    K: TensorKind<B> + TensorKind<gemm::Cuda> + 'static,
+{
     let any: Box<dyn Any> = Box::new(t);
-    any.downcast::<Tensor<gemm::Cuda, D>>().ok().map(|t| *t)
+    any.downcast::<Tensor<gemm::Cuda, D, K>>().ok().map(|t| *t)
 }
 
 /// Attention through the fused kernel of [`attention`] when `B` is burn's CUDA backend, the
@@ -244,14 +238,7 @@ pub fn rms_norm_rope<B: Backend>(
     sin: &Tensor<B, 4>,
     eps: f64,
 ) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
-    let [b, l, d] = x.dims();
-    let [cb, cl, one, half] = cos.dims();
-    let fits = (cb == b || cb == 1)
-        && cl == l
-        && one == 1
-        && half > 0
-        && d.is_multiple_of(2 * half)
-        && sin.dims() == cos.dims();
+    let fits = norms::rope_fits(x.dims(), cos.dims(), sin.dims());
     if !enabled() || x.dtype() != DType::BF16 || !fits {
         return Err(x);
     }
@@ -280,7 +267,7 @@ pub fn layer_norm_modulate<B: Backend>(
     i_scale: usize,
     eps: f64,
 ) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
-    if !enabled() || x.dtype() != DType::BF16 || !modulation_fits(x.dims(), m.dims()) {
+    if !enabled() || x.dtype() != DType::BF16 || !norms::modulation_fits(x.dims(), m.dims()) {
         return Err(x);
     }
     match (as_cuda(x.clone()), as_cuda(m.clone())) {
@@ -307,7 +294,7 @@ pub fn gated_add<B: Backend>(
         || x.dtype() != DType::BF16
         || y.dtype() != DType::BF16
         || y.dims() != x.dims()
-        || !modulation_fits(x.dims(), m.dims())
+        || !norms::modulation_fits(x.dims(), m.dims())
     {
         return Err((x, y));
     }
@@ -315,12 +302,6 @@ pub fn gated_add<B: Backend>(
         (Some(cx), Some(cy), Some(cm)) => Ok(from_cuda(norms::gated_add_bf16(cx, cy, &cm, i_gate))),
         _ => Err((x, y)),
     }
-}
-
-/// Whether the row kernels take a modulation of these dims for `x`: one row per batch row and
-/// frame (the portable path also broadcasts a batch or frame of 1; the kernels do not).
-fn modulation_fits([b, l, d]: [usize; 3], [mb, f, six, md]: [usize; 4]) -> bool {
-    mb == b && six == 6 && md == d && f > 0 && l % f == 0
 }
 
 /// The inverse of [`as_cuda`], for a `B` that is burn's CUDA backend.

@@ -16,6 +16,35 @@ const MODULE: Module = Module {
 };
 const THREADS: u32 = 256;
 
+/// Whether the row kernels take a modulation of these dims for `x`: one row per batch row and
+/// frame (the portable path also broadcasts a batch or frame of 1; the kernels do not).
+pub(crate) fn modulation_fits([b, l, d]: [usize; 3], [mb, f, six, md]: [usize; 4]) -> bool {
+    mb == b && six == 6 && md == d && f > 0 && l % f == 0
+}
+
+/// Whether [`rms_norm_rope_bf16`] takes angle tables of these dims for `x`: one table row
+/// per token, shared by the batch or one per batch row, half a head wide.
+pub(crate) fn rope_fits([b, l, d]: [usize; 3], cos: [usize; 4], sin: [usize; 4]) -> bool {
+    let [cb, cl, one, half] = cos;
+    (cb == b || cb == 1)
+        && cl == l
+        && one == 1
+        && half > 0
+        && d.is_multiple_of(2 * half)
+        && sin == cos
+}
+
+/// The kernels' frame arguments for `x` `[B, L, D]` over `frames` frames: D, L, tokens per
+/// frame, frames.
+fn frame_args([_, l, d]: [usize; 3], frames: usize) -> [Arg; 4] {
+    [
+        Arg::I32(d as i32),
+        Arg::I32(l as i32),
+        Arg::I32((l / frames) as i32),
+        Arg::I32(frames as i32),
+    ]
+}
+
 /// Queues the kernel `entry` of `norms.cu` for a `[B, L, D]` bf16 result, one block per row.
 /// Every kernel there takes its inputs' pointers (made contiguous, in order), the output's,
 /// then `scalars`.
@@ -128,30 +157,28 @@ pub fn layer_norm_modulate_bf16(
     eps: f64,
 ) -> Tensor<Cuda, 3> {
     let [b, l, d] = x.dims();
-    let [mb, frames, six, md] = m.dims();
+    let frames = m.dims()[1];
     assert_eq!(
         x.dtype(),
         DType::BF16,
         "layer_norm_modulate_bf16 takes bf16"
     );
     assert!(
-        mb == b && six == 6 && md == d && frames > 0 && l % frames == 0,
+        modulation_fits([b, l, d], m.dims()),
         "layer_norm_modulate_bf16: x [{b}, {l}, {d}] and m {:?}",
         m.dims()
     );
+    let mut args = frame_args([b, l, d], frames).to_vec();
+    args.extend([
+        Arg::I32(i_shift as i32),
+        Arg::I32(i_scale as i32),
+        Arg::F32(eps as f32),
+    ]);
     row_kernel(
         "layer_norm_modulate_bf16",
         vec![fused(x), fused(m.clone().cast(DType::F32))],
         [b, l, d],
-        vec![
-            Arg::I32(d as i32),
-            Arg::I32(l as i32),
-            Arg::I32((l / frames) as i32),
-            Arg::I32(frames as i32),
-            Arg::I32(i_shift as i32),
-            Arg::I32(i_scale as i32),
-            Arg::F32(eps as f32),
-        ],
+        args,
     )
 }
 
@@ -166,27 +193,23 @@ pub fn gated_add_bf16(
     i_gate: usize,
 ) -> Tensor<Cuda, 3> {
     let [b, l, d] = x.dims();
-    let [mb, frames, six, md] = m.dims();
+    let frames = m.dims()[1];
     assert!(
         x.dtype() == DType::BF16 && y.dtype() == DType::BF16,
         "gated_add_bf16 takes bf16"
     );
     assert!(
-        y.dims() == [b, l, d] && mb == b && six == 6 && md == d && frames > 0 && l % frames == 0,
+        y.dims() == [b, l, d] && modulation_fits([b, l, d], m.dims()),
         "gated_add_bf16: x [{b}, {l}, {d}], y {:?} and m {:?}",
         y.dims(),
         m.dims()
     );
+    let mut args = frame_args([b, l, d], frames).to_vec();
+    args.push(Arg::I32(i_gate as i32));
     row_kernel(
         "gated_add_bf16",
         vec![fused(x), fused(y), fused(m.clone().cast(DType::F32))],
         [b, l, d],
-        vec![
-            Arg::I32(d as i32),
-            Arg::I32(l as i32),
-            Arg::I32((l / frames) as i32),
-            Arg::I32(frames as i32),
-            Arg::I32(i_gate as i32),
-        ],
+        args,
     )
 }

@@ -200,8 +200,7 @@ fn fp8_gemm_runs<B: Backend>(dtype: DType, d_in: usize, d_out: usize) -> bool {
     {
         crate::cuda::is_cuda::<B>()
             && dtype == DType::BF16
-            && d_in.is_multiple_of(16)
-            && d_out.is_multiple_of(16)
+            && crate::cuda::fp8::fits(d_in, d_out)
             && crate::cuda::fp8::supported()
     }
     #[cfg(not(feature = "cuda"))]

@@ -82,6 +82,14 @@ pub fn dequantize(codes: &[u8], scale: f32) -> Vec<f32> {
     codes.iter().map(|c| table[*c as usize] * scale).collect()
 }
 
+/// A weight's values on the host, in f32, row-major.
+fn host_values<B: Backend>(w: Tensor<B, 2>) -> Vec<f32> {
+    w.cast(DType::F32)
+        .into_data()
+        .to_vec::<f32>()
+        .expect("an f32 tensor reads as f32")
+}
+
 /// An fp8 weight as the GPU's fp8 GEMM reads it.
 #[derive(Clone, Debug)]
 pub struct Fp8Weight<B: Backend> {
@@ -97,9 +105,7 @@ impl<B: Backend> Fp8Weight<B> {
     pub fn from_weight_t(weight_t: &Tensor<B, 2>) -> Self {
         let [d_in, d_out] = weight_t.dims();
         let device = weight_t.device();
-        let w = weight_t.clone().transpose().cast(DType::F32).into_data();
-        let values = w.to_vec::<f32>().expect("an f32 tensor reads as f32");
-        let (codes, scale) = quantize(&values);
+        let (codes, scale) = quantize(&host_values(weight_t.clone().transpose()));
         Self {
             codes: Tensor::from_data(TensorData::new(codes, [d_out, d_in]), (&device, DType::U8)),
             scale: Tensor::from_data(TensorData::new(vec![scale], [1]), (&device, DType::F32)),
@@ -136,13 +142,7 @@ impl<B: Backend> Fp8Weight<B> {
 pub fn fake_quantize_weight<B: Backend>(weight_t: &Tensor<B, 2>) -> Tensor<B, 2> {
     let dims = weight_t.dims();
     let dtype = weight_t.dtype();
-    let values = weight_t
-        .clone()
-        .cast(DType::F32)
-        .into_data()
-        .to_vec::<f32>()
-        .expect("an f32 tensor reads as f32");
-    let (codes, scale) = quantize(&values);
+    let (codes, scale) = quantize(&host_values(weight_t.clone()));
     Tensor::from_data(
         TensorData::new(dequantize(&codes, scale), dims).convert_dtype(dtype),
         (&weight_t.device(), dtype),

@@ -21,14 +21,18 @@ pub struct Rope<B: Backend> {
     pub sin: Tensor<B, 4>,
 }
 
+/// How fast pair `j` of an axis part of `n` dims turns: `θ^(−2j/n)` per position, in f64.
+fn inv_freq(j: usize, n: usize) -> f64 {
+    ROPE_THETA.powf(-((2 * j) as f64) / n as f64)
+}
+
 /// The angle of every pair for a token at (f, h, w), in f64: `[d/2]`.
 pub fn angles(cfg: &WanConfig, f: usize, h: usize, w: usize) -> Vec<f64> {
     let [nt, nh, nw] = cfg.rope_split();
     let mut out = Vec::with_capacity(cfg.head_dim() / 2);
     for (pos, n) in [(f, nt), (h, nh), (w, nw)] {
         for j in 0..n / 2 {
-            let inv = ROPE_THETA.powf(-((2 * j) as f64) / n as f64);
-            out.push(pos as f64 * inv);
+            out.push(pos as f64 * inv_freq(j, n));
         }
     }
     out
@@ -48,7 +52,7 @@ impl AxisTable {
         let (mut cos, mut sin) = (Vec::new(), Vec::new());
         for pos in 0..ROPE_MAX_POSITIONS {
             for j in 0..pairs {
-                let a = pos as f64 * ROPE_THETA.powf(-((2 * j) as f64) / n as f64);
+                let a = pos as f64 * inv_freq(j, n);
                 cos.push(a.cos() as f32);
                 sin.push(a.sin() as f32);
             }
@@ -156,7 +160,7 @@ impl<B: Backend> Rope<B> {
         let half = cfg.head_dim() / 2;
         let (mut cos, mut sin) = (vec![1f32; half], vec![0f32; half]);
         for j in 0..nt / 2 {
-            let a = delta as f64 * ROPE_THETA.powf(-((2 * j) as f64) / nt as f64);
+            let a = delta as f64 * inv_freq(j, nt);
             cos[j] = a.cos() as f32;
             sin[j] = a.sin() as f32;
         }
