@@ -17,6 +17,7 @@ Timing: wall clock after a warm-up, CUDA synchronised, median of --iters.
 
 Usage: python bench_vae_t5_torch.py [--device cuda|cpu] [--skip-vae] [--skip-text]
        [--height 480 --width 832] [--tokens 32] [--layers 24] [--iters 3] [--json out.json]
+       [--vae-dtype f32|bf16] [--profile]
 """
 
 import argparse
@@ -55,10 +56,11 @@ def bench_vae(args, rows):
     from diffusers import AutoencoderKLWan
 
     dev = args.device
-    vae = AutoencoderKLWan().to(dev).eval()  # Wan2.1 defaults: base_dim 96, z 16
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[args.vae_dtype]
+    vae = AutoencoderKLWan().to(dev, dtype).eval()  # Wan2.1 defaults: base_dim 96, z 16
     h, w = args.height // 8, args.width // 8
-    z = torch.randn(1, 16, 2, h, w, device=dev)
-    video = torch.rand(1, 3, 5, args.height, args.width, device=dev) * 2 - 1
+    z = torch.randn(1, 16, 2, h, w, device=dev, dtype=dtype)
+    video = (torch.rand(1, 3, 5, args.height, args.width, device=dev) * 2 - 1).to(dtype)
 
     def decode_first():
         vae.clear_cache()
@@ -88,6 +90,8 @@ def bench_vae(args, rows):
         decode_first()
         snapshot["dec"] = list(vae._feat_map)
         rows.append((f"decode next latent frame → 4 frames {args.height}×{args.width}", timed(decode_next, args.iters, dev)))
+        if args.profile:
+            profile(decode_next, "decode next latent frame")
         vae.clear_cache()
         vae._enc_conv_idx = [0]
         vae.encoder(video[:, :, :1], feat_cache=vae._enc_feat_map, feat_idx=vae._enc_conv_idx)
@@ -96,6 +100,17 @@ def bench_vae(args, rows):
     del vae
     if dev == "cuda":
         torch.cuda.empty_cache()
+
+
+def profile(fn, what):
+    """torch.profiler over one more run of `fn`: the CUDA time per op, largest first."""
+    from torch.profiler import ProfilerActivity, profile as prof
+
+    with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+        fn()
+        torch.cuda.synchronize()
+    print(f"profile of {what} (torch.profiler, one run):", flush=True)
+    print(p.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60), flush=True)
 
 
 def bench_text(args, rows):
@@ -136,6 +151,9 @@ def main():
     p.add_argument("--layers", type=int, default=24)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--skip-vae", action="store_true")
+    p.add_argument("--vae-dtype", choices=["f32", "bf16"], default="f32")
+    p.add_argument("--profile", action="store_true",
+                   help="also print torch.profiler's CUDA time per op for the decode of a later latent")
     p.add_argument("--skip-text", action="store_true")
     p.add_argument("--json")
     args = p.parse_args()

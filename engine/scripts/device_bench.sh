@@ -42,11 +42,17 @@ for lib in cublas:libcublasLt.so cudnn:libcudnn.so; do
   fi
 done
 if [ -n "${TESTS:-}" ]; then
+  # One run per test module, each with its own TEST_TIMEOUT (a slow module cannot starve the
+  # rest); the whole output in tests.txt, the verdicts on stdout.
   for t in "$TESTS"/*; do
     chmod +x "$t"
-    echo "== $(basename "$t")"
-    HANZO_LIVE_CUDA_OPS=1 timeout "${TEST_TIMEOUT:-300}" "$t" --ignored --nocapture --test-threads=1 2>&1 | tail -n 40
-  done | tee "$OUT/tests.txt"
+    for m in $("$t" --list --ignored 2>/dev/null | sed -n 's/::.*: test$//p' | sort -u); do
+      echo "== $(basename "$t") $m"
+      HANZO_LIVE_CUDA_OPS=1 timeout "${TEST_TIMEOUT:-300}" "$t" --ignored --nocapture --test-threads=1 "$m::" 2>&1
+      echo "== $(basename "$t") $m: exit $?"
+    done
+  done > "$OUT/tests.txt"
+  grep -E "^== |^test .*(ok|FAILED)$|test result|panicked" "$OUT/tests.txt"
 fi
 
 [ -n "${SKIP_TORCH:-}" ] || python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 10 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"

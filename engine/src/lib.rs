@@ -12,6 +12,7 @@
 //! | [`wan`] | the Wan2.1 models on burn: the DiT (config, weights, forward, caches), the VAE (streaming encode/decode), the UMT5 text encoder |
 //! | [`text`] | prompt cleaning, the UMT5 tokenizer, the per-prompt cache |
 //! | [`backend`] | the compiled burn backends and how one is chosen |
+//! | [`profile`] | opt-in per-stage GPU timings (`HANZO_LIVE_PROFILE=1`) |
 
 pub mod backend;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod cuda;
 pub mod frame;
 pub mod pipeline;
+pub mod profile;
 pub mod scheduler;
 pub mod tensor_file;
 pub mod text;

@@ -735,9 +735,11 @@ impl Rows {
     }
 }
 
-/// Median wall time of `iters` runs after one warm-up; `f` must finish its work (sync).
+/// Median wall time of `iters` runs after one warm-up; `f` must finish its work (sync). The
+/// stage profile ([`crate::profile`]) keeps the timed runs only.
 fn time(iters: usize, mut f: impl FnMut()) -> Duration {
     f();
+    crate::profile::clear();
     let mut runs: Vec<Duration> = (0..iters)
         .map(|_| {
             let s = Instant::now();
@@ -845,10 +847,7 @@ impl WithBackend for BenchJob {
                     .cast(DType::BF16)
                 };
                 let lk = kv.dims()[2];
-                for kernel in [
-                    crate::cuda::attention::FlashKernel::Reference,
-                    crate::cuda::attention::FlashKernel::Pipelined,
-                ] {
+                for kernel in crate::cuda::attention::FlashKernel::ALL {
                     rows.push((
                         format!("attention flash {kernel:?} (CUDA) q {l} kv {lk}"),
                         time(self.iters, || {
@@ -943,13 +942,26 @@ impl WithBackend for BenchJob {
             let ck = Checkpoint::random(&cfg, 7, dt);
             let mut model = WanModel::<B>::load(cfg, ck, &device, dt).map_err(|e| e.to_string())?;
             model.kernel = self.kernel;
+            // The host's share: how long queueing the forward takes before the wait for the
+            // GPU (when close to the total, launches and not the GPU set the pace).
+            let mut queued = Vec::new();
             rows.push((
                 format!("{label}, {:?} attention", self.kernel),
                 time(self.iters, || {
+                    let started = Instant::now();
                     let _ = model.forward(xin.clone(), &t, ctx.clone(), None);
+                    queued.push(started.elapsed());
                     sync(&device)
                 }),
             ));
+            queued.sort();
+            rows.push((
+                format!("{label}: host time to queue it"),
+                queued[queued.len() / 2],
+            ));
+            if let Some(table) = crate::profile::report(self.iters) {
+                println!("profile of \"{label}\" (HANZO_LIVE_PROFILE):\n{table}");
+            }
             if self.quantization == Quantization::Fp8E4m3fn {
                 let on_gpu = model.quantize_fp8();
                 let how = if on_gpu > 0 {

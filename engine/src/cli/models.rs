@@ -511,6 +511,9 @@ impl WithBackend for BenchVaeJob {
                     )
                 }
             };
+            if let Some(table) = crate::profile::report(self.iters) {
+                println!("profile of \"{label}\" (HANZO_LIVE_PROFILE):\n{table}");
+            }
             rows.push((label, ms));
         }
         if self.check_cpu {

@@ -10,15 +10,13 @@
 
 use super::{
     gemm::Cuda,
-    op::{Arg, Cube, Module, custom, empty, fused, launch, on_device},
+    op::{Arg, Cube, Module, custom, empty, fused, launch_shared, on_device},
 };
 use burn::tensor::{DType, Tensor};
 use burn_cubecl::kernel::into_contiguous;
 
 /// The kernel's head dimension.
 pub const HEAD_DIM: usize = 128;
-/// Queries per block of the kernel.
-const BLOCK_M: usize = 64;
 const MODULE: Module = Module {
     name: "flash_attention",
     source: include_str!("flash_attention.cu"),
@@ -59,24 +57,36 @@ pub fn flash_attention_bf16(
     flash_attention_spans_bf16(q, k, v, std::slice::from_ref(&(0..lk)))
 }
 
-/// The two kernels of `flash_attention.cu` (same arguments, same results).
+/// The kernels of `flash_attention.cu` (same arguments, same results).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlashKernel {
     /// Plain loads into shared memory, fragments read element by element.
     Reference,
     /// cp.async copies of the next tile during the current one's math, ldmatrix fragments.
     Pipelined,
+    /// 128 queries per block, two 16-row tiles per warp sharing every K and V fragment,
+    /// double-buffered key tiles of 32.
+    Wide,
 }
 
 impl FlashKernel {
-    /// `HANZO_LIVE_FLASH_KERNEL=reference` picks [`FlashKernel::Reference`]; the default is
-    /// [`FlashKernel::Pipelined`]. Read once.
+    /// Every kernel, for tests and benchmarks.
+    pub const ALL: [FlashKernel; 3] = [
+        FlashKernel::Reference,
+        FlashKernel::Pipelined,
+        FlashKernel::Wide,
+    ];
+
+    /// `HANZO_LIVE_FLASH_KERNEL=reference|pipelined|wide` picks one; the default is
+    /// [`FlashKernel::Wide`], the fastest on an H100 (15–25 % below the pipelined kernel at
+    /// every benched shape, docs/perf.md). Read once.
     pub fn from_env() -> Self {
         static KERNEL: std::sync::OnceLock<FlashKernel> = std::sync::OnceLock::new();
         *KERNEL.get_or_init(
             || match std::env::var("HANZO_LIVE_FLASH_KERNEL").as_deref() {
                 Ok("reference") => FlashKernel::Reference,
-                _ => FlashKernel::Pipelined,
+                Ok("pipelined") => FlashKernel::Pipelined,
+                _ => FlashKernel::Wide,
             },
         )
     }
@@ -85,6 +95,24 @@ impl FlashKernel {
         match self {
             FlashKernel::Reference => "flash_attention_d128",
             FlashKernel::Pipelined => "flash_attention_d128_pipelined",
+            FlashKernel::Wide => "flash_attention_d128_wide",
+        }
+    }
+
+    /// Queries per block.
+    fn block_m(self) -> usize {
+        match self {
+            FlashKernel::Reference | FlashKernel::Pipelined => 64,
+            FlashKernel::Wide => 128,
+        }
+    }
+
+    /// Dynamic shared memory per block in bytes (`WIDE_SHARED` in the source: Q's 128 rows
+    /// and two stages of 32 K and 32 V rows, each row 136 bf16).
+    fn shared(self) -> u32 {
+        match self {
+            FlashKernel::Reference | FlashKernel::Pipelined => 0,
+            FlashKernel::Wide => ((128 + 4 * 32) * 136 * 2) as u32,
         }
     }
 }
@@ -193,7 +221,8 @@ fn attend(q: Cube, k: Cube, v: Cube, keys: Keys, kernel: FlashKernel) -> Cube {
     let o_strides = [(lq * h * d) as i64, d as i64, (h * d) as i64];
     let all = [strides(&q), strides(&k), strides(&v), o_strides];
     let scale_log2 = std::f32::consts::LOG2_E / (d as f32).sqrt();
-    let grid = (lq.div_ceil(BLOCK_M) as u32, h as u32, b as u32);
+    let grid = (lq.div_ceil(kernel.block_m()) as u32, h as u32, b as u32);
+    let shared = kernel.shared();
     on_device(&[&o, &q, &k, &v], move |p, stream| {
         if p.iter().any(|x| x % 16 != 0) {
             return Err(format!(
@@ -215,7 +244,17 @@ fn attend(q: Cube, k: Cube, v: Cube, keys: Keys, kernel: FlashKernel) -> Cube {
         // SAFETY: live cubecl buffers of the sizes the shapes and strides describe, cubecl's
         // stream for the output, on cubecl's device thread; the arguments in the kernel's
         // order and types.
-        unsafe { launch(&MODULE, kernel.entry(), grid, (128, 1, 1), stream, &args) }
+        unsafe {
+            launch_shared(
+                &MODULE,
+                kernel.entry(),
+                grid,
+                (128, 1, 1),
+                shared,
+                stream,
+                &args,
+            )
+        }
     });
     o
 }

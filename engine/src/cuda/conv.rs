@@ -3,8 +3,16 @@
 //!
 //! Precision, chosen: bf16 tensors run on bf16 tensor cores with f32 accumulation; f32
 //! tensors let cuDNN use TF32 tensor cores (its default math on Ampere and newer: 10-bit
-//! mantissa products, f32 accumulation), as PyTorch's cuDNN convolutions do by default. The
-//! algorithm is cuDNN's heuristic choice per shape (within a fixed workspace), cached.
+//! mantissa products, f32 accumulation), as PyTorch's cuDNN convolutions do by default.
+//!
+//! Layout: cuDNN's tensor-core convolutions read and write channels-last (NHWC) tensors; on
+//! NCHW ones it either transposes in a workspace of the tensors' size or, within a small
+//! workspace, falls back to CUDA-core kernels (measured on an H100: 43 ms where PyTorch takes
+//! 6.4 ms, docs/perf.md). So the convolution runs on NHWC: the input is read through its
+//! channels-last view (a copy unless it already is channels-last underneath), the output is
+//! made channels-last and handed back as an NCHW view of it (no copy). The algorithm is the
+//! fastest cuDNN measures for the shape at its first use (`cudnnFindConvolutionForwardAlgorithmEx`,
+//! within a fixed workspace; its heuristic's choice where measuring fails), cached.
 //!
 //! libcudnn is loaded at first use (cudarc's dynamic loading: `libcudnn.so.9` through the
 //! dynamic linker's search path, e.g. the `nvidia-cudnn` wheel's `lib` that PyTorch ships).
@@ -75,32 +83,34 @@ pub fn conv2d(
         (wd + 2 * pad[1] - kw) / stride[1] + 1,
     ];
     let dtype = x.dtype();
-    let inputs = vec![fused(x), fused(w)];
-    custom("cudnn_conv2d", inputs, out, dtype, move |t| {
+    let c = x.dims()[1];
+    let problem = Problem {
+        x: [n, c, h, wd].map(|d| d as i32),
+        w: [o, c, kh, kw].map(|d| d as i32),
+        y: out.map(|d| d as i32),
+        stride: stride.map(|d| d as i32),
+        pad: pad.map(|d| d as i32),
+        bf16: dtype == DType::BF16,
+    };
+    // Channels-last views: x [N, H, W, C], w [O, kh, kw, C]; y made as [N, H', W', O].
+    let inputs = vec![
+        fused(x.permute([0, 2, 3, 1])),
+        fused(w.permute([0, 2, 3, 1])),
+    ];
+    let [_, _, ho, wo] = out;
+    let y_nhwc = [n, ho, wo, o];
+    custom("cudnn_conv2d", inputs, y_nhwc, dtype, move |t| {
         let [x, w]: [Cube; 2] = t.try_into().expect("two inputs");
         let [x, w] = [x, w].map(contiguous);
-        let y = empty(&x, out, dtype);
-        let problem = Problem {
-            x: [
-                x.meta.shape()[0],
-                x.meta.shape()[1],
-                x.meta.shape()[2],
-                x.meta.shape()[3],
-            ]
-            .map(|d| d as i32),
-            w: [o, w.meta.shape()[1], kh, kw].map(|d| d as i32),
-            y: out.map(|d| d as i32),
-            stride: stride.map(|d| d as i32),
-            pad: pad.map(|d| d as i32),
-            bf16: dtype == DType::BF16,
-        };
+        let y = empty(&x, y_nhwc, dtype);
         on_device_with(&[&y, &x, &w], WORKSPACE, move |p, stream| {
-            // SAFETY: contiguous buffers of the problem's shapes and a workspace of
-            // WORKSPACE bytes, on cubecl's device thread and stream.
+            // SAFETY: contiguous channels-last buffers of the problem's shapes and a
+            // workspace of WORKSPACE bytes, on cubecl's device thread and stream.
             unsafe { problem.run(p[1], p[2], p[0], p[3], stream) }
         });
         y
     })
+    .permute([0, 3, 1, 2])
 }
 
 /// One convolution's shapes and options (the key of the algorithm cache).
@@ -148,7 +158,7 @@ impl Problem {
         } else {
             sys::cudnnDataType_t::CUDNN_DATA_FLOAT
         };
-        let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
+        let nhwc = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NHWC;
         let xd = dnn::create_tensor_descriptor().map_err(e("descriptor"))?;
         let yd = dnn::create_tensor_descriptor().map_err(e("descriptor"))?;
         let wd = dnn::create_filter_descriptor().map_err(e("descriptor"))?;
@@ -158,9 +168,10 @@ impl Problem {
         let result = unsafe {
             (|| -> Result<(), String> {
                 dnn::set_stream(handle, stream as sys::cudaStream_t).map_err(e("stream"))?;
-                dnn::set_tensor4d_descriptor(xd, nchw, dtype, self.x).map_err(e("x"))?;
-                dnn::set_tensor4d_descriptor(yd, nchw, dtype, self.y).map_err(e("y"))?;
-                dnn::set_filter4d_descriptor(wd, dtype, nchw, self.w).map_err(e("w"))?;
+                // Dimensions in NCHW order, memory channels-last (a filter's NHWC is KRSC).
+                dnn::set_tensor4d_descriptor(xd, nhwc, dtype, self.x).map_err(e("x"))?;
+                dnn::set_tensor4d_descriptor(yd, nhwc, dtype, self.y).map_err(e("y"))?;
+                dnn::set_filter4d_descriptor(wd, dtype, nhwc, self.w).map_err(e("w"))?;
                 dnn::set_convolution2d_descriptor(
                     cd,
                     self.pad[0],
@@ -190,17 +201,38 @@ impl Problem {
                         let mut perf =
                             [std::mem::zeroed::<sys::cudnnConvolutionFwdAlgoPerf_t>(); 8];
                         let mut count = 0;
-                        dnn::get_convolution_forward_algorithm(
+                        // Measured (fastest first; runs each candidate once, writing y, and
+                        // waits for the stream: only at a shape's first use), else the
+                        // heuristic's ranking.
+                        let measured = sys::cudnnFindConvolutionForwardAlgorithmEx(
                             handle,
                             xd,
+                            x as *const c_void,
                             wd,
+                            w as *const c_void,
                             cd,
                             yd,
+                            y as *mut c_void,
                             perf.len() as i32,
                             &mut count,
                             perf.as_mut_ptr(),
+                            workspace as *mut c_void,
+                            WORKSPACE,
                         )
-                        .map_err(e("algorithm"))?;
+                        .result();
+                        if measured.is_err() || count <= 0 {
+                            dnn::get_convolution_forward_algorithm(
+                                handle,
+                                xd,
+                                wd,
+                                cd,
+                                yd,
+                                perf.len() as i32,
+                                &mut count,
+                                perf.as_mut_ptr(),
+                            )
+                            .map_err(e("algorithm"))?;
+                        }
                         let choice = perf[..count.max(0) as usize]
                             .iter()
                             .find(|p| {

@@ -9,10 +9,11 @@
 // updated, P = exp2(S·scale·log2e − m) goes straight from the accumulators into the A
 // fragments of O += P·V.
 //
-// Two kernels with the same arguments and results: `flash_attention_d128` stages K and V
-// with plain loads and reads fragments element by element (the reference), and
+// Three kernels with the same arguments and results: `flash_attention_d128` stages K and V
+// with plain loads and reads fragments element by element (the reference),
 // `flash_attention_d128_pipelined` copies the next K (V) tile with cp.async while the current
-// V (next S) is being used and reads fragments with ldmatrix (.trans for V).
+// V (next S) is being used and reads fragments with ldmatrix (.trans for V), and
+// `flash_attention_d128_wide` (the default, at the end) gives each warp 32 queries.
 //
 // Every tensor is addressed through (batch, head, row) strides in elements with the last
 // dimension contiguous, so strided views (a [B, L, H, d] buffer seen as [B, H, L, d], a
@@ -95,18 +96,19 @@ __device__ __forceinline__ void q_fragments(u32 (&qa)[HEAD_DIM / 16][4], const b
     }
 }
 
-// The online-softmax step for one tile of scores `s` (keys k0..k0+63): scales into the log2
+// The online-softmax step for one tile of scores `s` (keys k0..k0+N−1): scales into the log2
 // domain, hides keys past `lk`, updates the rows' running max (m0, m1) and partial sums
 // (l0, l1), rescales the output accumulators and leaves P (bf16) as the A fragments of the
 // P·V product.
-__device__ __forceinline__ void softmax_step(float (&s)[BLOCK_N / 8][4], int k0, int lk, int t,
+template <int N>
+__device__ __forceinline__ void softmax_step(float (&s)[N / 8][4], int k0, int lk, int t,
                                              float scale_log2, float& m0, float& m1,
                                              float& l0, float& l1,
                                              float (&acc)[HEAD_DIM / 8][4],
-                                             u32 (&pa)[BLOCK_N / 16][4]) {
+                                             u32 (&pa)[N / 16][4]) {
     float mx0 = m0, mx1 = m1;
 #pragma unroll
-    for (int j = 0; j < BLOCK_N / 8; ++j) {
+    for (int j = 0; j < N / 8; ++j) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
             const bool valid = k0 + j * 8 + t * 2 + i < lk;
@@ -116,7 +118,7 @@ __device__ __forceinline__ void softmax_step(float (&s)[BLOCK_N / 8][4], int k0,
             mx1 = fmaxf(mx1, s[j][2 + i]);
         }
     }
-    // The four threads of a row group hold its 64 columns between them.
+    // The four threads of a row group hold its N columns between them.
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 1));
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, 1));
@@ -138,7 +140,7 @@ __device__ __forceinline__ void softmax_step(float (&s)[BLOCK_N / 8][4], int k0,
     }
     // P = exp2(S − m), rounded to bf16 once: the sum counts what the MMA multiplies.
 #pragma unroll
-    for (int j = 0; j < BLOCK_N / 8; ++j) {
+    for (int j = 0; j < N / 8; ++j) {
         const float p0 = fast_exp2(s[j][0] - ref0), p1 = fast_exp2(s[j][1] - ref0);
         const float p2 = fast_exp2(s[j][2] - ref1), p3 = fast_exp2(s[j][3] - ref1);
         const u32 lo = pack_bf16(p0, p1), hi = pack_bf16(p2, p3);
@@ -223,7 +225,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_d128(ATTENTION
         }
 
         u32 pa[BLOCK_N / 16][4];
-        softmax_step(s, k0, lk, t, scale_log2, m0, m1, l0, l1, acc, pa);
+        softmax_step<BLOCK_N>(s, k0, lk, t, scale_log2, m0, m1, l0, l1, acc, pa);
 
         // O += P·V: 16 column tiles of 8 dimensions, 4 steps of 16 keys.
 #pragma unroll
@@ -260,13 +262,15 @@ __device__ __forceinline__ void ldmatrix_x4_trans(u32 (&r)[4], const bf16_t* p) 
                  : "r"(shared_address(p)));
 }
 
-// The keys (values) k0..k0+63 into shared memory by cp.async (16 bytes per copy; past `lk` the
-// copy reads nothing and writes zeros), through the two-span mapping.
+// The keys (values) k0..k0+ROWS−1 into shared memory by cp.async (16 bytes per copy; past
+// `lk` the copy reads nothing and writes zeros), through the two-span mapping; one commit
+// group.
+template <int ROWS>
 __device__ __forceinline__ void load_keys_async(bf16_t* smem, const bf16_t* src,
                                                 long long stride, int k0, int lk, int split,
                                                 int off0, int off1) {
     const int chunks = HEAD_DIM / 8;
-    for (int i = threadIdx.x; i < BLOCK_N * chunks; i += blockDim.x) {
+    for (int i = threadIdx.x; i < ROWS * chunks; i += blockDim.x) {
         const int r = i / chunks, c = (i % chunks) * 8, j = k0 + r;
         const bool valid = j < lk;
         const long long row = !valid ? 0 : j < split ? off0 + j : off1 + (j - split);
@@ -306,8 +310,8 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_d128_pipelined
     // Groups in flight, oldest first: K(0), V(0); then each step commits K(next) after S and
     // V(next) after P·V (empty groups past the end), so "all but one" is always the tile
     // about to be read.
-    load_keys_async(sk, k, k_sl, 0, lk, split, off0, off1);
-    load_keys_async(sv, v, v_sl, 0, lk, split, off0, off1);
+    load_keys_async<BLOCK_N>(sk, k, k_sl, 0, lk, split, off0, off1);
+    load_keys_async<BLOCK_N>(sv, v, v_sl, 0, lk, split, off0, off1);
     // ldmatrix row addresses: lane → row lane % 8 of matrix lane / 8.
     const int mat = lane / 8, mrow = lane % 8;
     for (int k0 = 0; k0 < lk; k0 += BLOCK_N) {
@@ -331,13 +335,13 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_d128_pipelined
         }
         __syncthreads();  // every warp is done with sk
         if (k0 + BLOCK_N < lk) {
-            load_keys_async(sk, k, k_sl, k0 + BLOCK_N, lk, split, off0, off1);
+            load_keys_async<BLOCK_N>(sk, k, k_sl, k0 + BLOCK_N, lk, split, off0, off1);
         } else {
             asm volatile("cp.async.commit_group;");
         }
 
         u32 pa[BLOCK_N / 16][4];
-        softmax_step(s, k0, lk, t, scale_log2, m0, m1, l0, l1, acc, pa);
+        softmax_step<BLOCK_N>(s, k0, lk, t, scale_log2, m0, m1, l0, l1, acc, pa);
 
         wait_all_but_one();  // V(k0) is in
         __syncthreads();
@@ -357,11 +361,128 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_d128_pipelined
         }
         __syncthreads();  // every warp is done with sv
         if (k0 + BLOCK_N < lk) {
-            load_keys_async(sv, v, v_sl, k0 + BLOCK_N, lk, split, off0, off1);
+            load_keys_async<BLOCK_N>(sv, v, v_sl, k0 + BLOCK_N, lk, split, off0, off1);
         } else {
             asm volatile("cp.async.commit_group;");
         }
     }
     asm volatile("cp.async.wait_all;");
     write_out(o + b * o_sb + h * o_sh, o_sl, lq, q0 + warp * 16 + g, t, l0, l1, acc);
+}
+
+// The wide kernel: 128 queries per block of 4 warps, each warp 32 of them as two 16-row MMA
+// tiles, so every K and V fragment read from shared memory feeds both (twice the MMAs per
+// shared-memory read of the kernels above, two independent accumulation chains per warp).
+// Keys in tiles of WIDE_N, double-buffered: tile i+1 is copied (cp.async) while tile i is
+// used, one barrier per tile. Q stays in shared memory (its fragments are re-read by ldmatrix
+// each tile: registers hold the two output tiles instead). Dynamic shared memory:
+// WIDE_SHARED bytes (over the 48 KiB static limit).
+#define WIDE_M 128
+#define WIDE_N 32
+#define WIDE_SHARED ((WIDE_M + 4 * WIDE_N) * SROW * 2)
+
+extern "C" __global__ void __launch_bounds__(128) flash_attention_d128_wide(ATTENTION_ARGS) {
+    extern __shared__ __align__(16) bf16_t smem[];
+    bf16_t* sq = smem;
+    bf16_t* sk = sq + WIDE_M * SROW;  // two stages of WIDE_N rows
+    bf16_t* sv = sk + 2 * WIDE_N * SROW;
+
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * WIDE_M;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int t = lane % 4;
+    q += b * q_sb + h * q_sh + q0 * q_sl;
+    k += b * k_sb + h * k_sh;
+    v += b * v_sb + h * v_sh;
+
+    // Q (rows past lq zero), then K and V tile 0.
+    load_keys_async<WIDE_M>(sq, q, q_sl, 0, lq - q0, lq, 0, 0);
+    load_keys_async<WIDE_N>(sk, k, k_sl, 0, lk, split, off0, off1);
+    load_keys_async<WIDE_N>(sv, v, v_sl, 0, lk, split, off0, off1);
+
+    float acc[2][HEAD_DIM / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int i = 0; i < HEAD_DIM / 8; ++i)
+            acc[mt][i][0] = acc[mt][i][1] = acc[mt][i][2] = acc[mt][i][3] = 0.f;
+    float m[2][2] = {{NEG_INF, NEG_INF}, {NEG_INF, NEG_INF}};
+    float l[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
+
+    // ldmatrix row addresses: lane → row lane % 8 of matrix lane / 8. A fragments of a 16×16
+    // tile: matrices (rows 0..7, cols 0..7), (rows 8..15, 0..7), (0..7, 8..15), (8..15, 8..15).
+    const int mat = lane / 8, mrow = lane % 8;
+    const bf16_t* qrow[2];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+        qrow[mt] = sq + (warp * 32 + mt * 16 + (mat % 2) * 8 + mrow) * SROW + (mat / 2) * 8;
+
+    const int tiles = (lk + WIDE_N - 1) / WIDE_N;
+    for (int i = 0; i < tiles; ++i) {
+        const int k0 = i * WIDE_N, stage = i % 2;
+        asm volatile("cp.async.wait_group 0;");
+        __syncthreads();  // tile i is in; every warp is done with the other stage
+        if (i + 1 < tiles) {
+            const int next = (i + 1) % 2;
+            load_keys_async<WIDE_N>(sk + next * WIDE_N * SROW, k, k_sl, k0 + WIDE_N, lk, split,
+                                    off0, off1);
+            load_keys_async<WIDE_N>(sv + next * WIDE_N * SROW, v, v_sl, k0 + WIDE_N, lk, split,
+                                    off0, off1);
+        }
+        const bf16_t* kt = sk + stage * WIDE_N * SROW;
+        const bf16_t* vt = sv + stage * WIDE_N * SROW;
+
+        // S = Q·Kᵀ for both row tiles, 16 dims at a time.
+        float s[2][WIDE_N / 8][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+            for (int j = 0; j < WIDE_N / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < HEAD_DIM / 16; ks += 2) {
+            u32 qa[2][2][4];
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+                ldmatrix_x4(qa[mt][0], qrow[mt] + ks * 16);
+                ldmatrix_x4(qa[mt][1], qrow[mt] + ks * 16 + 16);
+            }
+#pragma unroll
+            for (int j = 0; j < WIDE_N / 8; ++j) {
+                u32 kb[4];
+                ldmatrix_x4(kb, kt + (j * 8 + mrow) * SROW + mat * 8 + ks * 16);
+#pragma unroll
+                for (int mt = 0; mt < 2; ++mt) {
+                    mma_bf16(s[mt][j], qa[mt][0], kb[0], kb[1]);
+                    mma_bf16(s[mt][j], qa[mt][1], kb[2], kb[3]);
+                }
+            }
+        }
+
+        u32 pa[2][WIDE_N / 16][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+            softmax_step<WIDE_N>(s[mt], k0, lk, t, scale_log2, m[mt][0], m[mt][1], l[mt][0],
+                                 l[mt][1], acc[mt], pa[mt]);
+
+        // O += P·V (as in the pipelined kernel, each V fragment feeding both row tiles).
+#pragma unroll
+        for (int kk = 0; kk < WIDE_N / 16; ++kk) {
+            const bf16_t* vr = vt + (kk * 16 + (mat % 2) * 8 + mrow) * SROW + (mat / 2) * 8;
+#pragma unroll
+            for (int dn = 0; dn < HEAD_DIM / 8; dn += 2) {
+                u32 vb[4];
+                ldmatrix_x4_trans(vb, vr + dn * 8);
+#pragma unroll
+                for (int mt = 0; mt < 2; ++mt) {
+                    mma_bf16(acc[mt][dn], pa[mt][kk], vb[0], vb[1]);
+                    mma_bf16(acc[mt][dn + 1], pa[mt][kk], vb[2], vb[3]);
+                }
+            }
+        }
+    }
+    asm volatile("cp.async.wait_all;");
+    const int g = lane / 4;
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+        write_out(o + b * o_sb + h * o_sh, o_sl, lq, q0 + warp * 32 + mt * 16 + g, t, l[mt][0],
+                  l[mt][1], acc[mt]);
 }

@@ -1,26 +1,22 @@
 //! cuBLASLt GEMMs on burn-cuda tensors: a Linear layer's `x·wᵀ (+ bias)` in bf16 with f32
 //! accumulation, as one custom operation of burn's fusion stream.
 //!
-//! The operation runs where burn's own kernels run: the fusion stream hands it the inner
-//! `CubeTensor`s in order, it takes each buffer's device pointer from cubecl
-//! (`ComputeClient::get_resource`, which also orders the buffer's stream after earlier
-//! kernels), and enqueues `cublasLtMatmul` on the CUDA stream cubecl runs that tensor's
-//! kernels on (the vendored cubecl-cuda exposes it: `engine/vendor/README.md`), from cubecl's
-//! device thread (`ComputeClient::exclusive`), so it lands in order with the kernels before
-//! and after it and the host never waits.
+//! The operation runs where burn's own kernels run ([`super::op::custom`]): the fusion stream
+//! hands it the inner `CubeTensor`s in order, and on cubecl's device thread it takes each
+//! buffer's device pointer from cubecl (`ComputeClient::get_resource`, which also orders the
+//! buffer's stream after earlier kernels) and enqueues `cublasLtMatmul` on the CUDA stream
+//! cubecl runs that tensor's kernels on (the vendored cubecl-cuda exposes it:
+//! `engine/vendor/README.md`), so it lands in order with the kernels before and after it and
+//! the host never waits for the GPU.
 //!
 //! libcublasLt is loaded at first use (cudarc's dynamic loading: `libcublasLt.so`,
 //! `libcublasLt.so.13`, `.12`, … through the dynamic linker's search path, e.g.
 //! `LD_LIBRARY_PATH` holding the CUDA toolkit's `lib64` or the `nvidia-cublas` wheel's `lib`);
 //! [`available`] says whether it can be.
 
-use burn::tensor::{DType, Shape, Tensor, TensorPrimitive};
-use burn_cubecl::{
-    CubeBackend, cubecl::cuda::CudaRuntime, fusion::FusionCubeRuntime, kernel::into_contiguous,
-    tensor::CubeTensor,
-};
-use burn_fusion::stream::{Operation, OperationStreams};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
+use super::op::{Cube, custom, empty, fused, on_device_with};
+use burn::tensor::{DType, Tensor};
+use burn_cubecl::kernel::into_contiguous;
 use cudarc::cublaslt::{result as lt, sys};
 use std::{
     collections::HashMap,
@@ -30,9 +26,6 @@ use std::{
 
 /// burn's CUDA backend (`Fusion<CubeBackend<CudaRuntime, f32, i32, u8>>`).
 pub type Cuda = burn::backend::Cuda;
-type Inner = CubeBackend<CudaRuntime, f32, i32, u8>;
-type Runtime = FusionCubeRuntime<CudaRuntime>;
-type Handles = HandleContainer<<Runtime as burn_fusion::FusionRuntime>::FusionHandle>;
 
 /// cuBLASLt's workspace per call (NVIDIA's recommendation for Hopper); from cubecl's pool.
 pub(crate) const WORKSPACE: usize = 32 << 20;
@@ -95,62 +88,23 @@ fn linear_epilogue(
         assert_eq!(b.dims(), [n], "linear_bf16: bias must be [{n}]");
         assert_eq!(b.dtype(), DType::BF16, "linear_bf16: bias must be bf16");
     }
-    let x = x.into_primitive().tensor();
-    let w = w_t.into_primitive().tensor();
-    let b = bias.map(|b| b.into_primitive().tensor());
-    let client = x.client.clone();
-    // The inputs join the operation's streams before they become its description.
-    let mut streams = OperationStreams::default();
-    streams.tensor(&x);
-    streams.tensor(&w);
-    if let Some(b) = &b {
-        streams.tensor(b);
-    }
-    let out = TensorIr::uninit(
-        client.create_empty_handle(),
-        Shape::new([m, n]),
+    let mut inputs = vec![fused(x), fused(w_t)];
+    inputs.extend(bias.map(fused));
+    custom(
+        "cublaslt_linear_bf16",
+        inputs,
+        [m, n],
         DType::BF16,
-    );
-    let mut inputs = vec![x.into_ir(), w.into_ir()];
-    inputs.extend(b.map(|b| b.into_ir()));
-    let desc = CustomOpIr::new("cublaslt_linear_bf16", &inputs, &[out]);
-    let y = client
-        .register(
-            streams,
-            OperationIr::Custom(desc.clone()),
-            LinearOp { desc, gelu },
-        )
-        .output();
-    Tensor::from_primitive(TensorPrimitive::Float(y))
-}
-
-#[derive(Debug)]
-struct LinearOp {
-    desc: CustomOpIr,
-    gelu: bool,
-}
-
-impl Operation<Runtime> for LinearOp {
-    fn execute(&self, handles: &mut Handles) {
-        let [x, w] = [&self.desc.inputs[0], &self.desc.inputs[1]]
-            .map(|t| handles.get_float_tensor::<Inner>(t));
-        let b = self
-            .desc
-            .inputs
-            .get(2)
-            .map(|t| handles.get_float_tensor::<Inner>(t));
-        let y = gemm(x, w, b, self.gelu);
-        handles.register_float_tensor::<Inner>(&self.desc.outputs[0].id, y);
-    }
+        move |t| {
+            let mut t = t.into_iter();
+            let (x, w) = (t.next().expect("x"), t.next().expect("w"));
+            gemm(x, w, t.next(), gelu)
+        },
+    )
 }
 
 /// The GEMM on inner tensors: queues copies where a layout needs one, then cuBLASLt.
-fn gemm(
-    x: CubeTensor<CudaRuntime>,
-    w: CubeTensor<CudaRuntime>,
-    b: Option<CubeTensor<CudaRuntime>>,
-    gelu: bool,
-) -> CubeTensor<CudaRuntime> {
+fn gemm(x: Cube, w: Cube, b: Option<Cube>, gelu: bool) -> Cube {
     // Rows must be `ldx ≥ K` apart with unit stride along them; an expanded (stride 0) or
     // overlapping row layout is copied first.
     let (rows, cols) = (x.meta.shape()[0], x.meta.shape()[1]);
@@ -174,59 +128,34 @@ fn gemm(
         (into_contiguous(w), false, n)
     };
     let b = b.map(into_contiguous);
-    let client = x.client.clone();
-    let out = CubeTensor::new_contiguous(
-        client.clone(),
-        x.device.clone(),
-        Shape::new([m, n]),
-        client.empty(m * n * 2),
-        DType::BF16,
-    );
-    let workspace = client.empty(WORKSPACE);
-    // Blocking: every kernel queued before (the copies above included) is on its stream once
-    // these return; the resources keep the buffers alive until the GEMM is queued.
-    let get = |h: &burn_cubecl::cubecl::server::Handle| {
-        client
-            .get_resource(h.clone())
-            .expect("cubecl gives the buffer's device pointer")
-    };
-    let (rx, rw, ro, rws) = (
-        get(&x.handle),
-        get(&w.handle),
-        get(&out.handle),
-        get(&workspace),
-    );
-    let rb = b.as_ref().map(|t| get(&t.handle));
-    // Column-major view of the row-major product: D (N×M) = op(W)·Xᵀ, so D's memory is y
-    // [M, N] row-major; the bias runs along D's rows, i.e. y's columns.
-    let args = Gemm {
-        stream: ro.resource().stream as usize,
-        m: n as u64,
-        n: m as u64,
-        k: k as u64,
-        a: rw.resource().ptr,
-        transa,
-        lda: ldw as i64,
-        b: rx.resource().ptr,
-        ldb: ldx as i64,
-        d: ro.resource().ptr,
-        ldd: n as i64,
-        bias: rb.as_ref().map(|r| r.resource().ptr),
-        gelu,
-        workspace: rws.resource().ptr,
-        fp8: None,
-    };
-    client
-        .exclusive(move || {
-            // SAFETY: the pointers are live cubecl buffers of the sizes the layouts describe
-            // (held by the resources above until this returns); the stream is the one cubecl
-            // queues the output's kernels on; this runs on cubecl's device thread, where the
-            // device's primary context is current.
-            unsafe { args.run() }
-        })
-        .expect("cubecl's device thread is running")
-        .unwrap_or_else(|e| panic!("cublasLtMatmul failed: {e:?}"));
-    drop((rx, rw, ro, rws, rb));
+    let out = empty(&x, [m, n], DType::BF16);
+    let has_bias = b.is_some();
+    let tensors: Vec<&Cube> = [&out, &x, &w].into_iter().chain(b.as_ref()).collect();
+    on_device_with(&tensors, WORKSPACE, move |p, stream| {
+        // Column-major view of the row-major product: D (N×M) = op(W)·Xᵀ, so D's memory is y
+        // [M, N] row-major; the bias runs along D's rows, i.e. y's columns.
+        let args = Gemm {
+            stream: stream as usize,
+            m: n as u64,
+            n: m as u64,
+            k: k as u64,
+            a: p[2],
+            transa,
+            lda: ldw as i64,
+            b: p[1],
+            ldb: ldx as i64,
+            d: p[0],
+            ldd: n as i64,
+            bias: has_bias.then(|| p[3]),
+            gelu,
+            workspace: p[p.len() - 1],
+            fp8: None,
+        };
+        // SAFETY: the pointers are live cubecl buffers of the sizes the layouts describe;
+        // the stream is the one cubecl queues the output's kernels on; this runs on cubecl's
+        // device thread, where the device's primary context is current.
+        unsafe { args.run() }.map_err(|e| format!("cublasLtMatmul failed: {e:?}"))
+    });
     out
 }
 

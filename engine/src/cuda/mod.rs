@@ -255,6 +255,29 @@ pub fn rms_norm_rope<B: Backend>(
     }
 }
 
+/// `LN(x)·w + b` through [`norms::layer_norm_affine_bf16`] where it applies (CUDA,
+/// [`enabled`], bf16 `x`, `[D]` weight and bias); `x` given back otherwise.
+///
+/// # Shapes
+/// - x: `[B, L, D]`, w, b: `[D]` → `[B, L, D]`
+pub fn layer_norm_affine<B: Backend>(
+    x: Tensor<B, 3>,
+    w: &Tensor<B, 1>,
+    b: &Tensor<B, 1>,
+    eps: f64,
+) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
+    let d = x.dims()[2];
+    if !enabled() || x.dtype() != DType::BF16 || w.dims() != [d] || b.dims() != [d] {
+        return Err(x);
+    }
+    match (as_cuda(x.clone()), as_cuda(w.clone()), as_cuda(b.clone())) {
+        (Some(cx), Some(cw), Some(cb)) => {
+            Ok(from_cuda(norms::layer_norm_affine_bf16(cx, &cw, &cb, eps)))
+        }
+        _ => Err(x),
+    }
+}
+
 /// `LN(x)·(1 + m[:, f, i_scale]) + m[:, f, i_shift]` through
 /// [`norms::layer_norm_modulate_bf16`] where it applies (CUDA, [`enabled`], bf16 `x`).
 ///

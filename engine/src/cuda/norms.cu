@@ -1,6 +1,6 @@
 // The DiT's row-wise element-wise work, fused: RMSNorm (q/k across heads), LayerNorm with
-// the per-frame modulation `LN(x)·(1 + scale) + shift`, and the gated residual
-// `x + y·gate`. bf16 storage, f32 math; one block of 256 threads per row of D elements (any
+// the per-frame modulation `LN(x)·(1 + scale) + shift` or with its own affine `LN(x)·w + b`,
+// and the gated residual `x + y·gate`. bf16 storage, f32 math; one block of 256 threads per row of D elements (any
 // D), rows contiguous. Compiled at run time by NVRTC (sm_80 or newer), no headers.
 
 typedef unsigned short bf16_t;
@@ -49,6 +49,32 @@ extern "C" __global__ void rms_norm_bf16(const bf16_t* __restrict__ x, const flo
     for (int i = threadIdx.x; i < d; i += blockDim.x) y[i] = f32_to_bf16(bf16_to_f32(x[i]) * inv * w[i]);
 }
 
+// The mean of the row x[0..d) and 1 / sqrt(var + eps), on every thread of the block.
+__device__ __forceinline__ float2 mean_inv_std(const bf16_t* __restrict__ x, int d, float eps) {
+    float s = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) s += bf16_to_f32(x[i]);
+    const float mean = block_sum(s) / d;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        const float c = bf16_to_f32(x[i]) - mean;
+        ss += c * c;
+    }
+    return make_float2(mean, 1.f / sqrtf(block_sum(ss) / d + eps));
+}
+
+// y = (x − mean) / sqrt(var + eps) · w + b (w, b f32).
+extern "C" __global__ void layer_norm_affine_bf16(const bf16_t* __restrict__ x,
+                                                  const float* __restrict__ w,
+                                                  const float* __restrict__ b,
+                                                  bf16_t* __restrict__ y, int d, float eps) {
+    const long long row = blockIdx.x;
+    x += row * d;
+    y += row * d;
+    const float2 stats = mean_inv_std(x, d, eps);
+    for (int i = threadIdx.x; i < d; i += blockDim.x)
+        y[i] = f32_to_bf16((bf16_to_f32(x[i]) - stats.x) * stats.y * w[i] + b[i]);
+}
+
 // y = (x − mean) / sqrt(var + eps) · (1 + scale) + shift, with shift and scale the rows
 // `i_shift` and `i_scale` of the modulation m [B, F, 6, D] (f32) for this token's batch row
 // and frame (tokens of a batch row: `tokens`; of a frame: `per_frame`).
@@ -64,17 +90,9 @@ extern "C" __global__ void layer_norm_modulate_bf16(const bf16_t* __restrict__ x
     const float* scale = mrow + (long long)i_scale * d;
     x += row * d;
     y += row * d;
-    float s = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) s += bf16_to_f32(x[i]);
-    const float mean = block_sum(s) / d;
-    float ss = 0.f;
+    const float2 stats = mean_inv_std(x, d, eps);
     for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        const float c = bf16_to_f32(x[i]) - mean;
-        ss += c * c;
-    }
-    const float inv = 1.f / sqrtf(block_sum(ss) / d + eps);
-    for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        const float n = (bf16_to_f32(x[i]) - mean) * inv;
+        const float n = (bf16_to_f32(x[i]) - stats.x) * stats.y;
         y[i] = f32_to_bf16(n * (scale[i] + 1.f) + shift[i]);
     }
 }

@@ -1,6 +1,6 @@
 //! The DiT's row-wise element-wise work as single kernels (`norms.cu`): RMSNorm (alone or with
-//! the rotary embedding after it), LayerNorm with the per-frame modulation, and the gated
-//! residual add. bf16 in and out, f32 math, the
+//! the rotary embedding after it), LayerNorm with the per-frame modulation or its own affine,
+//! and the gated residual add. bf16 in and out, f32 math, the
 //! modulation in f32 as the DiT computes it. burn runs each of these as several kernels with
 //! f32 intermediates in memory.
 
@@ -179,6 +179,34 @@ pub fn layer_norm_modulate_bf16(
         vec![fused(x), fused(m.clone().cast(DType::F32))],
         [b, l, d],
         args,
+    )
+}
+
+/// `LN(x)·w + b` over the last dimension (the statistics and the affine in f32).
+///
+/// # Shapes
+/// - x: `[B, L, D]` bf16, w, b: `[D]` (cast to f32) → `[B, L, D]` bf16
+pub fn layer_norm_affine_bf16(
+    x: Tensor<Cuda, 3>,
+    w: &Tensor<Cuda, 1>,
+    b: &Tensor<Cuda, 1>,
+    eps: f64,
+) -> Tensor<Cuda, 3> {
+    let [n, l, d] = x.dims();
+    assert_eq!(x.dtype(), DType::BF16, "layer_norm_affine_bf16 takes bf16");
+    assert!(
+        w.dims() == [d] && b.dims() == [d],
+        "layer_norm_affine_bf16: the weight and bias must be [{d}]"
+    );
+    row_kernel(
+        "layer_norm_affine_bf16",
+        vec![
+            fused(x),
+            fused(w.clone().cast(DType::F32)),
+            fused(b.clone().cast(DType::F32)),
+        ],
+        [n, l, d],
+        vec![Arg::I32(d as i32), Arg::F32(eps as f32)],
     )
 }
 

@@ -222,7 +222,41 @@ pub(crate) unsafe fn launch(
     args: &[Arg],
 ) -> Result<(), String> {
     // SAFETY: as the caller promises.
+    unsafe { launch_shared(module, entry, grid, block, 0, stream, args) }
+}
+
+/// [`launch`] with `shared` bytes of dynamic shared memory (above 48 KiB the kernel is allowed
+/// that much first, as CUDA requires).
+///
+/// # Safety
+/// As [`launch`].
+pub(crate) unsafe fn launch_shared(
+    module: &Module,
+    entry: &str,
+    grid: (u32, u32, u32),
+    block: (u32, u32, u32),
+    shared: u32,
+    stream: u64,
+    args: &[Arg],
+) -> Result<(), String> {
+    // SAFETY: as the caller promises.
     let f = unsafe { function(module, entry) }?;
+    if shared > 48 << 10 {
+        // SAFETY: a function loaded in this context.
+        unsafe {
+            cudarc::driver::result::function::set_function_attribute(
+                f,
+                cu::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                shared as i32,
+            )
+        }
+        .map_err(|e| {
+            format!(
+                "{}::{entry}: {shared} bytes of shared memory: {e:?}",
+                module.name
+            )
+        })?;
+    }
     // Each argument by address, 8 bytes of room each (the kernel reads its declared size).
     let mut values: Vec<u64> = args
         .iter()
@@ -244,7 +278,7 @@ pub(crate) unsafe fn launch(
             f,
             grid,
             block,
-            0,
+            shared,
             stream as cu::CUstream,
             &mut params,
         )
@@ -267,29 +301,35 @@ pub(crate) fn on_device(
 
 /// [`on_device`] with a scratch buffer of `workspace` bytes from cubecl's pool (its pointer
 /// last; none when 0).
+///
+/// One hand-over to the device thread per call: there cubecl's own calls (`empty`,
+/// `get_resource`) run inline, so the buffers' pointers cost no further round trips (each
+/// `get_resource` from another thread is one blocking hand-over of its own).
 pub(crate) fn on_device_with(
     tensors: &[&Cube],
     workspace: usize,
     f: impl FnOnce(&[u64], u64) -> Result<(), String> + Send + 'static,
 ) {
     let client = tensors[0].client.clone();
-    let mut handles: Vec<_> = tensors.iter().map(|t| t.handle.clone()).collect();
-    if workspace > 0 {
-        handles.push(client.empty(workspace));
-    }
-    let resources: Vec<_> = handles
-        .into_iter()
-        .map(|h| {
-            client
-                .get_resource(h)
-                .expect("cubecl gives the buffer's device pointer")
-        })
-        .collect();
-    let ptrs: Vec<u64> = resources.iter().map(|r| r.resource().ptr).collect();
-    let stream = resources[0].resource().stream as u64;
+    let handles: Vec<_> = tensors.iter().map(|t| t.handle.clone()).collect();
+    let device = client.clone();
     client
-        .exclusive(move || f(&ptrs, stream))
+        .exclusive(move || {
+            let mut handles = handles;
+            if workspace > 0 {
+                handles.push(device.empty(workspace));
+            }
+            let resources = handles
+                .into_iter()
+                .map(|h| device.get_resource(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("cubecl gives no device pointer: {e:?}"))?;
+            let ptrs: Vec<u64> = resources.iter().map(|r| r.resource().ptr).collect();
+            let stream = resources[0].resource().stream as u64;
+            // The resources keep the buffers alive until the work is queued; later reuse of
+            // a buffer is ordered after it on the same stream.
+            f(&ptrs, stream)
+        })
         .expect("cubecl's device thread is running")
         .unwrap_or_else(|e| panic!("{e}"));
-    drop(resources);
 }

@@ -14,6 +14,7 @@ use super::{
     rope::Rope,
     weights::{Checkpoint, LoadError},
 };
+use crate::profile::stage;
 use burn::tensor::{Bool, DType, Tensor, TensorData, activation::silu, backend::Backend};
 
 /// Timesteps of a call: one per batch row (bidirectional) or one per latent frame (causal).
@@ -409,10 +410,18 @@ impl<B: Backend> WanModel<B> {
         context: Tensor<B, 3>,
         mask: Option<Tensor<B, 4, Bool>>,
     ) -> Tensor<B, 5> {
-        let cross = self.cross_cache(context);
+        let cross = stage::<B, _>(
+            &self.device,
+            || "cross-attention K/V of the context".into(),
+            || self.cross_cache(context),
+        );
         let [_, _, f, hh, ww] = x.dims();
         let [_, ph, pw] = self.config.patch_size;
-        let rope = Rope::new(&self.config, 0, f, hh / ph, ww / pw, &self.device);
+        let rope = stage::<B, _>(
+            &self.device,
+            || "RoPE tables".into(),
+            || Rope::new(&self.config, 0, f, hh / ph, ww / pw, &self.device),
+        );
         self.run(x, t, &cross, &rope, SelfAttention::Full(mask))
     }
 
@@ -436,7 +445,11 @@ impl<B: Backend> WanModel<B> {
         assert_eq!(frames.len(), b, "one first frame per row");
         let [_, ph, pw] = self.config.patch_size;
         let frame_tokens = (hh / ph) * (ww / pw);
-        let rope = Rope::rows(&self.config, frames, f, hh / ph, ww / pw, &self.device);
+        let rope = stage::<B, _>(
+            &self.device,
+            || "RoPE tables".into(),
+            || Rope::rows(&self.config, frames, f, hh / ph, ww / pw, &self.device),
+        );
         let starts: Vec<usize> = frames.iter().map(|f| f * frame_tokens).collect();
         let attn = SelfAttention::Cached {
             cache,
@@ -460,13 +473,20 @@ impl<B: Backend> WanModel<B> {
         let [_, _, f, hh, ww] = x.dims();
         let [_, ph, pw] = self.config.patch_size;
         let (h, w) = (hh / ph, ww / pw);
-        let (e, e0) = self.time_embeddings(t);
-        let mut tokens = self.patchify(x);
+        let dev = &self.device;
+        let (e, e0) = stage::<B, _>(dev, || "time embedding".into(), || self.time_embeddings(t));
+        let mut tokens = stage::<B, _>(dev, || "patchify".into(), || self.patchify(x));
         for (i, block) in self.blocks.iter().enumerate() {
             tokens = self.block(block, i, tokens, &e0, f, &cross.layers[i], rope, &mut attn);
         }
-        let out = self.head_forward(tokens, &e, f);
-        self.unpatchify(out, f, h, w).cast(DType::F32)
+        stage::<B, _>(
+            dev,
+            || "head + unpatchify".into(),
+            || {
+                let out = self.head_forward(tokens, &e, f);
+                self.unpatchify(out, f, h, w).cast(DType::F32)
+            },
+        )
     }
 
     /// `x · (1 + scale) + shift` per frame, in f32, back to the compute dtype.
@@ -547,31 +567,56 @@ impl<B: Backend> WanModel<B> {
         attn: &mut SelfAttention<'_, B>,
     ) -> Tensor<B, 3> {
         let eps = self.config.eps;
+        let dev = &self.device;
         // m = modulation + e0: [B, F, 6, D], six [B, F, D] parts (shift, scale, gate twice).
-        let m = blk.modulation.clone().unsqueeze_dim::<4>(0) + e0.clone();
+        let m = stage::<B, _>(
+            dev,
+            || "block: modulation + e0".into(),
+            || blk.modulation.clone().unsqueeze_dim::<4>(0) + e0.clone(),
+        );
+        let norm_modulate = |x: Tensor<B, 3>, i_shift, i_scale| {
+            stage::<B, _>(
+                dev,
+                || "block: LayerNorm + modulation".into(),
+                || self.norm_modulate(x, &m, i_shift, i_scale, f),
+            )
+        };
+        let gated_add = |x, y, i_gate| {
+            stage::<B, _>(
+                dev,
+                || "block: gated residual add".into(),
+                || self.gated_add(x, y, &m, i_gate, f),
+            )
+        };
 
         // Self-attention on LN(x)·(1+scale1)+shift1, gated by gate1.
         let y = self.self_attention(
             &blk.self_attn,
-            self.norm_modulate(x.clone(), &m, 0, 1, f),
+            norm_modulate(x.clone(), 0, 1),
             rope,
             layer,
             attn,
         );
-        let x = self.gated_add(x, y, &m, 2, f);
+        let x = gated_add(x, y, 2);
 
         // Cross-attention on LN_affine(x), no modulation.
-        let y = self.cross_attention(
-            &blk.cross_attn,
-            layer_norm(x.clone(), eps, Some(&blk.norm3)),
-            cross,
+        let normed = stage::<B, _>(
+            dev,
+            || "cross-attention: LayerNorm (affine)".into(),
+            || layer_norm(x.clone(), eps, Some(&blk.norm3)),
         );
-        let x = x + y;
+        let y = self.cross_attention(&blk.cross_attn, normed, cross);
+        let x = stage::<B, _>(dev, || "cross-attention: residual add".into(), || x + y);
 
         // FFN on LN(x)·(1+scale2)+shift2, gated by gate2.
-        let h = self.norm_modulate(x.clone(), &m, 3, 4, f);
-        let y = blk.ffn_out.forward(blk.ffn_in.forward_gelu(h));
-        self.gated_add(x, y, &m, 5, f)
+        let h = norm_modulate(x.clone(), 3, 4);
+        let [_, l, _] = h.dims();
+        let y = stage::<B, _>(
+            dev,
+            || format!("FFN: linear + GELU, linear ({l} tokens)"),
+            || blk.ffn_out.forward(blk.ffn_in.forward_gelu(h)),
+        );
+        gated_add(x, y, 5)
     }
 
     /// `[B, L, D]` → `[B, L, H, d]`.
@@ -606,39 +651,86 @@ impl<B: Backend> WanModel<B> {
         attn: &mut SelfAttention<'_, B>,
     ) -> Tensor<B, 3> {
         let [b, l, d] = x.dims();
-        let q = self.norm_rope(a.q.forward(x.clone()), &a.norm_q, rope);
-        let k = self.norm_rope(a.k.forward(x.clone()), &a.norm_k, rope);
-        let v = self.heads(a.v.forward(x));
+        let dev = &self.device;
+        let (q, k, v) = stage::<B, _>(
+            dev,
+            || format!("self-attention: q, k, v linears ({l} tokens)"),
+            || {
+                (
+                    a.q.forward(x.clone()),
+                    a.k.forward(x.clone()),
+                    a.v.forward(x),
+                )
+            },
+        );
+        let (q, k) = stage::<B, _>(
+            dev,
+            || "self-attention: RMSNorm + RoPE of q, k".into(),
+            || {
+                (
+                    self.norm_rope(q, &a.norm_q, rope),
+                    self.norm_rope(k, &a.norm_k, rope),
+                )
+            },
+        );
+        let v = self.heads(v);
+        let o = |out: Tensor<B, 4>| {
+            stage::<B, _>(
+                dev,
+                || format!("self-attention: o linear ({l} tokens)"),
+                || a.o.forward(out.swap_dims(1, 2).reshape([b, l, d])),
+            )
+        };
         let (q, k, v, mask) = match attn {
             SelfAttention::Full(mask) => (q, k, v, mask.clone()),
             SelfAttention::Cached { cache, starts } => {
-                let seen = cache.attend(layer, starts, k, v);
+                let seen = stage::<B, _>(
+                    dev,
+                    || "self-attention: KV cache write".into(),
+                    || cache.attend(layer, starts, k, v),
+                );
                 // The fused CUDA kernel reads the cache's spans where they are.
                 #[cfg(feature = "cuda")]
                 let q = match (&seen.spans, &seen.mask) {
-                    (Some(spans), None) => match crate::cuda::attention_spans(
-                        q.swap_dims(1, 2),
-                        &seen.k.clone().swap_dims(1, 2),
-                        &seen.v.clone().swap_dims(1, 2),
-                        spans,
-                    ) {
-                        Ok(out) => return a.o.forward(out.swap_dims(1, 2).reshape([b, l, d])),
-                        Err(q) => q.swap_dims(1, 2),
-                    },
+                    (Some(spans), None) => {
+                        let keys: usize = spans.iter().map(|r| r.len()).sum();
+                        match stage::<B, _>(
+                            dev,
+                            || format!("self-attention: kernel (q {l}, kv {keys})"),
+                            || {
+                                crate::cuda::attention_spans(
+                                    q.swap_dims(1, 2),
+                                    &seen.k.clone().swap_dims(1, 2),
+                                    &seen.v.clone().swap_dims(1, 2),
+                                    spans,
+                                )
+                            },
+                        ) {
+                            Ok(out) => return o(out),
+                            Err(q) => q.swap_dims(1, 2),
+                        }
+                    }
                     _ => q,
                 };
                 let (k, v, mask) = seen.gathered();
                 (q, k, v, mask)
             }
         };
-        let out = attention(
-            q.swap_dims(1, 2),
-            k.swap_dims(1, 2),
-            v.swap_dims(1, 2),
-            mask,
-            self.kernel,
+        let keys = k.dims()[1];
+        let out = stage::<B, _>(
+            dev,
+            || format!("self-attention: kernel (q {l}, kv {keys})"),
+            || {
+                attention(
+                    q.swap_dims(1, 2),
+                    k.swap_dims(1, 2),
+                    v.swap_dims(1, 2),
+                    mask,
+                    self.kernel,
+                )
+            },
         );
-        a.o.forward(out.swap_dims(1, 2).reshape([b, l, d]))
+        o(out)
     }
 
     /// Queries from `x`, keys and values from the context's cross cache (batch 1 is
@@ -660,11 +752,17 @@ impl<B: Backend> WanModel<B> {
             k = k.expand([b, h, lk, hd]);
             v = v.expand([b, h, lk, hd]);
         }
-        let q = self
-            .heads(rms_norm(a.q.forward(x), &a.norm_q, eps))
-            .swap_dims(1, 2);
-        let out = attention(q, k, v, None, self.kernel);
-        a.o.forward(out.swap_dims(1, 2).reshape([b, l, d]))
+        stage::<B, _>(
+            &self.device,
+            || format!("cross-attention: q, RMSNorm, kernel, o ({l} × {lk} tokens)"),
+            || {
+                let q = self
+                    .heads(rms_norm(a.q.forward(x), &a.norm_q, eps))
+                    .swap_dims(1, 2);
+                let out = attention(q, k, v, None, self.kernel);
+                a.o.forward(out.swap_dims(1, 2).reshape([b, l, d]))
+            },
+        )
     }
 
     /// The head: `Linear(LN(x)·(1+scale)+shift)` with `(shift, scale) = head.modulation + e`.

@@ -220,6 +220,15 @@ pub fn layer_norm<B: Backend>(
     eps: f64,
     affine: Option<&(Tensor<B, 1>, Tensor<B, 1>)>,
 ) -> Tensor<B, 3> {
+    // One fused kernel where it applies (bf16 with an affine on CUDA).
+    #[cfg(feature = "cuda")]
+    let x = match affine {
+        Some((w, b)) => match crate::cuda::layer_norm_affine(x, w, b, eps) {
+            Ok(y) => return y,
+            Err(x) => x,
+        },
+        None => x,
+    };
     let dtype = x.dtype();
     let y = layer_norm_f32(x.cast(DType::F32), eps);
     let y = match affine {

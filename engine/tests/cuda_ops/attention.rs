@@ -39,7 +39,7 @@ fn the_fused_kernel_matches_the_f32_reference() {
         let k = bf16([b, lk, h, 128]).swap_dims(1, 2);
         let v = bf16([b, lk, h, 128]).swap_dims(1, 2);
         let expected = reference(q.clone(), k.clone(), v.clone());
-        for kernel in [FlashKernel::Reference, FlashKernel::Pipelined] {
+        for kernel in FlashKernel::ALL {
             let keys = 0..lk;
             let out = flash_attention_with(
                 kernel,
@@ -115,7 +115,7 @@ fn a_caches_sink_and_window_are_read_where_they_are() {
             )
         };
         let expected = reference(q.clone(), gather(&cache_k), gather(&cache_v));
-        for kernel in [FlashKernel::Reference, FlashKernel::Pipelined] {
+        for kernel in FlashKernel::ALL {
             let ours =
                 flash_attention_with(kernel, q.clone(), cache_k.clone(), cache_v.clone(), &spans);
             let err = relative_error(ours, expected.clone());

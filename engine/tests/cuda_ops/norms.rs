@@ -1,4 +1,4 @@
-//! The fused row kernels (RMSNorm, LayerNorm + modulation, gated add) against burn's f32 ops
+//! The fused row kernels (RMSNorm, LayerNorm + modulation or affine, gated add) against burn's f32 ops
 //! on the same GPU (compute capability 8.0+ and NVRTC needed).
 
 use super::relative_error;
@@ -55,6 +55,17 @@ fn the_fused_row_kernels_match_burns_f32_ops() {
         let err = relative_error(ours, reference);
         println!("LayerNorm + modulation [{b}, {l}, {d}], {f} frames: relative error {err:.2e}");
         assert!(err <= 1e-2, "LayerNorm + modulation: {err}");
+
+        let (lw, lb) = (random([d]), random([d]));
+        let normed = engine::wan::nn::layer_norm_f32(x32.clone(), 1e-6);
+        let reference = normed * lw.clone().unsqueeze_dim::<2>(0).unsqueeze_dim(0)
+            + lb.clone().unsqueeze_dim::<2>(0).unsqueeze_dim(0);
+        let err = relative_error(
+            norms::layer_norm_affine_bf16(x.clone(), &lw, &lb, 1e-6),
+            reference,
+        );
+        println!("LayerNorm (affine) [{b}, {l}, {d}]: relative error {err:.2e}");
+        assert!(err <= 1e-2, "LayerNorm (affine): {err}");
 
         let y = random([b, l, d]).cast(DType::BF16);
         let reference = x32 + y.clone().cast(DType::F32) * per_token(&m, 5, l);

@@ -21,6 +21,7 @@ pub use config::AutoencoderKLWanConfig;
 
 use super::nn::{AttentionKernel, attention, conv2d, tensor};
 use super::weights::{Checkpoint, LoadError, Variant};
+use crate::profile::stage;
 use burn::tensor::{
     DType, Int, Tensor, TensorData, activation::silu, backend::Backend, ops::PadMode,
 };
@@ -283,8 +284,14 @@ impl<B: Backend> Conv2d<B> {
     /// # Shapes
     /// - x: `[N, C, H, W]` → `[N, O, H', W']`
     fn forward(&self, x: Tensor<B, 4>, stride: usize, pad: usize) -> Tensor<B, 4> {
-        let y = conv2d(x, &self.weight, None, [stride, stride], [pad, pad]);
-        add_bias(y, &self.bias)
+        let device = x.device();
+        let ([n, c, h, w], [o, _, k, _]) = (x.dims(), self.weight.dims());
+        let y = stage::<B, _>(
+            &device,
+            || format!("conv2d {k}×{k}/{stride} {c}→{o} at {h}×{w}, {n} frames"),
+            || conv2d(x, &self.weight, None, [stride, stride], [pad, pad]),
+        );
+        stage::<B, _>(&device, || "bias add".into(), || add_bias(y, &self.bias))
     }
 }
 
@@ -306,6 +313,7 @@ impl<B: Backend> CausalConv3d<B> {
     /// - x: `[B, T, C, H, W]`, history: `[B, n ≤ front, C, H, W]` → `[B, T', O, H, W]`
     fn run(&self, x: Tensor<B, 5>, history: Option<Tensor<B, 5>>) -> Tensor<B, 5> {
         let [b, _, c, h, w] = x.dims();
+        let device = x.device();
         let have = history.as_ref().map_or(0, |t| t.dims()[1]);
         let zeros = self.front.saturating_sub(have);
         let mut parts = Vec::with_capacity(3);
@@ -317,7 +325,11 @@ impl<B: Backend> CausalConv3d<B> {
         let xp = if parts.len() == 1 {
             parts.pop().expect("one part")
         } else {
-            Tensor::cat(parts, 1)
+            stage::<B, _>(
+                &device,
+                || "causal conv: history cat".into(),
+                || Tensor::cat(parts, 1),
+            )
         };
         let t_in = xp.dims()[1];
         let kt = self.taps;
@@ -348,21 +360,32 @@ impl<B: Backend> CausalConv3d<B> {
         let frames = if live == 1 {
             frames.into_iter().next().expect("one tap")
         } else {
-            Tensor::cat(frames, 2)
+            stage::<B, _>(
+                &device,
+                || "causal conv: taps cat".into(),
+                || Tensor::cat(frames, 2),
+            )
         };
         let weight = if live == kt {
             self.weight.clone()
         } else {
             self.weight.clone().narrow(1, first * c, live * c)
         };
-        let y = conv2d(
-            frames.reshape([b * t_out, live * c, h, w]),
-            &weight,
-            None,
-            [1, 1],
-            self.pad,
+        let [o, _, kh, kw] = weight.dims();
+        let y = stage::<B, _>(
+            &device,
+            || format!("conv3d {live}×{kh}×{kw} {c}→{o} at {h}×{w}, {t_out} frames"),
+            || {
+                conv2d(
+                    frames.reshape([b * t_out, live * c, h, w]),
+                    &weight,
+                    None,
+                    [1, 1],
+                    self.pad,
+                )
+            },
         );
-        let y = add_bias(y, &self.bias);
+        let y = stage::<B, _>(&device, || "bias add".into(), || add_bias(y, &self.bias));
         let [_, o, ho, wo] = y.dims();
         y.reshape([b, t_out, o, ho, wo])
     }
@@ -393,6 +416,19 @@ impl<B: Backend> CausalConv3d<B> {
         slots.0[i] = Slot::Frames(keep);
         self.run(x, history)
     }
+}
+
+/// SiLU after [`rms_norm_channels`] (a stage of its own when profiling).
+///
+/// # Shapes
+/// - x: `[B, T, C, H, W]`, gamma: `[C]`
+fn norm_silu<B: Backend>(x: Tensor<B, 5>, gamma: &Tensor<B, 1>) -> Tensor<B, 5> {
+    let device = x.device();
+    stage::<B, _>(
+        &device,
+        || "RMS norm + SiLU".into(),
+        || silu(rms_norm_channels(x, gamma)),
+    )
 }
 
 /// `F.normalize(x, dim=C) · √C · γ` over the channel axis (dim 2), in f32.
@@ -427,13 +463,10 @@ impl<B: Backend> ResidualBlock<B> {
             Some(s) => s.forward(x.clone(), slots),
             None => x.clone(),
         };
-        let y = self
-            .conv1
-            .forward(silu(rms_norm_channels(x, &self.norm1)), slots);
-        let y = self
-            .conv2
-            .forward(silu(rms_norm_channels(y, &self.norm2)), slots);
-        y + h
+        let device = x.device();
+        let y = self.conv1.forward(norm_silu(x, &self.norm1), slots);
+        let y = self.conv2.forward(norm_silu(y, &self.norm2), slots);
+        stage::<B, _>(&device, || "residual add".into(), || y + h)
     }
 }
 
@@ -452,7 +485,12 @@ impl<B: Backend> AttentionBlock<B> {
     fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let [b, t, c, h, w] = x.dims();
         let n = b * t;
-        let y = rms_norm_channels(x.clone(), &self.norm).reshape([n, c, h, w]);
+        let device = x.device();
+        let y = stage::<B, _>(
+            &device,
+            || "RMS norm".into(),
+            || rms_norm_channels(x.clone(), &self.norm).reshape([n, c, h, w]),
+        );
         let qkv = self
             .to_qkv
             .forward(y, 1, 0)
@@ -462,7 +500,11 @@ impl<B: Backend> AttentionBlock<B> {
         // One head of 384 channels: burn-cuda's fused kernels target small head sizes (its
         // autotune picks a ~300 ms kernel here, after a compile of minutes), so this uses
         // the matmul form on every backend.
-        let o = attention(part(0), part(1), part(2), None, AttentionKernel::Naive);
+        let o = stage::<B, _>(
+            &device,
+            || format!("attention, one head of {c}, {} tokens, {n} frames", h * w),
+            || attention(part(0), part(1), part(2), None, AttentionKernel::Naive),
+        );
         let o = o.squeeze_dim::<3>(1).swap_dims(1, 2).reshape([n, c, h, w]);
         let o = self.proj.forward(o, 1, 0);
         o.reshape([b, t, c, h, w]) + x
@@ -533,7 +575,13 @@ impl<B: Backend> Resample<B> {
         let frames = x.reshape([b * t, c, h, w]);
         let y = match self.mode {
             ResampleMode::Upsample2d | ResampleMode::Upsample3d => {
-                self.conv.forward(upsample_nearest2(frames), 1, 1)
+                let device = frames.device();
+                let up = stage::<B, _>(
+                    &device,
+                    || "upsample nearest ×2".into(),
+                    || upsample_nearest2(frames),
+                );
+                self.conv.forward(up, 1, 1)
             }
             ResampleMode::Downsample2d | ResampleMode::Downsample3d => {
                 self.conv
@@ -596,8 +644,7 @@ impl<B: Backend> Coder<B> {
         for layer in &self.layers {
             x = layer.forward(x, slots);
         }
-        self.head_conv
-            .forward(silu(rms_norm_channels(x, &self.head_norm)), slots)
+        self.head_conv.forward(norm_silu(x, &self.head_norm), slots)
     }
 }
 
