@@ -46,13 +46,15 @@ if [ -n "${TESTS:-}" ]; then
   # rest); the whole output in tests.txt, the verdicts on stdout.
   for t in "$TESTS"/*; do
     chmod +x "$t"
-    for m in $("$t" --list --ignored 2>/dev/null | sed -n 's/::.*: test$//p' | sort -u); do
+    mods=$("$t" --list --ignored 2>&1 | sed -n 's/::.*: test$//p' | sort -u)
+    [ -n "$mods" ] || echo "== $(basename "$t"): no test modules listed"
+    for m in $mods; do
       echo "== $(basename "$t") $m"
       HANZO_LIVE_CUDA_OPS=1 timeout "${TEST_TIMEOUT:-300}" "$t" --ignored --nocapture --test-threads=1 "$m::" 2>&1
       echo "== $(basename "$t") $m: exit $?"
     done
   done > "$OUT/tests.txt"
-  grep -E "^== |^test .*(ok|FAILED)$|test result|panicked" "$OUT/tests.txt"
+  grep -E "^== |^test |test result|panicked|FAILED" "$OUT/tests.txt"
 fi
 
 [ -n "${SKIP_TORCH:-}" ] || python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 10 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"

@@ -41,17 +41,26 @@ pub fn stage<B: Backend, T>(
         return f();
     }
     let _ = B::sync(device);
+    /// Closes this stage's frame even when `f` panics (a caught panic must not leave later
+    /// stages charging their time to it).
+    struct Frame;
+    impl Drop for Frame {
+        fn drop(&mut self) {
+            OPEN.with_borrow_mut(|open| open.pop());
+        }
+    }
     OPEN.with_borrow_mut(|open| open.push(Duration::ZERO));
+    let frame = Frame;
     let started = Instant::now();
     let out = f();
     let _ = B::sync(device);
     let took = started.elapsed();
-    let inner = OPEN.with_borrow_mut(|open| {
-        let inner = open.pop().unwrap_or_default();
+    let inner = OPEN.with_borrow(|open| open.last().copied().unwrap_or_default());
+    drop(frame);
+    OPEN.with_borrow_mut(|open| {
         if let Some(parent) = open.last_mut() {
             *parent += took;
         }
-        inner
     });
     let mut totals = totals().lock().unwrap_or_else(|p| p.into_inner());
     let entry = totals.entry(label()).or_default();

@@ -954,6 +954,7 @@ impl WithBackend for BenchJob {
                     sync(&device)
                 }),
             ));
+            queued.remove(0); // the warm-up run
             queued.sort();
             rows.push((
                 format!("{label}: host time to queue it"),

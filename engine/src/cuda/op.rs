@@ -330,6 +330,6 @@ pub(crate) fn on_device_with(
             // a buffer is ordered after it on the same stream.
             f(&ptrs, stream)
         })
-        .expect("cubecl's device thread is running")
+        .expect("a custom op failed on cubecl's device thread (its cause is in the log)")
         .unwrap_or_else(|e| panic!("{e}"));
 }
