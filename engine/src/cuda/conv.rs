@@ -50,16 +50,19 @@ pub fn supports(x: &Tensor<Cuda, 4>, w: &Tensor<Cuda, 4>) -> bool {
             .all(|d| *d > 0 && *d < i32::MAX as usize)
 }
 
-/// Cross-correlation (PyTorch's `conv2d`), dilation 1, one group, no bias.
+/// Cross-correlation (PyTorch's `conv2d`), dilation 1, one group, plus `bias` when given
+/// (added to the channels-last result, where it runs along the contiguous axis).
 ///
 /// # Shapes
-/// - x: `[N, C, H, W]`, w: `[O, C, kh, kw]` → `[N, O, (H + 2·pad_h − kh) / s_h + 1, …]`
+/// - x: `[N, C, H, W]`, w: `[O, C, kh, kw]`, bias: `[O]` →
+///   `[N, O, (H + 2·pad_h − kh) / s_h + 1, …]`
 ///
 /// # Panics
-/// When [`supports`] says no, or the output would be empty.
+/// When [`supports`] says no, the bias is not `[O]`, or the output would be empty.
 pub fn conv2d(
     x: Tensor<Cuda, 4>,
     w: Tensor<Cuda, 4>,
+    bias: Option<Tensor<Cuda, 1>>,
     stride: [usize; 2],
     pad: [usize; 2],
 ) -> Tensor<Cuda, 4> {
@@ -72,6 +75,10 @@ pub fn conv2d(
         w.dtype()
     );
     let ([n, _, h, wd], [o, _, kh, kw]) = (x.dims(), w.dims());
+    assert!(
+        bias.as_ref().is_none_or(|b| b.dims() == [o]),
+        "cuda::conv2d: the bias must be [{o}]"
+    );
     assert!(
         h + 2 * pad[0] >= kh && wd + 2 * pad[1] >= kw,
         "cuda::conv2d: the kernel is larger than the padded input"
@@ -99,7 +106,7 @@ pub fn conv2d(
     ];
     let [_, _, ho, wo] = out;
     let y_nhwc = [n, ho, wo, o];
-    custom("cudnn_conv2d", inputs, y_nhwc, dtype, move |t| {
+    let y = custom("cudnn_conv2d", inputs, y_nhwc, dtype, move |t| {
         let [x, w]: [Cube; 2] = t.try_into().expect("two inputs");
         let [x, w] = [x, w].map(contiguous);
         let y = empty(&x, y_nhwc, dtype);
@@ -109,8 +116,12 @@ pub fn conv2d(
             unsafe { problem.run(p[1], p[2], p[0], p[3], stream) }
         });
         y
-    })
-    .permute([0, 3, 1, 2])
+    });
+    let y = match bias {
+        Some(b) => y + b.cast(dtype).reshape([1, 1, 1, o]),
+        None => y,
+    };
+    y.permute([0, 3, 1, 2])
 }
 
 /// One convolution's shapes and options (the key of the algorithm cache).

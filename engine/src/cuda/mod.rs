@@ -181,30 +181,38 @@ pub fn attention_spans<B: Backend>(
     )))
 }
 
-/// A 2-D convolution (no bias) through cuDNN ([`conv::conv2d`]) when `B` is burn's CUDA
-/// backend, the ops are [`enabled`], libcudnn loads and the tensors are f32 or bf16; `x` given
-/// back otherwise.
+/// A 2-D convolution (plus `bias` when given) through cuDNN ([`conv::conv2d`]) when `B` is
+/// burn's CUDA backend, the ops are [`enabled`], libcudnn loads and the tensors are f32 or
+/// bf16; `x` given back otherwise.
 ///
 /// # Shapes
-/// - x: `[N, C, H, W]`, w: `[O, C, kh, kw]` → `[N, O, H', W']`
+/// - x: `[N, C, H, W]`, w: `[O, C, kh, kw]`, bias: `[O]` → `[N, O, H', W']`
 pub fn conv2d<B: Backend>(
     x: Tensor<B, 4>,
     w: &Tensor<B, 4>,
+    bias: Option<&Tensor<B, 1>>,
     stride: [usize; 2],
     pad: [usize; 2],
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     if !enabled() || !conv::available() {
         return Err(x);
     }
-    let (Some(cx), Some(cw)) = (as_cuda(x.clone()), as_cuda(w.clone())) else {
+    let (Some(cx), Some(cw), Ok(cb)) = (
+        as_cuda(x.clone()),
+        as_cuda(w.clone()),
+        bias.map(|b| as_cuda(b.clone()).ok_or(())).transpose(),
+    ) else {
         return Err(x);
     };
+    if cb.as_ref().is_some_and(|b| b.dims() != [cw.dims()[0]]) {
+        return Err(x);
+    }
     let [_, _, h, wd] = cx.dims();
     let [_, _, kh, kw] = cw.dims();
     if !conv::supports(&cx, &cw) || h + 2 * pad[0] < kh || wd + 2 * pad[1] < kw {
         return Err(x);
     }
-    Ok(from_cuda(conv::conv2d(cx, cw, stride, pad)))
+    Ok(from_cuda(conv::conv2d(cx, cw, cb, stride, pad)))
 }
 
 /// RMSNorm through [`norms::rms_norm_bf16`] when `B` is burn's CUDA backend, the ops are

@@ -280,16 +280,8 @@ pub fn conv2d<B: Backend>(
     pad: [usize; 2],
 ) -> Tensor<B, 4> {
     #[cfg(feature = "cuda")]
-    let x = match crate::cuda::conv2d(x, weight, stride, pad) {
-        Ok(y) => {
-            return match bias {
-                Some(b) => {
-                    let o = b.dims()[0];
-                    y + b.clone().reshape([1, o, 1, 1])
-                }
-                None => y,
-            };
-        }
+    let x = match crate::cuda::conv2d(x, weight, bias, stride, pad) {
+        Ok(y) => return y,
         Err(x) => x,
     };
     burn::tensor::module::conv2d(

@@ -20,14 +20,33 @@ fn cudnn_convolutions_match_burns_in_f32_and_bf16() {
     ] {
         let x = Tensor::<Cuda, 4>::random(xs, normal, &device);
         let w = Tensor::<Cuda, 4>::random(ws, normal, &device) * 0.1;
+        // With a bias (added to the channels-last result) and without.
+        let o = ws[0];
+        let bias = Tensor::<Cuda, 1>::random([o], normal, &device);
         let reference = conv2d(
             x.clone(),
             w.clone(),
-            None,
+            Some(bias.clone()),
             ConvOptions::new(stride, pad, [1, 1], 1),
         );
+        let bias_free = reference.clone() - bias.clone().reshape([1, o, 1, 1]);
         for dtype in [DType::F32, DType::BF16] {
-            let ours = conv::conv2d(x.clone().cast(dtype), w.clone().cast(dtype), stride, pad);
+            let plain = conv::conv2d(
+                x.clone().cast(dtype),
+                w.clone().cast(dtype),
+                None,
+                stride,
+                pad,
+            );
+            let err = relative_error(plain, bias_free.clone());
+            assert!(err <= 1e-2, "{dtype:?} {xs:?} * {ws:?} without bias: {err}");
+            let ours = conv::conv2d(
+                x.clone().cast(dtype),
+                w.clone().cast(dtype),
+                Some(bias.clone().cast(dtype)),
+                stride,
+                pad,
+            );
             assert_eq!(ours.dims(), reference.dims());
             assert_eq!(ours.dtype(), dtype);
             let err = relative_error(ours, reference.clone());

@@ -284,20 +284,52 @@ impl<B: Backend> Conv2d<B> {
     /// # Shapes
     /// - x: `[N, C, H, W]` → `[N, O, H', W']`
     fn forward(&self, x: Tensor<B, 4>, stride: usize, pad: usize) -> Tensor<B, 4> {
-        let device = x.device();
         let ([n, c, h, w], [o, _, k, _]) = (x.dims(), self.weight.dims());
-        let y = stage::<B, _>(
-            &device,
+        conv_bias(
+            x,
+            &self.weight,
+            &self.bias,
+            [stride, stride],
+            [pad, pad],
             || format!("conv2d {k}×{k}/{stride} {c}→{o} at {h}×{w}, {n} frames"),
-            || conv2d(x, &self.weight, None, [stride, stride], [pad, pad]),
-        );
-        stage::<B, _>(&device, || "bias add".into(), || add_bias(y, &self.bias))
+        )
     }
 }
 
-/// `y + bias` over the channel axis. The convolutions run bias-free and add their bias
-/// here: GPU backends tune one kernel per convolution shape *and* bias flag, so a causal
-/// convolution's chunks then share tuned kernels, and the add fuses with what follows.
+/// `conv2d(x, w) + bias`, a profile stage labelled `label()`. With the CUDA ops the bias joins
+/// cuDNN's convolution (added to its channels-last result, along the contiguous axis);
+/// elsewhere the convolution runs bias-free and [`add_bias`] follows (burn's GPU kernels are
+/// tuned per convolution shape *and* bias flag: a causal convolution's chunks then share
+/// tuned kernels, and the add fuses with what follows).
+///
+/// # Shapes
+/// - x: `[N, C, H, W]`, w: `[O, C, kh, kw]`, bias: `[O]` → `[N, O, H', W']`
+fn conv_bias<B: Backend>(
+    x: Tensor<B, 4>,
+    w: &Tensor<B, 4>,
+    bias: &Tensor<B, 1>,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    label: impl Fn() -> String,
+) -> Tensor<B, 4> {
+    let device = x.device();
+    #[cfg(feature = "cuda")]
+    let x = {
+        let fused = stage::<B, _>(
+            &device,
+            || format!("{} + bias", label()),
+            || crate::cuda::conv2d(x, w, Some(bias), stride, pad),
+        );
+        match fused {
+            Ok(y) => return y,
+            Err(x) => x,
+        }
+    };
+    let y = stage::<B, _>(&device, &label, || conv2d(x, w, None, stride, pad));
+    stage::<B, _>(&device, || "bias add".into(), || add_bias(y, bias))
+}
+
+/// `y + bias` over the channel axis.
 ///
 /// # Shapes
 /// - y: `[N, O, H, W]`, bias: `[O]` → `[N, O, H, W]`
@@ -372,20 +404,14 @@ impl<B: Backend> CausalConv3d<B> {
             self.weight.clone().narrow(1, first * c, live * c)
         };
         let [o, _, kh, kw] = weight.dims();
-        let y = stage::<B, _>(
-            &device,
+        let y = conv_bias(
+            frames.reshape([b * t_out, live * c, h, w]),
+            &weight,
+            &self.bias,
+            [1, 1],
+            self.pad,
             || format!("conv3d {live}×{kh}×{kw} {c}→{o} at {h}×{w}, {t_out} frames"),
-            || {
-                conv2d(
-                    frames.reshape([b * t_out, live * c, h, w]),
-                    &weight,
-                    None,
-                    [1, 1],
-                    self.pad,
-                )
-            },
         );
-        let y = stage::<B, _>(&device, || "bias add".into(), || add_bias(y, &self.bias));
         let [_, o, ho, wo] = y.dims();
         y.reshape([b, t_out, o, ho, wo])
     }
