@@ -8,9 +8,11 @@
 //! Layout: cuDNN's tensor-core convolutions read and write channels-last (NHWC) tensors; on
 //! NCHW ones it either transposes in a workspace of the tensors' size or, within a small
 //! workspace, falls back to CUDA-core kernels (measured on an H100: 43 ms where PyTorch takes
-//! 6.4 ms, docs/perf.md). So the convolution runs on NHWC: the input is read through its
-//! channels-last view (a copy unless it already is channels-last underneath), the output is
-//! made channels-last and handed back as an NCHW view of it (no copy). The algorithm is the
+//! 6.4 ms, docs/perf.md). So a convolution whose channel counts suit the tensor cores (multiples
+//! of 8) runs on NHWC: the input is read through its channels-last view (a copy unless it
+//! already is channels-last underneath), the output is made channels-last, the bias added
+//! along its contiguous axis, and handed back as an NCHW view of it (no copy); others (the
+//! VAE's 3-channel ends) stay NCHW. The algorithm is the
 //! fastest cuDNN measures for the shape at its first use (`cudnnFindConvolutionForwardAlgorithmEx`,
 //! within a fixed workspace; its heuristic's choice where measuring fails), cached.
 //!
@@ -98,30 +100,49 @@ pub fn conv2d(
         stride: stride.map(|d| d as i32),
         pad: pad.map(|d| d as i32),
         bf16: dtype == DType::BF16,
+        nhwc: channels_last(c, o),
     };
-    // Channels-last views: x [N, H, W, C], w [O, kh, kw, C]; y made as [N, H', W', O].
-    let inputs = vec![
-        fused(x.permute([0, 2, 3, 1])),
-        fused(w.permute([0, 2, 3, 1])),
-    ];
+    // Channels-last views x [N, H, W, C], w [O, kh, kw, C] and y made as [N, H', W', O];
+    // or all NCHW.
+    let order = if problem.nhwc {
+        [0, 2, 3, 1]
+    } else {
+        [0, 1, 2, 3]
+    };
+    let inputs = vec![fused(x.permute(order)), fused(w.permute(order))];
     let [_, _, ho, wo] = out;
-    let y_nhwc = [n, ho, wo, o];
-    let y = custom("cudnn_conv2d", inputs, y_nhwc, dtype, move |t| {
+    let y_shape = if problem.nhwc { [n, ho, wo, o] } else { out };
+    let y = custom("cudnn_conv2d", inputs, y_shape, dtype, move |t| {
         let [x, w]: [Cube; 2] = t.try_into().expect("two inputs");
         let [x, w] = [x, w].map(contiguous);
-        let y = empty(&x, y_nhwc, dtype);
+        let y = empty(&x, y_shape, dtype);
         on_device_with(&[&y, &x, &w], WORKSPACE, move |p, stream| {
-            // SAFETY: contiguous channels-last buffers of the problem's shapes and a
+            // SAFETY: contiguous buffers of the problem's shapes in its layout and a
             // workspace of WORKSPACE bytes, on cubecl's device thread and stream.
             unsafe { problem.run(p[1], p[2], p[0], p[3], stream) }
         });
         y
     });
-    let y = match bias {
-        Some(b) => y + b.cast(dtype).reshape([1, 1, 1, o]),
-        None => y,
-    };
-    y.permute([0, 3, 1, 2])
+    if problem.nhwc {
+        let y = match bias {
+            Some(b) => y + b.cast(dtype).reshape([1, 1, 1, o]),
+            None => y,
+        };
+        y.permute([0, 3, 1, 2])
+    } else {
+        match bias {
+            Some(b) => y + b.cast(dtype).reshape([1, o, 1, 1]),
+            None => y,
+        }
+    }
+}
+
+/// Whether a convolution from `c` to `o` channels runs channels-last: where both are
+/// multiples of 8, the shapes cuDNN's tensor-core kernels take. Otherwise NCHW, which was
+/// faster for the Wan VAE's 96 → 3 output convolution (19.6 ms NCHW, 38.0 ms channels-last
+/// on an H100, docs/perf.md).
+fn channels_last(c: usize, o: usize) -> bool {
+    c.is_multiple_of(8) && o.is_multiple_of(8)
 }
 
 /// One convolution's shapes and options (the key of the algorithm cache).
@@ -133,6 +154,8 @@ struct Problem {
     stride: [i32; 2],
     pad: [i32; 2],
     bf16: bool,
+    /// Channels-last tensors (else NCHW).
+    nhwc: bool,
 }
 
 fn handle() -> Result<sys::cudnnHandle_t, String> {
@@ -169,7 +192,11 @@ impl Problem {
         } else {
             sys::cudnnDataType_t::CUDNN_DATA_FLOAT
         };
-        let nhwc = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NHWC;
+        let format = if self.nhwc {
+            sys::cudnnTensorFormat_t::CUDNN_TENSOR_NHWC
+        } else {
+            sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW
+        };
         let xd = dnn::create_tensor_descriptor().map_err(e("descriptor"))?;
         let yd = dnn::create_tensor_descriptor().map_err(e("descriptor"))?;
         let wd = dnn::create_filter_descriptor().map_err(e("descriptor"))?;
@@ -179,10 +206,11 @@ impl Problem {
         let result = unsafe {
             (|| -> Result<(), String> {
                 dnn::set_stream(handle, stream as sys::cudaStream_t).map_err(e("stream"))?;
-                // Dimensions in NCHW order, memory channels-last (a filter's NHWC is KRSC).
-                dnn::set_tensor4d_descriptor(xd, nhwc, dtype, self.x).map_err(e("x"))?;
-                dnn::set_tensor4d_descriptor(yd, nhwc, dtype, self.y).map_err(e("y"))?;
-                dnn::set_filter4d_descriptor(wd, dtype, nhwc, self.w).map_err(e("w"))?;
+                // Dimensions in NCHW order whatever the memory layout (a filter's NHWC is
+                // KRSC).
+                dnn::set_tensor4d_descriptor(xd, format, dtype, self.x).map_err(e("x"))?;
+                dnn::set_tensor4d_descriptor(yd, format, dtype, self.y).map_err(e("y"))?;
+                dnn::set_filter4d_descriptor(wd, dtype, format, self.w).map_err(e("w"))?;
                 dnn::set_convolution2d_descriptor(
                     cd,
                     self.pad[0],

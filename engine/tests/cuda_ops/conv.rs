@@ -11,9 +11,11 @@ fn cudnn_convolutions_match_burns_in_f32_and_bf16() {
     let device = Default::default();
     let normal = Distribution::Normal(0.0, 1.0);
     // (x, w, stride, pad): a Wan VAE 3×3 over three folded time taps at a 60×104 latent
-    // scale, a stride-2 downsample without padding, a 1×1 projection, odd sizes.
+    // scale, a stride-2 downsample without padding, a 1×1 projection (these channels-last),
+    // odd sizes and the VAE's 3-channel output convolution (these NCHW).
     for (xs, ws, stride, pad) in [
         ([2, 288, 60, 104], [96, 288, 3, 3], [1, 1], [1, 1]),
+        ([1, 288, 48, 80], [3, 288, 3, 3], [1, 1], [1, 1]),
         ([1, 32, 61, 105], [32, 32, 3, 3], [2, 2], [0, 0]),
         ([3, 64, 30, 52], [192, 64, 1, 1], [1, 1], [0, 0]),
         ([1, 3, 17, 23], [5, 3, 3, 3], [1, 1], [1, 1]),
