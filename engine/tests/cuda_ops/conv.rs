@@ -40,6 +40,8 @@ fn cudnn_convolutions_match_burns_in_f32_and_bf16() {
                 stride,
                 pad,
             );
+            assert_eq!(plain.dims(), bias_free.dims());
+            assert_eq!(plain.dtype(), dtype);
             let err = relative_error(plain, bias_free.clone());
             assert!(err <= 1e-2, "{dtype:?} {xs:?} * {ws:?} without bias: {err}");
             let ours = conv::conv2d(

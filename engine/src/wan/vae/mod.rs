@@ -314,7 +314,7 @@ fn conv_bias<B: Backend>(
 ) -> Tensor<B, 4> {
     let device = x.device();
     #[cfg(feature = "cuda")]
-    let x = {
+    let x = if crate::cuda::is_cuda::<B>() && crate::cuda::enabled() {
         let fused = stage::<B, _>(
             &device,
             || format!("{} + bias", label()),
@@ -324,6 +324,8 @@ fn conv_bias<B: Backend>(
             Ok(y) => return y,
             Err(x) => x,
         }
+    } else {
+        x
     };
     let y = stage::<B, _>(&device, &label, || conv2d(x, w, None, stride, pad));
     stage::<B, _>(&device, || "bias add".into(), || add_bias(y, bias))
