@@ -90,9 +90,9 @@ pub fn report(runs: usize) -> Option<String> {
         return None;
     }
     rows.sort_by(|a, b| b.1.1.cmp(&a.1.1).then_with(|| a.0.cmp(&b.0)));
-    let sum: f64 = rows.iter().map(|r| r.1.1.as_secs_f64()).sum();
-    let sum_ms = sum * 1e3 / runs.max(1) as f64;
     let runs = runs.max(1);
+    let sum: f64 = rows.iter().map(|r| r.1.1.as_secs_f64()).sum();
+    let sum_ms = sum * 1e3 / runs as f64;
     let mut out =
         format!("| stage (per run, {runs} runs) | calls | ms | share |\n|---|---|---|---|\n");
     for (label, (calls, took)) in rows {

@@ -123,18 +123,17 @@ pub fn conv2d(
         });
         y
     });
-    if problem.nhwc {
-        let y = match bias {
-            Some(b) => y + b.cast(dtype).reshape([1, 1, 1, o]),
-            None => y,
-        };
-        y.permute([0, 3, 1, 2])
+    // The bias along the channel axis of y's layout, then y as NCHW.
+    let (bias_shape, to_nchw) = if problem.nhwc {
+        ([1, 1, 1, o], [0, 3, 1, 2])
     } else {
-        match bias {
-            Some(b) => y + b.cast(dtype).reshape([1, o, 1, 1]),
-            None => y,
-        }
-    }
+        ([1, o, 1, 1], [0, 1, 2, 3])
+    };
+    let y = match bias {
+        Some(b) => y + b.cast(dtype).reshape(bias_shape),
+        None => y,
+    };
+    y.permute(to_nchw)
 }
 
 /// Whether a convolution from `c` to `o` channels runs channels-last: where both are

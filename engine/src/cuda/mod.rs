@@ -72,10 +72,7 @@ pub fn linear<B: Backend>(
     if !bf16 || !enabled() || !gemm::available() {
         return Err(x);
     }
-    let (Some(w), Ok(b)) = (
-        as_cuda(w_t.clone()),
-        bias.map(|b| as_cuda(b.clone()).ok_or(())).transpose(),
-    ) else {
+    let (Some(w), Ok(b)) = (as_cuda(w_t.clone()), as_cuda_opt(bias)) else {
         return Err(x);
     };
     let x = as_cuda(x).expect("x has the weight's backend");
@@ -111,7 +108,7 @@ pub fn linear_fp8<B: Backend>(
     let (Some(c), Some(s), Ok(b)) = (
         as_cuda(codes.clone()),
         as_cuda(w_scale.clone()),
-        bias.map(|b| as_cuda(b.clone()).ok_or(())).transpose(),
+        as_cuda_opt(bias),
     ) else {
         return Err(x);
     };
@@ -134,6 +131,14 @@ where
 {
     let any: Box<dyn Any> = Box::new(t);
     any.downcast::<Tensor<gemm::Cuda, D, K>>().ok().map(|t| *t)
+}
+
+/// An optional tensor (a bias) through [`as_cuda`]: `Ok(None)` for none, `Err(())` when there
+/// is one and `B` is not burn's CUDA backend.
+fn as_cuda_opt<B: Backend, const D: usize>(
+    t: Option<&Tensor<B, D>>,
+) -> Result<Option<Tensor<gemm::Cuda, D>>, ()> {
+    t.map(|t| as_cuda(t.clone()).ok_or(())).transpose()
 }
 
 /// Attention through the fused kernel of [`attention`] when `B` is burn's CUDA backend, the
@@ -197,11 +202,8 @@ pub fn conv2d<B: Backend>(
     if !enabled() || !conv::available() {
         return Err(x);
     }
-    let (Some(cx), Some(cw), Ok(cb)) = (
-        as_cuda(x.clone()),
-        as_cuda(w.clone()),
-        bias.map(|b| as_cuda(b.clone()).ok_or(())).transpose(),
-    ) else {
+    let (Some(cx), Some(cw), Ok(cb)) = (as_cuda(x.clone()), as_cuda(w.clone()), as_cuda_opt(bias))
+    else {
         return Err(x);
     };
     if cb.as_ref().is_some_and(|b| b.dims() != [cw.dims()[0]]) {
