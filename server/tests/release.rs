@@ -1,5 +1,6 @@
-//! A viewer that goes away releases its stream promptly: a clean close within 2 s, a peer
-//! that vanishes (its sockets gone, nothing sent) within 10 s, threads back to where they were.
+//! A viewer that goes away releases its stream promptly: a clean close within 2 s (with or
+//! without a data channel), a peer that vanishes (its sockets gone, nothing sent) within 10 s,
+//! threads back to where they were.
 
 mod common;
 
@@ -126,6 +127,38 @@ async fn peers_that_close_release_their_streams_within_two_seconds(pool: SqliteP
     // A stream leaves the registry after its threads are joined: none is left.
     assert_eq!(stream_threads(), 0);
     drop(clients);
+}
+
+/// A viewer that closes before its data channel opened sends no channel close; its DTLS
+/// `close_notify` alone ends the stream (the connection state stays `connected`: without the
+/// server looking, ICE's timeouts would hold it about 7 s).
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_viewer_without_a_data_channel_that_closes_is_released_within_two_seconds(
+    pool: SqlitePool,
+) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (_dir, api, streams) = setup(pool).await;
+    let (mut c, sdp) = Client::offer_with_unannounced_channel(true).await;
+    let r = api
+        .post(
+            "/api/v1/webrtc/offer",
+            None,
+            json!({"sdp": sdp, "type": "offer"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    c.complete(&r.body, T).await;
+    let sender = c.stream(
+        vec![Frame::new(64, 64, vec![60; 64 * 64 * 3]).unwrap()],
+        15.0,
+    );
+    c.next_frame(T).await;
+    assert_eq!(streams.len(), 1);
+    sender.abort();
+    let _ = c.pc.close().await;
+    let took = emptied(&streams, Duration::from_secs(2)).await;
+    eprintln!("a viewer with no data channel released in {took:?}");
+    assert_eq!(stream_threads(), 0);
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]

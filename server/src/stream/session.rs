@@ -20,7 +20,9 @@ use engine::pipeline::{
     params::{ParamSpec, Params},
 };
 use rtc::{
-    peer_connection::configuration::media_engine::MIME_TYPE_H264,
+    peer_connection::{
+        configuration::media_engine::MIME_TYPE_H264, transport::RTCDtlsTransportState,
+    },
     rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind},
 };
 use std::{
@@ -44,6 +46,7 @@ use webrtc::{
         PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceServer,
         RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
     },
+    rtp_transceiver::RtpSender,
 };
 
 /// How long ICE gathering may take before the answer is sent anyway.
@@ -64,6 +67,10 @@ const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
 const ICE_FAILED: Duration = Duration::from_secs(4);
 const ICE_KEEPALIVE: Duration = Duration::from_secs(1);
+/// How often the stream looks whether the viewer closed the connection (a DTLS
+/// `close_notify`). A viewer that closes before its data channel is open sends nothing else:
+/// without this look its stream would wait for the ICE timeouts above.
+const CLOSE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
@@ -165,16 +172,7 @@ pub async fn start(
         .map_err(internal("peer connection"))?;
     let pc: Arc<dyn PeerConnection> = Arc::new(pc);
     match negotiate(&pc, offer, &mut events).await {
-        Ok((answer, track, ssrc, payload_type, early)) => Ok(launch(
-            ctx,
-            pc,
-            events,
-            early,
-            track,
-            ssrc,
-            payload_type,
-            answer,
-        )),
+        Ok((answer, output, early)) => Ok(launch(ctx, pc, events, early, output, answer)),
         Err(e) => {
             let _ = pc.close().await;
             Err(e)
@@ -182,13 +180,17 @@ pub async fn start(
     }
 }
 
-type Negotiated = (
-    String,
-    Arc<TrackLocalStaticSample>,
-    u32,
-    u8,
-    VecDeque<PeerEvent>,
-);
+/// The answer, the output's pieces, the peer events that came before the stream started.
+type Negotiated = (String, Output, VecDeque<PeerEvent>);
+
+/// The stream's outgoing video.
+struct Output {
+    track: Arc<TrackLocalStaticSample>,
+    /// Its sender: the sender's DTLS transport tells when the viewer closed the connection.
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    payload_type: u8,
+}
 
 async fn negotiate(
     pc: &Arc<dyn PeerConnection>,
@@ -258,7 +260,13 @@ async fn negotiate(
         .await
         .ok_or_else(|| StartError::Internal("no local description".into()))?
         .sdp;
-    Ok((answer, track, ssrc, payload_type, early))
+    let output = Output {
+        track,
+        sender,
+        ssrc,
+        payload_type,
+    };
+    Ok((answer, output, early))
 }
 
 fn rand_ssrc() -> u32 {
@@ -282,9 +290,7 @@ fn launch(
     pc: Arc<dyn PeerConnection>,
     events: mpsc::UnboundedReceiver<PeerEvent>,
     early: VecDeque<PeerEvent>,
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
+    output: Output,
     answer: String,
 ) -> (Arc<SessionHandle>, String) {
     let spec = ctx.loaded.spec().clone();
@@ -336,7 +342,7 @@ fn launch(
             }
         }),
     );
-    let output = spawn_output(
+    let output_thread = spawn_output(
         &short,
         spec.input == InputKind::Video,
         frames_rx,
@@ -350,7 +356,7 @@ fn launch(
         }),
     );
     let mut start_error = None;
-    for t in [processor, output] {
+    for t in [processor, output_thread] {
         match t {
             Ok(t) => threads.push(t),
             Err(e) => start_error = Some(format!("cannot start a stream thread: {e}")),
@@ -371,9 +377,7 @@ fn launch(
         stats,
         params,
         system_metrics: ctx.system_metrics,
-        track,
-        ssrc,
-        payload_type,
+        output,
         history: ctx.history,
         started: Instant::now(),
         latency: (0.0, 0),
@@ -400,9 +404,7 @@ struct Control {
     stats: Arc<StreamStats>,
     params: Arc<Mutex<Params>>,
     system_metrics: Arc<dyn Fn() -> SystemFigures + Send + Sync>,
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
+    output: Output,
     history: Option<super::history::HistoryLog>,
     started: Instant,
     /// Sum and count of the latency samples taken each metrics tick.
@@ -428,15 +430,15 @@ impl Control {
     ) {
         let (connected_tx, connected_rx) = watch::channel(false);
         tokio::spawn(write_output(
-            Arc::clone(&self.track),
-            self.ssrc,
-            self.payload_type,
+            Arc::clone(&self.output.track),
+            self.output.ssrc,
+            self.output.payload_type,
             encoded,
             connected_rx,
             Arc::clone(&self.stats),
         ));
         tokio::spawn(watch_keyframe_requests(
-            Arc::clone(&self.track),
+            Arc::clone(&self.output.track),
             Arc::clone(&workers.keyframe),
         ));
         let mut channel: Option<Arc<dyn DataChannel>> = None;
@@ -444,6 +446,7 @@ impl Control {
         // goes) ends the stream at once.
         let (channel_closed_tx, mut channel_closed) = mpsc::unbounded_channel::<()>();
         let mut ticker = tokio::time::interval(METRICS_INTERVAL);
+        let mut close_check = tokio::time::interval(CLOSE_CHECK_INTERVAL);
         let mut ticks = 0u64;
         let mut error: Option<String> = start_error;
         if error.is_none() {
@@ -464,6 +467,14 @@ impl Control {
                             tracing::info!(session = %self.id, "the viewer closed the data channel");
                             channel = None;
                             break;
+                        }
+                        _ = close_check.tick() => {
+                            if self.viewer_closed().await {
+                                tracing::info!(session = %self.id, "the viewer closed the connection");
+                                channel = None;
+                                break;
+                            }
+                            None
                         }
                         _ = ticker.tick() => {
                             ticks += 1;
@@ -552,6 +563,15 @@ impl Control {
         }
         on_finished(&self.id);
         let _ = finished.send(true);
+    }
+
+    /// Whether the viewer closed the connection: its DTLS `close_notify` closed the transport
+    /// (the peer-connection state stays `connected` then; only ICE's timeouts would end it).
+    async fn viewer_closed(&self) -> bool {
+        match self.output.sender.transport().await {
+            Ok(Some(dtls)) => matches!(dtls.state().await, Ok(RTCDtlsTransportState::Closed)),
+            _ => false,
+        }
     }
 
     /// Frames out, mean output FPS since the start, mean of the latency samples (0.1).

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use engine::frame::Frame;
 use rtc::{
+    data_channel::RTCDataChannelInit,
     media::Sample,
     rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication,
     rtp_transceiver::{
@@ -128,6 +129,25 @@ impl Client {
     /// `reactor_threads > 0` (such a connection stops without a word when dropped:
     /// [`Client::vanish`]).
     pub async fn offer_on(send_video: bool, reactor_threads: usize) -> (Self, String) {
+        Self::build(send_video, reactor_threads, None).await
+    }
+
+    /// As [`Client::offer`], its data channel never announced to the server (negotiated out
+    /// of band, which the server does not do): to the server this viewer has no data channel,
+    /// as one that leaves before its channel opens.
+    pub async fn offer_with_unannounced_channel(send_video: bool) -> (Self, String) {
+        let init = RTCDataChannelInit {
+            negotiated: Some(1),
+            ..Default::default()
+        };
+        Self::build(send_video, 0, Some(init)).await
+    }
+
+    async fn build(
+        send_video: bool,
+        reactor_threads: usize,
+        channel_init: Option<RTCDataChannelInit>,
+    ) -> (Self, String) {
         let (engine, registry) = media_engine_and_interceptors().unwrap();
         let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
         let (state_tx, states) = mpsc::unbounded_channel();
@@ -181,7 +201,10 @@ impl Client {
             .unwrap();
             None
         };
-        let channel = pc.create_data_channel("parameters", None).await.unwrap();
+        let channel = pc
+            .create_data_channel("parameters", channel_init)
+            .await
+            .unwrap();
         let (msg_tx, messages) = mpsc::unbounded_channel();
         {
             let channel = Arc::clone(&channel);
