@@ -91,6 +91,27 @@ def main():
         for frames in (12, 21):
             kv = torch.randn(1, 12, frames * (h // 2) * (w // 2), 128, device=dev, dtype=dt)
             rows.append((f"attention SDPA q {L} kv {kv.shape[2]}", timed(lambda: sdpa(qh, kv, kv), a.iters)))
+            if frames == 12:
+                # Which of PyTorch's fused backends the default picks: each alone, same call.
+                from torch.nn.attention import SDPBackend, sdpa_kernel
+
+                for name, backend in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
+                    def only(backend=backend):
+                        with sdpa_kernel(backend):
+                            return sdpa(qh, kv, kv)
+                    try:
+                        rows.append((f"attention SDPA ({name} backend) q {L} kv {kv.shape[2]}", timed(only, a.iters)))
+                    except RuntimeError as e:
+                        print(f"note: SDPA's {name} backend: {e}".splitlines()[0])
+            if frames == 21:
+                # LongLive's window as its code reads it: the 3-frame sink and the last 9 frames
+                # concatenated, then SDPA.
+                pf = (h // 2) * (w // 2)
+                def window():
+                    k2 = torch.cat([kv[:, :, : 3 * pf], kv[:, :, 12 * pf :]], 2)
+                    v2 = torch.cat([kv[:, :, : 3 * pf], kv[:, :, 12 * pf :]], 2)
+                    return sdpa(qh, k2, v2)
+                rows.append((f"attention SDPA q {L} kv sink {3 * pf} + window {9 * pf} (cat first)", timed(window, a.iters)))
             del kv
         # The DiT's linear layers (cuBLAS through F.linear; the engine's rows: burn matmul, cuBLASLt).
         for k_in, n_out in [(1536, 1536), (1536, 8960), (8960, 1536)]:

@@ -60,10 +60,15 @@ fi
 [ -n "${SKIP_TORCH:-}" ] || python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 10 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.md"
 # The engine keeps kernels and autotune results where --kernel-cache says (here a folder of
 # its own, so cubecl's ./target default cannot pass for it); a second bench reuses them.
+# FLASH_KERNELS (e.g. "wide cudnn") benches the CUDA ops once per attention kernel
+# (HANZO_LIVE_FLASH_KERNEL); files of a kernel other than the default wide one are suffixed.
 for ops in $(case "${CUDA_OPS:-both}" in 0) echo 0 ;; 1) echo 1 ;; *) echo 0 1 ;; esac); do
-  HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
-    --quantization $([ "$ops" = 1 ] && echo fp8_e4m3fn || echo none) --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops.json" 2>&1 |
-    tee "$OUT/burn_ops$ops.md"
+  for fk in $([ "$ops" = 1 ] && echo "${FLASH_KERNELS:-wide}" || echo wide); do
+    sfx=$([ "$fk" = wide ] || echo "_$fk")
+    HANZO_LIVE_FLASH_KERNEL=$fk HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
+      --quantization $([ "$ops" = 1 ] && echo fp8_e4m3fn || echo none) --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops$sfx.json" 2>&1 |
+      tee "$OUT/burn_ops$ops$sfx.md"
+  done
 done
 echo "kernel cache: $(find /tmp/kernels/autotune -type f 2>/dev/null | wc -l) autotune files, $(find /tmp/kernels/cuda -type f 2>/dev/null | wc -l) compiled-kernel files" |
   tee "$OUT/kernel_cache.txt"

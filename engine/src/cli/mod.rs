@@ -862,6 +862,36 @@ impl WithBackend for BenchJob {
                         }),
                     ));
                 }
+                // LongLive's window read in place from a 21-frame cache: the 3-frame sink
+                // and the last 9 frames (two spans).
+                if kv_frames == 21 {
+                    let spans = [0..3 * per_frame, 12 * per_frame..lk];
+                    for kernel in [
+                        crate::cuda::attention::FlashKernel::Wide,
+                        crate::cuda::attention::FlashKernel::Cudnn,
+                    ] {
+                        rows.push((
+                            format!(
+                                "attention flash {kernel:?} (CUDA) q {l} kv sink {} + window {}",
+                                spans[0].len(),
+                                spans[1].len()
+                            ),
+                            time(self.iters, || {
+                                let _ = crate::cuda::attention::flash_attention_with(
+                                    kernel,
+                                    qc.clone(),
+                                    kv.clone(),
+                                    kv.clone(),
+                                    &spans,
+                                );
+                                sync(&device)
+                            }),
+                        ));
+                    }
+                }
+            }
+            if let Some(why) = crate::cuda::attention::cudnn_fallback() {
+                println!("note: the Cudnn rows ran the wide kernel: {why}");
             }
         }
         drop((x, q, qh));

@@ -7,10 +7,16 @@
 //! `[B, L, H, d]` projection seen as `[B, H, L, d]`) without copies; the output is written as
 //! `[B, Lq, H, d]`, the layout the output projection reads, and handed back as its
 //! `[B, H, Lq, d]` view.
+//!
+//! [`FlashKernel::Cudnn`] hands the same call to cuDNN's fused flash-attention engine
+//! ([`super::sdpa`]); two key spans are attended apart and merged by their softmax
+//! statistics. Where cuDNN is missing or has no engine for a shape, the wide kernel runs
+//! instead ([`cudnn_fallback`] says why).
 
 use super::{
     gemm::Cuda,
-    op::{Arg, Cube, Module, custom, empty, fused, launch_shared, on_device},
+    op::{Arg, Cube, Module, custom, empty, fused, launch_shared, on_device_with},
+    sdpa,
 };
 use burn::tensor::{DType, Tensor};
 use burn_cubecl::kernel::into_contiguous;
@@ -67,17 +73,21 @@ pub enum FlashKernel {
     /// 128 queries per block, two 16-row tiles per warp sharing every K and V fragment,
     /// double-buffered key tiles of 32.
     Wide,
+    /// cuDNN's fused flash-attention engine (not a kernel of the source; the wide kernel
+    /// where cuDNN has none).
+    Cudnn,
 }
 
 impl FlashKernel {
     /// Every kernel, for tests and benchmarks.
-    pub const ALL: [FlashKernel; 3] = [
+    pub const ALL: [FlashKernel; 4] = [
         FlashKernel::Reference,
         FlashKernel::Pipelined,
         FlashKernel::Wide,
+        FlashKernel::Cudnn,
     ];
 
-    /// `HANZO_LIVE_FLASH_KERNEL=reference|pipelined|wide` picks one; the default is
+    /// `HANZO_LIVE_FLASH_KERNEL=reference|pipelined|wide|cudnn` picks one; the default is
     /// [`FlashKernel::Wide`], the fastest on an H100 (15–25 % below the pipelined kernel at
     /// every benched shape, docs/perf.md). Read once.
     pub fn from_env() -> Self {
@@ -86,6 +96,7 @@ impl FlashKernel {
             || match std::env::var("HANZO_LIVE_FLASH_KERNEL").as_deref() {
                 Ok("reference") => FlashKernel::Reference,
                 Ok("pipelined") => FlashKernel::Pipelined,
+                Ok("cudnn") => FlashKernel::Cudnn,
                 _ => FlashKernel::Wide,
             },
         )
@@ -95,7 +106,7 @@ impl FlashKernel {
         match self {
             FlashKernel::Reference => "flash_attention_d128",
             FlashKernel::Pipelined => "flash_attention_d128_pipelined",
-            FlashKernel::Wide => "flash_attention_d128_wide",
+            FlashKernel::Wide | FlashKernel::Cudnn => "flash_attention_d128_wide",
         }
     }
 
@@ -103,7 +114,7 @@ impl FlashKernel {
     fn block_m(self) -> usize {
         match self {
             FlashKernel::Reference | FlashKernel::Pipelined => 64,
-            FlashKernel::Wide => 128,
+            FlashKernel::Wide | FlashKernel::Cudnn => 128,
         }
     }
 
@@ -112,7 +123,7 @@ impl FlashKernel {
     fn shared(self) -> u32 {
         match self {
             FlashKernel::Reference | FlashKernel::Pipelined => 0,
-            FlashKernel::Wide => ((128 + 4 * 32) * 136 * 2) as u32,
+            FlashKernel::Wide | FlashKernel::Cudnn => ((128 + 4 * 32) * 136 * 2) as u32,
         }
     }
 }
@@ -208,7 +219,6 @@ fn attend(q: Cube, k: Cube, v: Cube, keys: Keys, kernel: FlashKernel) -> Cube {
         q.meta.shape()[2],
         q.meta.shape()[3],
     );
-    let lk = keys.lk;
     let o = empty(&q, [b, lq, h, d], DType::BF16);
     if lq == 0 || b == 0 || h == 0 {
         return o;
@@ -219,42 +229,257 @@ fn attend(q: Cube, k: Cube, v: Cube, keys: Keys, kernel: FlashKernel) -> Cube {
     };
     // o as [B, H, Lq, d]: batch, head and row strides of the [B, Lq, H, d] buffer.
     let o_strides = [(lq * h * d) as i64, d as i64, (h * d) as i64];
-    let all = [strides(&q), strides(&k), strides(&v), o_strides];
-    let scale_log2 = std::f32::consts::LOG2_E / (d as f32).sqrt();
-    let grid = (lq.div_ceil(kernel.block_m()) as u32, h as u32, b as u32);
-    let shared = kernel.shared();
-    on_device(&[&o, &q, &k, &v], move |p, stream| {
+    let call = Call {
+        b,
+        h,
+        lq,
+        d,
+        keys,
+        strides: [strides(&q), strides(&k), strides(&v), o_strides],
+    };
+    if kernel != FlashKernel::Cudnn {
+        on_device_with(&[&o, &q, &k, &v], 0, move |p, stream| {
+            // SAFETY: live buffers of the call's shapes and strides on cubecl's stream and
+            // device thread.
+            unsafe { call.launch(kernel, p[0], p[1], p[2], p[3], stream) }
+        });
+        return o;
+    }
+    // cuDNN: one span straight into o; two spans into o and a second output, merged into o
+    // by their statistics. Its tensors take no batch stride of 0 where the batch is larger
+    // than 1: an expanded K or V (the cross-attention's, batch 1 for the stream batch's 2–4)
+    // is copied first (a few hundred rows).
+    let [k, v] = [k, v].map(|t| {
+        if b > 1 && t.meta.strides()[0] == 0 {
+            into_contiguous(t)
+        } else {
+            t
+        }
+    });
+    let mut call = call;
+    call.strides[1] = strides(&k);
+    call.strides[2] = strides(&v);
+    if b == 1 {
+        // A batch of one: any batch stride past the last element will do.
+        for (s, rows) in call.strides.iter_mut().zip([lq, keys.lk, keys.lk, lq]) {
+            if s[0] == 0 {
+                s[0] = (s[1] * h as i64)
+                    .max(s[2] * (rows + keys.off0.max(keys.off1)) as i64)
+                    .max(d as i64);
+            }
+        }
+    }
+    let two = keys.split < keys.lk;
+    let mut scratch = vec![];
+    if two {
+        scratch.push(empty(&q, [b, lq, h, d], DType::BF16));
+        scratch.push(empty(&q, [2, b, h, lq], DType::F32));
+    }
+    let mut tensors = vec![&o, &q, &k, &v];
+    tensors.extend(scratch.iter());
+    on_device_with(&tensors, sdpa::WORKSPACE, move |p, stream| {
+        let (o, q, k, v) = (p[0], p[1], p[2], p[3]);
+        let workspace = *p.last().expect("a workspace");
+        let scratch = two.then(|| (p[4], p[5]));
+        // SAFETY: as above, the scratch buffers of the sizes made for them.
+        let done = unsafe { call.cudnn(o, q, k, v, scratch, workspace, stream) };
+        match done {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                note_fallback(e);
+                // SAFETY: as above.
+                unsafe { call.launch(FlashKernel::Wide, o, q, k, v, stream) }
+            }
+        }
+    });
+    o
+}
+
+/// Why cuDNN's attention last fell back to the wide kernel (`None`: it never did).
+pub fn cudnn_fallback() -> Option<String> {
+    fallbacks()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+fn fallbacks() -> &'static std::sync::Mutex<Option<String>> {
+    static WHY: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    &WHY
+}
+
+fn note_fallback(why: String) {
+    let mut last = fallbacks().lock().unwrap_or_else(|p| p.into_inner());
+    if last.as_deref() != Some(why.as_str()) {
+        tracing::warn!("cuDNN attention unavailable, the wide kernel runs instead: {why}");
+        *last = Some(why);
+    }
+}
+
+const MERGE: &str = "attention_merge_d128";
+
+/// One attention call's shapes, strides and keys.
+#[derive(Clone, Copy, Debug)]
+struct Call {
+    b: usize,
+    h: usize,
+    lq: usize,
+    d: usize,
+    keys: Keys,
+    /// Batch, head and row strides of q, k, v and o (o's of its [B, Lq, H, d] buffer).
+    strides: [[i64; 3]; 4],
+}
+
+impl Call {
+    /// Launches one of the source's kernels.
+    ///
+    /// # Safety
+    /// Live device buffers of the call's shapes and strides, cubecl's stream, on its device
+    /// thread.
+    unsafe fn launch(
+        &self,
+        kernel: FlashKernel,
+        o: u64,
+        q: u64,
+        k: u64,
+        v: u64,
+        stream: u64,
+    ) -> Result<(), String> {
+        let p = [o, q, k, v];
         if p.iter().any(|x| x % 16 != 0) {
             return Err(format!(
                 "flash attention needs 16-byte aligned buffers, got {p:x?}"
             ));
         }
+        let keys = self.keys;
         let mut args = vec![
-            Arg::Ptr(p[1]),
-            Arg::Ptr(p[2]),
-            Arg::Ptr(p[3]),
-            Arg::Ptr(p[0]),
-            Arg::I32(h as i32),
-            Arg::I32(lq as i32),
-            Arg::I32(lk as i32),
+            Arg::Ptr(q),
+            Arg::Ptr(k),
+            Arg::Ptr(v),
+            Arg::Ptr(o),
+            Arg::I32(self.h as i32),
+            Arg::I32(self.lq as i32),
+            Arg::I32(keys.lk as i32),
         ];
-        args.extend(all.iter().flatten().map(|s| Arg::I64(*s)));
+        args.extend(self.strides.iter().flatten().map(|s| Arg::I64(*s)));
         args.extend([keys.split, keys.off0, keys.off1].map(|x| Arg::I32(x as i32)));
-        args.push(Arg::F32(scale_log2));
-        // SAFETY: live cubecl buffers of the sizes the shapes and strides describe, cubecl's
-        // stream for the output, on cubecl's device thread; the arguments in the kernel's
-        // order and types.
+        args.push(Arg::F32(std::f32::consts::LOG2_E / (self.d as f32).sqrt()));
+        let grid = (
+            self.lq.div_ceil(kernel.block_m()) as u32,
+            self.h as u32,
+            self.b as u32,
+        );
+        // SAFETY: as the caller promises; the arguments in the kernel's order and types.
         unsafe {
             launch_shared(
                 &MODULE,
                 kernel.entry(),
                 grid,
                 (128, 1, 1),
-                shared,
+                kernel.shared(),
                 stream,
                 &args,
             )
         }
-    });
-    o
+    }
+
+    /// The attention by cuDNN: one span into `o`; two spans into `o` and `scratch`'s second
+    /// output (`[B, Lq, H, d]` bf16), with their statistics (`[2, B, H, Lq]` f32), then merged
+    /// into `o`.
+    ///
+    /// # Safety
+    /// As [`Call::launch`], and `workspace` of [`sdpa::WORKSPACE`] bytes.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn cudnn(
+        &self,
+        o: u64,
+        q: u64,
+        k: u64,
+        v: u64,
+        scratch: Option<(u64, u64)>,
+        workspace: u64,
+        stream: u64,
+    ) -> Result<(), String> {
+        let keys = self.keys;
+        let scale = 1.0 / (self.d as f32).sqrt();
+        let [_, sk, sv, _] = self.strides;
+        // A span of `len` keys (its rows found through the pointers below).
+        let span = |len: usize, stats: bool| sdpa::Problem {
+            b: self.b as i64,
+            h: self.h as i64,
+            lq: self.lq as i64,
+            lk: len as i64,
+            d: self.d as i64,
+            strides: self.strides,
+            stats,
+        };
+        // Row `row` of a bf16 K or V.
+        let at =
+            |base: u64, stride: &[i64; 3], row: usize| base + (row as i64 * stride[2] * 2) as u64;
+        let first = span(keys.split, scratch.is_some());
+        match scratch {
+            None => {
+                // SAFETY: as the caller promises.
+                unsafe {
+                    first.run(
+                        q,
+                        at(k, &sk, keys.off0),
+                        at(v, &sv, keys.off0),
+                        o,
+                        None,
+                        scale,
+                        workspace,
+                        stream,
+                    )
+                }
+            }
+            Some((o2, stats)) => {
+                let second = span(keys.lk - keys.split, true);
+                let rows = (self.b * self.h * self.lq) as u64;
+                // SAFETY: as the caller promises; the statistics buffer holds two of
+                // `rows` f32.
+                unsafe {
+                    first.run(
+                        q,
+                        at(k, &sk, keys.off0),
+                        at(v, &sv, keys.off0),
+                        o,
+                        Some(stats),
+                        scale,
+                        workspace,
+                        stream,
+                    )?;
+                    second.run(
+                        q,
+                        at(k, &sk, keys.off1),
+                        at(v, &sv, keys.off1),
+                        o2,
+                        Some(stats + rows * 4),
+                        scale,
+                        workspace,
+                        stream,
+                    )?;
+                    let args = [
+                        Arg::Ptr(o),
+                        Arg::Ptr(stats),
+                        Arg::Ptr(o2),
+                        Arg::Ptr(stats + rows * 4),
+                        Arg::Ptr(o),
+                        Arg::I32(self.b as i32),
+                        Arg::I32(self.h as i32),
+                        Arg::I32(self.lq as i32),
+                    ];
+                    launch_shared(
+                        &MODULE,
+                        MERGE,
+                        (rows.div_ceil(4) as u32, 1, 1),
+                        (128, 1, 1),
+                        0,
+                        stream,
+                        &args,
+                    )
+                }
+            }
+        }
+    }
 }

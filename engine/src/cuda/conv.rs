@@ -16,10 +16,11 @@
 //! fastest cuDNN measures for the shape at its first use (`cudnnFindConvolutionForwardAlgorithmEx`,
 //! within a fixed workspace; its heuristic's choice where measuring fails), cached.
 //!
-//! libcudnn is loaded at first use (cudarc's dynamic loading: `libcudnn.so.9` through the
-//! dynamic linker's search path, e.g. the `nvidia-cudnn` wheel's `lib` that PyTorch ships).
+//! libcudnn is loaded at first use ([`super::dnn`]).
 
+pub use super::dnn::available;
 use super::{
+    dnn::handle,
     gemm::Cuda,
     op::{Cube, contiguous, custom, empty, fused, on_device_with},
 };
@@ -33,13 +34,6 @@ use std::{
 
 /// Scratch memory a convolution may use (algorithms needing more are passed over).
 const WORKSPACE: usize = 64 << 20;
-
-/// Whether libcudnn can be loaded here.
-pub fn available() -> bool {
-    static PRESENT: OnceLock<bool> = OnceLock::new();
-    // SAFETY: only tries to open the library.
-    *PRESENT.get_or_init(|| unsafe { sys::is_culib_present() })
-}
 
 /// Whether [`conv2d`] takes these: f32 or bf16 alike, `[N, C, H, W]` by `[O, C, kh, kw]`.
 pub fn supports(x: &Tensor<Cuda, 4>, w: &Tensor<Cuda, 4>) -> bool {
@@ -140,7 +134,7 @@ pub fn conv2d(
 /// multiples of 8, the shapes cuDNN's tensor-core kernels take. Otherwise NCHW, which was
 /// faster for the Wan VAE's 96 → 3 output convolution (19.6 ms NCHW, 38.0 ms channels-last
 /// on an H100, docs/perf.md).
-fn channels_last(c: usize, o: usize) -> bool {
+pub(crate) fn channels_last(c: usize, o: usize) -> bool {
     c.is_multiple_of(8) && o.is_multiple_of(8)
 }
 
@@ -155,18 +149,6 @@ struct Problem {
     bf16: bool,
     /// Channels-last tensors (else NCHW).
     nhwc: bool,
-}
-
-fn handle() -> Result<sys::cudnnHandle_t, String> {
-    static HANDLE: OnceLock<Result<usize, String>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            dnn::create_handle()
-                .map(|h| h as usize)
-                .map_err(|e| format!("cuDNN: {e:?}"))
-        })
-        .clone()
-        .map(|h| h as sys::cudnnHandle_t)
 }
 
 /// The algorithm and the math type it was proposed with, per problem.

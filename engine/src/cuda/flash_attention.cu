@@ -486,3 +486,38 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_d128_wide(ATTE
         write_out(o + b * o_sb + h * o_sh, o_sl, lq, q0 + warp * 32 + mt * 16 + g, t, l[mt][0],
                   l[mt][1], acc[mt]);
 }
+
+// Two attentions of the same queries over disjoint key sets, merged into the attention over
+// their union: with ℓ the softmax statistics (max + ln Σ exp of each row's scaled scores),
+// o = o₁·e^(ℓ₁−ℓ) + o₂·e^(ℓ₂−ℓ), ℓ = ln(e^ℓ₁ + e^ℓ₂). The partial outputs and the result are
+// [B, Lq, H, 128] bf16 contiguous, the statistics [B, H, Lq] f32. One warp per (b, q, h) row,
+// 4 elements a lane; the result may overwrite o₁.
+extern "C" __global__ void __launch_bounds__(128) attention_merge_d128(
+    const bf16_t* o1, const float* l1, const bf16_t* o2, const float* l2, bf16_t* out,
+    int batch, int heads, int lq) {
+    const long long row = (long long)blockIdx.x * 4 + threadIdx.x / 32;
+    const long long rows = (long long)batch * lq * heads;
+    if (row >= rows) return;
+    const int h = (int)(row % heads);
+    const long long bq = row / heads;
+    const int q = (int)(bq % lq);
+    const long long b = bq / lq;
+    const long long s = (b * heads + h) * lq + q;
+    const float a = l1[s], c = l2[s];
+    const float m = fmaxf(a, c);
+    // Weights e^(ℓᵢ−ℓ); a row with no key in one set (ℓ = −∞) takes the other whole.
+    const float wa = __expf(a - m), wc = __expf(c - m);
+    const float inv = 1.0f / (wa + wc);
+    const float w1 = wa * inv, w2 = wc * inv;
+    const long long at = row * HEAD_DIM + (threadIdx.x % 32) * 4;
+    const uint2 x = *reinterpret_cast<const uint2*>(o1 + at);
+    const uint2 y = *reinterpret_cast<const uint2*>(o2 + at);
+    const u32 xs[2] = {x.x, x.y}, ys[2] = {y.x, y.y};
+    u32 r[2];
+    for (int i = 0; i < 2; i++) {
+        const float x0 = __uint_as_float(xs[i] << 16), x1 = __uint_as_float(xs[i] & 0xffff0000u);
+        const float y0 = __uint_as_float(ys[i] << 16), y1 = __uint_as_float(ys[i] & 0xffff0000u);
+        r[i] = pack_bf16(w1 * x0 + w2 * y0, w1 * x1 + w2 * y1);
+    }
+    *reinterpret_cast<uint2*>(out + at) = make_uint2(r[0], r[1]);
+}

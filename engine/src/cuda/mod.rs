@@ -7,10 +7,13 @@
 
 pub mod attention;
 pub mod conv;
+pub mod dnn;
 pub mod fp8;
 pub mod gemm;
 pub mod norms;
 mod op;
+mod sdpa;
+pub mod taps;
 
 use burn::tensor::{DType, Int, Tensor, TensorKind, backend::Backend};
 use std::{any::Any, sync::OnceLock};
@@ -215,6 +218,46 @@ pub fn conv2d<B: Backend>(
         return Err(x);
     }
     Ok(from_cuda(conv::conv2d(cx, cw, cb, stride, pad)))
+}
+
+/// The Wan VAE's causal convolution input in its folded 2-D form, built channels-last by one
+/// kernel ([`taps::causal_taps_nhwc`]), where [`taps_enabled`], `B` is burn's CUDA backend,
+/// libcudnn loads and the convolution that reads it (to `out_channels`) runs channels-last;
+/// the inputs given back otherwise.
+///
+/// # Shapes
+/// - history: `[B, n, C, H, W]`, x: `[B, T, C, H, W]` → `[B·t_out, live·C, H, W]` (the NCHW
+///   view of a channels-last buffer, as [`conv2d`] reads it without a copy)
+#[allow(clippy::type_complexity)]
+pub fn causal_taps<B: Backend>(
+    history: Option<Tensor<B, 5>>,
+    x: Tensor<B, 5>,
+    taps: taps::Taps,
+    out_channels: usize,
+) -> Result<Tensor<B, 4>, (Option<Tensor<B, 5>>, Tensor<B, 5>)> {
+    let c = x.dims()[2];
+    if !taps_enabled() || !conv::available() || !conv::channels_last(taps.live * c, out_channels) {
+        return Err((history, x));
+    }
+    let (Some(cx), Ok(ch)) = (as_cuda(x.clone()), as_cuda_opt(history.as_ref())) else {
+        return Err((history, x));
+    };
+    if !taps::supports(ch.as_ref(), &cx, taps) {
+        return Err((history, x));
+    }
+    Ok(from_cuda(
+        taps::causal_taps_nhwc(ch, cx, taps).permute([0, 3, 1, 2]),
+    ))
+}
+
+/// Whether the VAE builds its causal convolutions' input with [`taps::causal_taps_nhwc`]: the
+/// CUDA ops [`enabled`] and `HANZO_LIVE_VAE_TAPS=1` (off by default until its speed and the
+/// VAE goldens through it are measured on a GPU). Read once.
+pub fn taps_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        enabled() && std::env::var("HANZO_LIVE_VAE_TAPS").is_ok_and(|v| v.trim() == "1")
+    })
 }
 
 /// RMSNorm through [`norms::rms_norm_bf16`] when `B` is burn's CUDA backend, the ops are

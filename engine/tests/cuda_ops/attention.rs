@@ -5,10 +5,18 @@ use super::relative_error;
 use burn::tensor::{DType, Distribution, Tensor, activation::softmax};
 use engine::cuda::{
     attention::{
-        FlashKernel, flash_attention_bf16, flash_attention_spans_bf16, flash_attention_with,
+        FlashKernel, cudnn_fallback, flash_attention_bf16, flash_attention_spans_bf16,
+        flash_attention_with,
     },
     gemm::Cuda,
 };
+
+/// The cuDNN variant must have run cuDNN, not its fallback.
+fn ran_as_named(kernel: FlashKernel) {
+    if kernel == FlashKernel::Cudnn {
+        assert_eq!(cudnn_fallback(), None, "cuDNN's attention fell back");
+    }
+}
 
 fn reference(q: Tensor<Cuda, 4>, k: Tensor<Cuda, 4>, v: Tensor<Cuda, 4>) -> Tensor<Cuda, 4> {
     let d = q.dims()[3] as f64;
@@ -52,6 +60,7 @@ fn the_fused_kernel_matches_the_f32_reference() {
             assert_eq!(out.dtype(), DType::BF16);
             let err = relative_error(out, expected.clone());
             println!("{kernel:?} [{b}, {h}, {lq}] × kv {lk}: relative error {err:.2e}");
+            ran_as_named(kernel);
             assert!(
                 err <= 1e-2,
                 "{kernel:?}: relative error {err} at b {b} h {h} lq {lq} lk {lk}"
@@ -67,12 +76,21 @@ fn an_expanded_batch_and_a_contiguous_layout_are_read_in_place() {
     let q = bf16([3, 12, 100, 128]);
     let k = bf16([1, 12, 512, 128]).expand([3, 12, 512, 128]);
     let v = bf16([1, 12, 512, 128]).expand([3, 12, 512, 128]);
+    let expected = reference(q.clone(), k.clone(), v.clone());
     let err = relative_error(
         flash_attention_bf16(q.clone(), k.clone(), v.clone()),
-        reference(q, k, v),
+        expected.clone(),
     );
     println!("expanded batch: relative error {err:.2e}");
     assert!(err <= 1e-2, "{err}");
+    let keys = 0..512;
+    let err = relative_error(
+        flash_attention_with(FlashKernel::Cudnn, q, k, v, std::slice::from_ref(&keys)),
+        expected,
+    );
+    println!("expanded batch through cuDNN: relative error {err:.2e}");
+    assert!(err <= 1e-2, "{err}");
+    ran_as_named(FlashKernel::Cudnn);
     // A span of a longer cache (narrowed along the keys): no copy needed, same answer.
     let cache = bf16([1, 4, 300, 128]);
     let (k, v) = (cache.clone().narrow(2, 44, 200), cache.narrow(2, 10, 200));
@@ -120,6 +138,7 @@ fn a_caches_sink_and_window_are_read_where_they_are() {
                 flash_attention_with(kernel, q.clone(), cache_k.clone(), cache_v.clone(), &spans);
             let err = relative_error(ours, expected.clone());
             println!("{kernel:?} spans {spans:?}: relative error {err:.2e}");
+            ran_as_named(kernel);
             assert!(err <= 1e-2, "{kernel:?} {spans:?}: {err}");
         }
         // The default kernel through the public entry point.

@@ -340,19 +340,99 @@ fn add_bias<B: Backend>(y: Tensor<B, 4>, bias: &Tensor<B, 1>) -> Tensor<B, 4> {
     y + bias.clone().reshape([1, o, 1, 1])
 }
 
+/// Which frames a causal convolution's call reads: `zeros` of padding before the history and
+/// the input, output frame `t`'s live taps `first..taps` of them (`live` in all).
+#[derive(Clone, Copy, Debug)]
+struct Frames {
+    zeros: usize,
+    first: usize,
+    live: usize,
+    t_out: usize,
+}
+
 impl<B: Backend> CausalConv3d<B> {
     /// Runs the convolution on `x`, preceded by `history` frames (the stream so far) or zeros.
     ///
     /// # Shapes
     /// - x: `[B, T, C, H, W]`, history: `[B, n ≤ front, C, H, W]` → `[B, T', O, H, W]`
     fn run(&self, x: Tensor<B, 5>, history: Option<Tensor<B, 5>>) -> Tensor<B, 5> {
-        let [b, _, c, h, w] = x.dims();
-        let device = x.device();
+        let [b, t, c, h, w] = x.dims();
         let have = history.as_ref().map_or(0, |t| t.dims()[1]);
         let zeros = self.front.saturating_sub(have);
+        let t_in = zeros + have + t;
+        let kt = self.taps;
+        let t_out = (t_in - kt) / self.stride_t + 1;
+        // Taps before `first` only ever read the zero padding (a stream's first chunk: 2 of
+        // the 3 taps) and add nothing.
+        let first = (0..kt)
+            .find(|&k| (t_out - 1) * self.stride_t + k >= zeros)
+            .expect("the last tap reads the input");
+        let live = kt - first;
+        let weight = if live == kt {
+            self.weight.clone()
+        } else {
+            self.weight.clone().narrow(1, first * c, live * c)
+        };
+        let [o, _, kh, kw] = weight.dims();
+        let frames = Frames {
+            zeros,
+            first,
+            live,
+            t_out,
+        };
+        let input = self.folded_input(x, history, frames, o);
+        let y = conv_bias(input, &weight, &self.bias, [1, 1], self.pad, || {
+            format!("conv3d {live}×{kh}×{kw} {c}→{o} at {h}×{w}, {t_out} frames")
+        });
+        let [_, o, ho, wo] = y.dims();
+        y.reshape([b, t_out, o, ho, wo])
+    }
+
+    /// The live taps' frame ranges side by side on the channel axis, against which the
+    /// kernel's taps folded into its input channels make one 2-D convolution with live·C
+    /// inputs. With the CUDA ops one kernel builds it channels-last for the convolution to
+    /// `out_channels`; elsewhere (or where that does not apply) the frames are concatenated.
+    ///
+    /// # Shapes
+    /// - x: `[B, T, C, H, W]`, history: `[B, n, C, H, W]` → `[B·t_out, live·C, H, W]`
+    fn folded_input(
+        &self,
+        x: Tensor<B, 5>,
+        history: Option<Tensor<B, 5>>,
+        f: Frames,
+        out_channels: usize,
+    ) -> Tensor<B, 4> {
+        let [b, _, c, h, w] = x.dims();
+        let device = x.device();
+        #[cfg(feature = "cuda")]
+        let (history, x) = if crate::cuda::is_cuda::<B>()
+            && crate::cuda::taps_enabled()
+            && crate::cuda::conv::channels_last(f.live * c, out_channels)
+        {
+            let taps = crate::cuda::taps::Taps {
+                zeros: f.zeros,
+                first: f.first,
+                live: f.live,
+                stride_t: self.stride_t,
+                t_out: f.t_out,
+            };
+            let built = stage::<B, _>(
+                &device,
+                || "causal conv: taps (one kernel, NHWC)".into(),
+                || crate::cuda::causal_taps(history, x, taps, out_channels),
+            );
+            match built {
+                Ok(input) => return input,
+                Err(given_back) => given_back,
+            }
+        } else {
+            (history, x)
+        };
+        #[cfg(not(feature = "cuda"))]
+        let _ = out_channels;
         let mut parts = Vec::with_capacity(3);
-        if zeros > 0 {
-            parts.push(Tensor::zeros([b, zeros, c, h, w], (&x.device(), x.dtype())));
+        if f.zeros > 0 {
+            parts.push(Tensor::zeros([b, f.zeros, c, h, w], (&device, x.dtype())));
         }
         parts.extend(history);
         parts.push(x);
@@ -365,33 +445,21 @@ impl<B: Backend> CausalConv3d<B> {
                 || Tensor::cat(parts, 1),
             )
         };
-        let t_in = xp.dims()[1];
-        let kt = self.taps;
-        let t_out = (t_in - kt) / self.stride_t + 1;
-        // Taps before `first` only ever read the zero padding (a stream's first chunk: 2 of
-        // the 3 taps) and add nothing.
-        let first = (0..kt)
-            .find(|&k| (t_out - 1) * self.stride_t + k >= zeros)
-            .expect("the last tap reads the input");
-        let live = kt - first;
-        // The live taps' frame ranges side by side on the channel axis, against the kernel's
-        // taps folded into its input channels: one 2-D convolution with live·C inputs.
-        let frames: Vec<Tensor<B, 5>> = (first..kt)
+        let frames: Vec<Tensor<B, 5>> = (f.first..self.taps)
             .map(|k| {
                 if self.stride_t == 1 {
-                    xp.clone().narrow(1, k, t_out)
+                    xp.clone().narrow(1, k, f.t_out)
                 } else {
-                    let idx: Vec<i64> =
-                        (0..t_out).map(|t| (t * self.stride_t + k) as i64).collect();
-                    let idx = Tensor::<B, 1, Int>::from_data(
-                        TensorData::from(idx.as_slice()),
-                        &xp.device(),
-                    );
+                    let idx: Vec<i64> = (0..f.t_out)
+                        .map(|t| (t * self.stride_t + k) as i64)
+                        .collect();
+                    let idx =
+                        Tensor::<B, 1, Int>::from_data(TensorData::from(idx.as_slice()), &device);
                     xp.clone().select(1, idx)
                 }
             })
             .collect();
-        let frames = if live == 1 {
+        let frames = if f.live == 1 {
             frames.into_iter().next().expect("one tap")
         } else {
             stage::<B, _>(
@@ -400,22 +468,7 @@ impl<B: Backend> CausalConv3d<B> {
                 || Tensor::cat(frames, 2),
             )
         };
-        let weight = if live == kt {
-            self.weight.clone()
-        } else {
-            self.weight.clone().narrow(1, first * c, live * c)
-        };
-        let [o, _, kh, kw] = weight.dims();
-        let y = conv_bias(
-            frames.reshape([b * t_out, live * c, h, w]),
-            &weight,
-            &self.bias,
-            [1, 1],
-            self.pad,
-            || format!("conv3d {live}×{kh}×{kw} {c}→{o} at {h}×{w}, {t_out} frames"),
-        );
-        let [_, o, ho, wo] = y.dims();
-        y.reshape([b, t_out, o, ho, wo])
+        frames.reshape([b * f.t_out, f.live * c, h, w])
     }
 
     /// The convolution with its cache slot: the slot's frames go first, then it keeps the

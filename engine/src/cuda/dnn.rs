@@ -1,0 +1,264 @@
+//! What the cuDNN ops share: the library's presence, one handle, and the backend (graph) API's
+//! descriptors with the few typed setters the attention graph needs.
+//!
+//! libcudnn is loaded at first use (cudarc's dynamic loading: `libcudnn.so.9` through the
+//! dynamic linker's search path, e.g. the `nvidia-cudnn` wheel's `lib` that PyTorch ships).
+
+use cudarc::cudnn::{result as dnn, sys};
+use std::{
+    ffi::{CStr, c_char, c_void},
+    sync::OnceLock,
+};
+use sys::{
+    cudnnBackendAttributeName_t as Attr, cudnnBackendAttributeType_t as Ty,
+    cudnnBackendDescriptorType_t as Kind,
+};
+
+/// Whether libcudnn can be loaded here.
+pub fn available() -> bool {
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    // SAFETY: only tries to open the library.
+    *PRESENT.get_or_init(|| unsafe { sys::is_culib_present() })
+}
+
+/// The process's cuDNN handle, made at first use on cubecl's device thread (its context
+/// current). Callers set its stream before each use.
+pub(super) fn handle() -> Result<sys::cudnnHandle_t, String> {
+    static HANDLE: OnceLock<Result<usize, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            dnn::create_handle()
+                .map(|h| h as usize)
+                .map_err(|e| format!("cuDNN: {e:?}"))
+        })
+        .clone()
+        .map(|h| h as sys::cudnnHandle_t)
+}
+
+/// cuDNN's version as a number (9.10.2 → 91002).
+pub fn version() -> usize {
+    dnn::get_version()
+}
+
+/// `Ok` for success, else an error naming `what` with cuDNN's own explanation of its last
+/// failure.
+pub(super) fn check(status: sys::cudnnStatus_t, what: &str) -> Result<(), String> {
+    status.result().map_err(|e| {
+        let mut buf = [0 as c_char; 1024];
+        // SAFETY: cuDNN writes at most `buf.len()` bytes, NUL-terminated.
+        let detail = unsafe {
+            sys::cudnnGetLastErrorString(buf.as_mut_ptr(), buf.len());
+            CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+        };
+        if detail.is_empty() {
+            format!("cuDNN {what}: {e:?}")
+        } else {
+            format!("cuDNN {what}: {e:?}: {detail}")
+        }
+    })
+}
+
+/// `value`'s address, for an attribute of one element.
+fn ptr<T>(value: &T) -> *const c_void {
+    (value as *const T).cast()
+}
+
+/// One backend descriptor, destroyed when dropped.
+pub(super) struct Desc(sys::cudnnBackendDescriptor_t);
+
+// SAFETY: a descriptor is plain host memory owned by this value; cuDNN's descriptors may be
+// used from any thread, one at a time (the plan cache's mutex sees to that).
+unsafe impl Send for Desc {}
+
+impl Desc {
+    pub(super) fn new(kind: Kind) -> Result<Self, String> {
+        let mut d = std::ptr::null_mut();
+        // SAFETY: cuDNN writes the new descriptor into `d`.
+        check(
+            unsafe { sys::cudnnBackendCreateDescriptor(kind, &mut d) },
+            &format!("create {kind:?}"),
+        )?;
+        Ok(Self(d))
+    }
+
+    pub(super) fn raw(&self) -> sys::cudnnBackendDescriptor_t {
+        self.0
+    }
+
+    /// # Safety
+    /// `values` must point to `count` elements of the C type `ty` names.
+    unsafe fn set_raw(
+        &self,
+        name: Attr,
+        ty: Ty,
+        count: usize,
+        values: *const c_void,
+    ) -> Result<(), String> {
+        // SAFETY: as the caller promises; the descriptor is live.
+        check(
+            unsafe { sys::cudnnBackendSetAttribute(self.0, name, ty, count as i64, values) },
+            &format!("set {name:?}"),
+        )
+    }
+
+    pub(super) fn set_i64s(&self, name: Attr, values: &[i64]) -> Result<(), String> {
+        // SAFETY: `values.len()` int64s.
+        unsafe {
+            self.set_raw(
+                name,
+                Ty::CUDNN_TYPE_INT64,
+                values.len(),
+                values.as_ptr().cast(),
+            )
+        }
+    }
+
+    pub(super) fn set_bool(&self, name: Attr, value: bool) -> Result<(), String> {
+        // SAFETY: one C `bool`.
+        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_BOOLEAN, 1, ptr(&value)) }
+    }
+
+    pub(super) fn set_dtype(&self, name: Attr, value: sys::cudnnDataType_t) -> Result<(), String> {
+        // SAFETY: one cudnnDataType_t.
+        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_DATA_TYPE, 1, ptr(&value)) }
+    }
+
+    pub(super) fn set_pointwise_mode(
+        &self,
+        name: Attr,
+        value: sys::cudnnPointwiseMode_t,
+    ) -> Result<(), String> {
+        // SAFETY: one cudnnPointwiseMode_t.
+        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_POINTWISE_MODE, 1, ptr(&value)) }
+    }
+
+    pub(super) fn set_reduction(
+        &self,
+        name: Attr,
+        value: sys::cudnnReduceTensorOp_t,
+    ) -> Result<(), String> {
+        // SAFETY: one cudnnReduceTensorOp_t.
+        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, ptr(&value)) }
+    }
+
+    pub(super) fn set_heur_mode(
+        &self,
+        name: Attr,
+        value: sys::cudnnBackendHeurMode_t,
+    ) -> Result<(), String> {
+        // SAFETY: one cudnnBackendHeurMode_t.
+        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_HEUR_MODE, 1, ptr(&value)) }
+    }
+
+    pub(super) fn set_handle(&self, name: Attr, value: sys::cudnnHandle_t) -> Result<(), String> {
+        // SAFETY: one cudnnHandle_t.
+        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_HANDLE, 1, ptr(&value)) }
+    }
+
+    pub(super) fn set_descs(&self, name: Attr, values: &[&Desc]) -> Result<(), String> {
+        let raw: Vec<sys::cudnnBackendDescriptor_t> = values.iter().map(|d| d.0).collect();
+        // SAFETY: `raw.len()` live descriptors.
+        unsafe {
+            self.set_raw(
+                name,
+                Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                raw.len(),
+                raw.as_ptr().cast(),
+            )
+        }
+    }
+
+    pub(super) fn set_desc(&self, name: Attr, value: &Desc) -> Result<(), String> {
+        self.set_descs(name, &[value])
+    }
+
+    /// Device or host pointers (a variant pack's data, its workspace).
+    pub(super) fn set_ptrs(&self, name: Attr, values: &[*mut c_void]) -> Result<(), String> {
+        // SAFETY: `values.len()` pointers.
+        unsafe {
+            self.set_raw(
+                name,
+                Ty::CUDNN_TYPE_VOID_PTR,
+                values.len(),
+                values.as_ptr().cast(),
+            )
+        }
+    }
+
+    /// One int64 attribute of a finalized descriptor.
+    pub(super) fn get_i64(&self, name: Attr) -> Result<i64, String> {
+        let (mut value, mut count) = (0i64, 0i64);
+        // SAFETY: room for one int64.
+        check(
+            unsafe {
+                sys::cudnnBackendGetAttribute(
+                    self.0,
+                    name,
+                    Ty::CUDNN_TYPE_INT64,
+                    1,
+                    &mut count,
+                    (&mut value as *mut i64).cast(),
+                )
+            },
+            &format!("get {name:?}"),
+        )?;
+        Ok(value)
+    }
+
+    /// The descriptors an attribute holds (an engine heuristic's ranked engine
+    /// configurations), each made here as `kind`.
+    pub(super) fn get_descs(&self, name: Attr, kind: Kind) -> Result<Vec<Desc>, String> {
+        let mut count = 0i64;
+        // SAFETY: asks for the count only.
+        check(
+            unsafe {
+                sys::cudnnBackendGetAttribute(
+                    self.0,
+                    name,
+                    Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                    0,
+                    &mut count,
+                    std::ptr::null_mut(),
+                )
+            },
+            &format!("count {name:?}"),
+        )?;
+        let descs = (0..count.max(0))
+            .map(|_| Desc::new(kind))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut raw: Vec<sys::cudnnBackendDescriptor_t> = descs.iter().map(|d| d.0).collect();
+        let mut got = 0i64;
+        // SAFETY: `raw.len()` descriptors of the kind the attribute holds, for cuDNN to fill.
+        check(
+            unsafe {
+                sys::cudnnBackendGetAttribute(
+                    self.0,
+                    name,
+                    Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                    raw.len() as i64,
+                    &mut got,
+                    raw.as_mut_ptr().cast(),
+                )
+            },
+            &format!("get {name:?}"),
+        )?;
+        let mut descs = descs;
+        descs.truncate(got.clamp(0, count) as usize);
+        Ok(descs)
+    }
+
+    pub(super) fn finalize(self) -> Result<Self, String> {
+        // SAFETY: a live descriptor.
+        check(unsafe { sys::cudnnBackendFinalize(self.0) }, "finalize")?;
+        Ok(self)
+    }
+}
+
+impl Drop for Desc {
+    fn drop(&mut self) {
+        // SAFETY: created by cudnnBackendCreateDescriptor, destroyed once.
+        unsafe {
+            let _ = sys::cudnnBackendDestroyDescriptor(self.0);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The causal convolution's folded input built channels-last in one kernel against the same
+//! built by concatenations in burn, exactly (a copy: no arithmetic).
+
+use burn::tensor::{DType, Distribution, Tensor};
+use engine::cuda::{
+    gemm::Cuda,
+    taps::{Taps, causal_taps_nhwc},
+};
+
+/// The reference: zeros ++ history ++ x along the frames, then output frame t's taps
+/// `first..first + live` side by side on the channels, as `[B·t_out, live·C, H, W]`.
+fn by_concatenation(
+    history: Option<Tensor<Cuda, 5>>,
+    x: Tensor<Cuda, 5>,
+    t: Taps,
+) -> Tensor<Cuda, 4> {
+    let [b, _, c, h, w] = x.dims();
+    let mut parts = vec![];
+    if t.zeros > 0 {
+        parts.push(Tensor::zeros(
+            [b, t.zeros, c, h, w],
+            (&x.device(), x.dtype()),
+        ));
+    }
+    parts.extend(history);
+    parts.push(x);
+    let xp = Tensor::cat(parts, 1);
+    let mut frames = vec![];
+    for out in 0..t.t_out {
+        let taps: Vec<_> = (0..t.live)
+            .map(|k| xp.clone().narrow(1, out * t.stride_t + t.first + k, 1))
+            .collect();
+        frames.push(Tensor::cat(taps, 2));
+    }
+    Tensor::cat(frames, 1).reshape([b * t.t_out, t.live * c, h, w])
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and NVRTC"]
+fn the_taps_kernel_lays_out_the_frames_as_the_concatenations_do() {
+    let device = Default::default();
+    let normal = Distribution::Normal(0.0, 1.0);
+    // (batch, input frames, history frames, channels, h, w, taps): a stream's first chunk (2
+    // zero frames, the last tap only), a later chunk with 2 frames of history, the time
+    // downsample's stride 2, odd sizes around the 32×32 tiles.
+    let cases = [
+        (
+            1,
+            1,
+            0,
+            96,
+            30,
+            52,
+            Taps {
+                zeros: 2,
+                first: 2,
+                live: 1,
+                stride_t: 1,
+                t_out: 1,
+            },
+        ),
+        (
+            1,
+            4,
+            2,
+            96,
+            30,
+            52,
+            Taps {
+                zeros: 0,
+                first: 0,
+                live: 3,
+                stride_t: 1,
+                t_out: 4,
+            },
+        ),
+        (
+            2,
+            4,
+            1,
+            40,
+            17,
+            33,
+            Taps {
+                zeros: 1,
+                first: 0,
+                live: 3,
+                stride_t: 1,
+                t_out: 4,
+            },
+        ),
+        (
+            1,
+            4,
+            1,
+            64,
+            16,
+            16,
+            Taps {
+                zeros: 0,
+                first: 0,
+                live: 3,
+                stride_t: 2,
+                t_out: 2,
+            },
+        ),
+    ];
+    for (b, t, nh, c, h, w, taps) in cases {
+        for dtype in [DType::F32, DType::BF16] {
+            let x = Tensor::<Cuda, 5>::random([b, t, c, h, w], normal, &device).cast(dtype);
+            let history = (nh > 0)
+                .then(|| Tensor::<Cuda, 5>::random([b, nh, c, h, w], normal, &device).cast(dtype));
+            let expected = by_concatenation(history.clone(), x.clone(), taps);
+            let ours = causal_taps_nhwc(history, x, taps);
+            assert_eq!(ours.dims(), [b * taps.t_out, h, w, taps.live * c]);
+            assert_eq!(ours.dtype(), dtype);
+            let diff = (ours.permute([0, 3, 1, 2]).cast(DType::F32) - expected.cast(DType::F32))
+                .abs()
+                .max()
+                .into_scalar();
+            println!("{taps:?} b {b} t {t} history {nh} c {c} {h}×{w} {dtype:?}: max diff {diff}");
+            assert_eq!(diff, 0.0, "{taps:?} {dtype:?}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and NVRTC"]
+fn a_history_that_is_a_view_of_a_larger_tensor_is_read_through_its_strides() {
+    // The VAE keeps the last two frames of (history ++ x) as a narrowed view.
+    let device = Default::default();
+    let big = Tensor::<Cuda, 5>::random([1, 5, 48, 20, 24], Distribution::Default, &device);
+    let history = big.narrow(1, 3, 2);
+    let x = Tensor::<Cuda, 5>::random([1, 4, 48, 20, 24], Distribution::Default, &device);
+    let taps = Taps {
+        zeros: 0,
+        first: 0,
+        live: 3,
+        stride_t: 1,
+        t_out: 4,
+    };
+    let expected = by_concatenation(Some(history.clone()), x.clone(), taps);
+    let ours = causal_taps_nhwc(Some(history), x, taps).permute([0, 3, 1, 2]);
+    let diff = (ours - expected).abs().max().into_scalar();
+    assert_eq!(diff, 0.0);
+}
