@@ -273,7 +273,8 @@ fn attend(q: Cube, k: Cube, v: Cube, keys: Keys, kernel: FlashKernel) -> Cube {
     let mut scratch = vec![];
     if two {
         scratch.push(empty(&q, [b, lq, h, d], DType::BF16));
-        scratch.push(empty(&q, [2, b, h, lq], DType::F32));
+        // Two statistics buffers of `stats_rows` f32 each, the second 16-byte aligned.
+        scratch.push(empty(&q, [2 * stats_rows(b, h, lq)], DType::F32));
     }
     let mut tensors = vec![&o, &q, &k, &v];
     tensors.extend(scratch.iter());
@@ -293,6 +294,12 @@ fn attend(q: Cube, k: Cube, v: Cube, keys: Keys, kernel: FlashKernel) -> Cube {
         }
     });
     o
+}
+
+/// Rows of one span's statistics buffer: `b·h·lq` rounded up to a multiple of 4 (16 bytes of
+/// f32), so that the second buffer starts as aligned as cuDNN is told.
+fn stats_rows(b: usize, h: usize, lq: usize) -> usize {
+    (b * h * lq).next_multiple_of(4)
 }
 
 /// Why cuDNN's attention last fell back to the wide kernel (`None`: it never did).
@@ -436,6 +443,7 @@ impl Call {
             Some((o2, stats)) => {
                 let second = span(keys.lk - keys.split, true);
                 let rows = (self.b * self.h * self.lq) as u64;
+                let second_stats = stats + stats_rows(self.b, self.h, self.lq) as u64 * 4;
                 // SAFETY: as the caller promises; the statistics buffer holds two of
                 // `rows` f32.
                 unsafe {
@@ -454,7 +462,7 @@ impl Call {
                         at(k, &sk, keys.off1),
                         at(v, &sv, keys.off1),
                         o2,
-                        Some(stats + rows * 4),
+                        Some(second_stats),
                         scale,
                         workspace,
                         stream,
@@ -463,7 +471,7 @@ impl Call {
                         Arg::Ptr(o),
                         Arg::Ptr(stats),
                         Arg::Ptr(o2),
-                        Arg::Ptr(stats + rows * 4),
+                        Arg::Ptr(second_stats),
                         Arg::Ptr(o),
                         Arg::I32(self.b as i32),
                         Arg::I32(self.h as i32),

@@ -3,9 +3,10 @@
 //! once per shape and layout and its execution plan cached.
 //!
 //! The graph (bf16 Q, K, V, O; f32 in between; P rounded to bf16 for the second product):
-//! `S = Q·Kᵀ`, `S·scale`, the softmax as `max`, `−`, `exp`, `Σ`, `÷`, then `O = P·V`;
-//! optionally the softmax statistics `max + ln Σ exp` per row (f32), which let two key spans
-//! attended apart be merged exactly ([`super::attention`]).
+//! `S = Q·Kᵀ`, `S·scale`, the softmax as `max`, `−`, `exp`, `Σ`, `÷`, then `O = P·V`, and
+//! the softmax statistics `max + ln Σ exp` per row (f32): a virtual tensor unless asked for
+//! (the frontend builds them either way: cuDNN's flash-attention engine matches that graph),
+//! written out when two key spans attended apart are to be merged ([`super::attention`]).
 //!
 //! Tensors are read and written through their strides (the DiT's `[B, L, H, d]` buffers seen as
 //! `[B, H, L, d]`, a KV cache's rows from an offset) without copies.
@@ -171,6 +172,11 @@ impl Problem {
         let max = rows()?;
         let sum = rows()?;
         let log = rows()?;
+        let stats = if self.stats {
+            tensor(STATS, f32, [b, h, lq, 1], [h * lq, lq, 1, 1], false)?
+        } else {
+            rows()?
+        };
 
         let mut ops = Vec::new();
         let mut parts = Vec::new();
@@ -194,14 +200,8 @@ impl Problem {
         )?);
         add(pointwise(P::CUDNN_POINTWISE_EXP, &centred, None, &exp)?);
         add(reduction(R::CUDNN_REDUCE_TENSOR_ADD, &exp, &sum)?);
-        let stats = if self.stats {
-            let stats = tensor(STATS, f32, [b, h, lq, 1], [h * lq, lq, 1, 1], false)?;
-            add(pointwise(P::CUDNN_POINTWISE_LOG, &sum, None, &log)?);
-            add(pointwise(P::CUDNN_POINTWISE_ADD, &max, Some(&log), &stats)?);
-            Some(stats)
-        } else {
-            None
-        };
+        add(pointwise(P::CUDNN_POINTWISE_LOG, &sum, None, &log)?);
+        add(pointwise(P::CUDNN_POINTWISE_ADD, &max, Some(&log), &stats)?);
         add(pointwise(P::CUDNN_POINTWISE_DIV, &exp, Some(&sum), &p)?);
         add(matmul(&p, &v, &o)?);
 
@@ -213,19 +213,33 @@ impl Problem {
         )?;
         let graph = graph.finalize()?;
 
-        let heuristic = Desc::new(K::CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR)?;
-        heuristic.set_desc(A::CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, &graph)?;
-        heuristic.set_heur_mode(
-            A::CUDNN_ATTR_ENGINEHEUR_MODE,
-            sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_A,
-        )?;
-        let heuristic = heuristic.finalize()?;
-        let configs = heuristic.get_descs(
-            A::CUDNN_ATTR_ENGINEHEUR_RESULTS,
-            K::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
-        )?;
+        // The heuristic's ranking (mode A), then its fallback list, as the frontend's samples
+        // try them.
+        let (mut heuristics, mut ranked) = (Vec::new(), Vec::new());
         let mut reasons = Vec::new();
-        for config in configs {
+        for mode in [
+            sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_A,
+            sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_FALLBACK,
+        ] {
+            let got = Desc::new(K::CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR).and_then(|heuristic| {
+                heuristic.set_desc(A::CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, &graph)?;
+                heuristic.set_heur_mode(A::CUDNN_ATTR_ENGINEHEUR_MODE, mode)?;
+                let heuristic = heuristic.finalize()?;
+                let configs = heuristic.get_descs(
+                    A::CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                    K::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
+                )?;
+                Ok((heuristic, configs))
+            });
+            match got {
+                Ok((heuristic, configs)) => {
+                    heuristics.push(heuristic);
+                    ranked.extend(configs);
+                }
+                Err(e) => reasons.push(format!("{mode:?}: {e}")),
+            }
+        }
+        for config in ranked {
             let plan = Desc::new(K::CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR)?;
             let built = plan
                 .set_handle(A::CUDNN_ATTR_EXECUTION_PLAN_HANDLE, handle)
@@ -239,10 +253,10 @@ impl Problem {
                 Ok((plan, workspace)) if workspace <= WORKSPACE => {
                     parts.extend(ops);
                     parts.extend([
-                        q, kt, v, o, scale, s, scaled, centred, exp, p, max, sum, log,
+                        q, kt, v, o, scale, s, scaled, centred, exp, p, max, sum, log, stats,
                     ]);
-                    parts.extend(stats);
-                    parts.extend([graph, heuristic, config]);
+                    parts.extend([graph, config]);
+                    parts.extend(heuristics);
                     return Ok(Plan {
                         plan,
                         workspace,
@@ -284,6 +298,9 @@ impl Problem {
         workspace: u64,
         stream: u64,
     ) -> Result<(), String> {
+        if !super::dnn::available() {
+            return Err("libcudnn cannot be loaded".into());
+        }
         let handle = handle()?;
         // SAFETY: a live stream, as the caller promises.
         unsafe { dnn::set_stream(handle, stream as sys::cudaStream_t) }

@@ -43,6 +43,7 @@ pub fn supports(history: Option<&Tensor<Cuda, 5>>, x: &Tensor<Cuda, 5>, taps: Ta
         && taps.t_out > 0
         && (taps.t_out - 1) * taps.stride_t + taps.first + taps.live <= frames
         && b * taps.t_out * taps.live < 65_536
+        && c.div_ceil(32) < 65_536
         && c * taps.live < i32::MAX as usize
         && h * w < i32::MAX as usize
 }
