@@ -207,6 +207,17 @@ pub async fn run(
 }
 
 /// Why a download request was refused.
+/// `message` with the models folder's path written as `<models-dir>`: where the server
+/// keeps its files is not for every viewer of a download's progress.
+fn without_models_dir(message: &str, models_dir: &Path) -> String {
+    let dir = models_dir.display().to_string();
+    if dir.is_empty() {
+        message.to_owned()
+    } else {
+        message.replace(&dir, "<models-dir>")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     #[error("a download is already running ({0}); wait for it or cancel it")]
@@ -308,15 +319,13 @@ impl Downloads {
                 ),
             };
             progress.state = state;
-            progress.error = error;
-            match progress.state {
-                DownloadState::Failed => tracing::warn!(
-                    pipeline = %label,
-                    error = progress.error.as_deref().unwrap_or_default(),
-                    "download failed"
-                ),
-                state => tracing::info!(pipeline = %label, ?state, "download ended"),
+            match &error {
+                Some(e) => tracing::warn!(pipeline = %label, error = %e, "download failed"),
+                None => tracing::info!(pipeline = %label, ?state, "download ended"),
             }
+            // The log has the whole path; whoever reads the progress sees it from the
+            // models folder on.
+            progress.error = error.map(|e| without_models_dir(&e, &this.models_dir));
             let mut slot = this.lock();
             slot.progress = Some(progress);
             slot.cancel = None;

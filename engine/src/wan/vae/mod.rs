@@ -473,6 +473,9 @@ impl<B: Backend> CausalConv3d<B> {
 
     /// The convolution with its cache slot: the slot's frames go first, then it keeps the
     /// last [`CACHE_T`] frames of (slot ++ x).
+    ///
+    /// # Shapes
+    /// - x: `[B, T, C, H, W]` (frame-major) → `[B, T', O, H, W]` (`T' = T` at stride 1)
     fn forward(&self, x: Tensor<B, 5>, slots: &mut Slots<B>) -> Tensor<B, 5> {
         let Some(i) = self.slot else {
             return self.run(x, None);
@@ -539,6 +542,9 @@ struct ResidualBlock<B: Backend> {
 
 impl<B: Backend> ResidualBlock<B> {
     /// `[RMS, SiLU, conv3, RMS, SiLU, (dropout), conv3] + shortcut(x)`.
+    ///
+    /// # Shapes
+    /// - x: `[B, T, C, H, W]` → `[B, T, O, H, W]`
     fn forward(&self, x: Tensor<B, 5>, slots: &mut Slots<B>) -> Tensor<B, 5> {
         let h = match &self.shortcut {
             Some(s) => s.forward(x.clone(), slots),
@@ -621,6 +627,10 @@ fn upsample_nearest2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 }
 
 impl<B: Backend> Resample<B> {
+    /// # Shapes
+    /// - x: `[B, T, C, H, W]` → upsampling `[B, T' ∈ {T, 2T}, C/2, 2H, 2W]` (3-D: the time
+    ///   doubling after a stream's first chunk), downsampling `[B, T'', C, H/2, W/2]` (3-D:
+    ///   time halved through the cached frame)
     fn forward(&self, x: Tensor<B, 5>, slots: &mut Slots<B>) -> Tensor<B, 5> {
         let mut x = x;
         if let (ResampleMode::Upsample3d, Some(tc), Some(i)) =
@@ -698,6 +708,8 @@ enum Layer<B: Backend> {
 }
 
 impl<B: Backend> Layer<B> {
+    /// # Shapes
+    /// - x: `[B, T, C, H, W]` → `[B, T', C', H', W']` (the layer's own)
     fn forward(&self, x: Tensor<B, 5>, slots: &mut Slots<B>) -> Tensor<B, 5> {
         match self {
             Layer::Residual(r) => r.forward(x, slots),
@@ -720,6 +732,11 @@ struct Coder<B: Backend> {
 }
 
 impl<B: Backend> Coder<B> {
+    /// # Shapes
+    /// - x: `[B, T, C, H, W]` frame-major → `[B, T', C', H', W']`: the encoder takes a chunk
+    ///   of pixel frames (C = 3) to one frame of moments (2·z_dim channels, ⅛ the height and
+    ///   width); the decoder one latent frame to 4 pixel frames (the stream's first to 1), 3
+    ///   channels, 8× the height and width
     fn forward(&self, x: Tensor<B, 5>, slots: &mut Slots<B>) -> Tensor<B, 5> {
         let mut x = self.conv1.forward(x, slots);
         for layer in &self.layers {
