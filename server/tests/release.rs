@@ -61,7 +61,11 @@ async fn connect(api: &Api) -> Client {
 }
 
 async fn connect_on(api: &Api, reactor_threads: usize) -> Client {
-    let (mut client, sdp) = Client::offer_on(true, reactor_threads).await;
+    answered(api, Client::offer_on(true, reactor_threads).await).await
+}
+
+/// The client connected with the offer route's answer to its offer.
+async fn answered(api: &Api, (mut client, sdp): (Client, String)) -> Client {
     let r = api
         .post(
             "/api/v1/webrtc/offer",
@@ -138,16 +142,7 @@ async fn a_viewer_without_a_data_channel_that_closes_is_released_within_two_seco
 ) {
     let _one = ONE_AT_A_TIME.lock().await;
     let (_dir, api, streams) = setup(pool).await;
-    let (mut c, sdp) = Client::offer_with_unannounced_channel(true).await;
-    let r = api
-        .post(
-            "/api/v1/webrtc/offer",
-            None,
-            json!({"sdp": sdp, "type": "offer"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    c.complete(&r.body, T).await;
+    let mut c = answered(&api, Client::offer_with_unannounced_channel(true).await).await;
     let sender = c.stream(
         vec![Frame::new(64, 64, vec![60; 64 * 64 * 3]).unwrap()],
         15.0,

@@ -847,46 +847,36 @@ impl WithBackend for BenchJob {
                     .cast(DType::BF16)
                 };
                 let lk = kv.dims()[2];
-                for kernel in crate::cuda::attention::FlashKernel::ALL {
+                // One row: `kernel` over the key `spans` of kv.
+                let mut row = |kernel, spans: &[std::ops::Range<usize>], keys: String| {
                     rows.push((
-                        format!("attention flash {kernel:?} (CUDA) q {l} kv {lk}"),
+                        format!("attention flash {kernel:?} (CUDA) q {l} kv {keys}"),
                         time(self.iters, || {
                             let _ = crate::cuda::attention::flash_attention_with(
                                 kernel,
                                 qc.clone(),
                                 kv.clone(),
                                 kv.clone(),
-                                std::slice::from_ref(&(0..lk)),
+                                spans,
                             );
                             sync(&device)
                         }),
                     ));
+                };
+                for kernel in crate::cuda::attention::FlashKernel::ALL {
+                    row(kernel, std::slice::from_ref(&(0..lk)), lk.to_string());
                 }
-                // LongLive's window read in place from a 21-frame cache: the 3-frame sink
-                // and the last 9 frames (two spans).
+                // A sink and a recent window read in place (two spans, as a cache whose
+                // attention window is shorter than its buffer reads them): the 3-frame sink
+                // and the last 9 frames of the 21.
                 if kv_frames == 21 {
                     let spans = [0..3 * per_frame, 12 * per_frame..lk];
+                    let keys = format!("sink {} + window {}", spans[0].len(), spans[1].len());
                     for kernel in [
                         crate::cuda::attention::FlashKernel::Wide,
                         crate::cuda::attention::FlashKernel::Cudnn,
                     ] {
-                        rows.push((
-                            format!(
-                                "attention flash {kernel:?} (CUDA) q {l} kv sink {} + window {}",
-                                spans[0].len(),
-                                spans[1].len()
-                            ),
-                            time(self.iters, || {
-                                let _ = crate::cuda::attention::flash_attention_with(
-                                    kernel,
-                                    qc.clone(),
-                                    kv.clone(),
-                                    kv.clone(),
-                                    &spans,
-                                );
-                                sync(&device)
-                            }),
-                        ));
+                        row(kernel, &spans, keys.clone());
                     }
                 }
             }

@@ -11,7 +11,8 @@ use std::{
 };
 use sys::{
     cudnnBackendAttributeName_t as Attr, cudnnBackendAttributeType_t as Ty,
-    cudnnBackendDescriptorType_t as Kind,
+    cudnnBackendDescriptorType_t as Kind, cudnnBackendHeurMode_t as Heur,
+    cudnnPointwiseMode_t as Pointwise, cudnnReduceTensorOp_t as Reduce,
 };
 
 /// Whether libcudnn can be loaded here.
@@ -58,11 +59,6 @@ pub(super) fn check(status: sys::cudnnStatus_t, what: &str) -> Result<(), String
     })
 }
 
-/// `value`'s address, for an attribute of one element.
-fn ptr<T>(value: &T) -> *const c_void {
-    (value as *const T).cast()
-}
-
 /// One backend descriptor, destroyed when dropped.
 pub(super) struct Desc(sys::cudnnBackendDescriptor_t);
 
@@ -86,86 +82,51 @@ impl Desc {
     }
 
     /// # Safety
-    /// `values` must point to `count` elements of the C type `ty` names.
-    unsafe fn set_raw(
-        &self,
-        name: Attr,
-        ty: Ty,
-        count: usize,
-        values: *const c_void,
-    ) -> Result<(), String> {
-        // SAFETY: as the caller promises; the descriptor is live.
+    /// `T` must be the C type `ty` names.
+    unsafe fn set<T>(&self, name: Attr, ty: Ty, values: &[T]) -> Result<(), String> {
+        let (count, values) = (values.len() as i64, values.as_ptr().cast());
+        // SAFETY: `count` elements of the type `ty` names, as the caller promises; the
+        // descriptor is live.
         check(
-            unsafe { sys::cudnnBackendSetAttribute(self.0, name, ty, count as i64, values) },
+            unsafe { sys::cudnnBackendSetAttribute(self.0, name, ty, count, values) },
             &format!("set {name:?}"),
         )
     }
 
+    // SAFETY (each setter below): the element type is the one its `Ty` names.
+
     pub(super) fn set_i64s(&self, name: Attr, values: &[i64]) -> Result<(), String> {
-        // SAFETY: `values.len()` int64s.
-        unsafe {
-            self.set_raw(
-                name,
-                Ty::CUDNN_TYPE_INT64,
-                values.len(),
-                values.as_ptr().cast(),
-            )
-        }
+        unsafe { self.set(name, Ty::CUDNN_TYPE_INT64, values) }
     }
 
+    /// A C `bool` (one byte, as Rust's).
     pub(super) fn set_bool(&self, name: Attr, value: bool) -> Result<(), String> {
-        // SAFETY: one C `bool`.
-        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_BOOLEAN, 1, ptr(&value)) }
+        unsafe { self.set(name, Ty::CUDNN_TYPE_BOOLEAN, &[value]) }
     }
 
     pub(super) fn set_dtype(&self, name: Attr, value: sys::cudnnDataType_t) -> Result<(), String> {
-        // SAFETY: one cudnnDataType_t.
-        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_DATA_TYPE, 1, ptr(&value)) }
+        unsafe { self.set(name, Ty::CUDNN_TYPE_DATA_TYPE, &[value]) }
     }
 
-    pub(super) fn set_pointwise_mode(
-        &self,
-        name: Attr,
-        value: sys::cudnnPointwiseMode_t,
-    ) -> Result<(), String> {
-        // SAFETY: one cudnnPointwiseMode_t.
-        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_POINTWISE_MODE, 1, ptr(&value)) }
+    pub(super) fn set_pointwise_mode(&self, name: Attr, value: Pointwise) -> Result<(), String> {
+        unsafe { self.set(name, Ty::CUDNN_TYPE_POINTWISE_MODE, &[value]) }
     }
 
-    pub(super) fn set_reduction(
-        &self,
-        name: Attr,
-        value: sys::cudnnReduceTensorOp_t,
-    ) -> Result<(), String> {
-        // SAFETY: one cudnnReduceTensorOp_t.
-        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, ptr(&value)) }
+    pub(super) fn set_reduction(&self, name: Attr, value: Reduce) -> Result<(), String> {
+        unsafe { self.set(name, Ty::CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, &[value]) }
     }
 
-    pub(super) fn set_heur_mode(
-        &self,
-        name: Attr,
-        value: sys::cudnnBackendHeurMode_t,
-    ) -> Result<(), String> {
-        // SAFETY: one cudnnBackendHeurMode_t.
-        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_HEUR_MODE, 1, ptr(&value)) }
+    pub(super) fn set_heur_mode(&self, name: Attr, value: Heur) -> Result<(), String> {
+        unsafe { self.set(name, Ty::CUDNN_TYPE_HEUR_MODE, &[value]) }
     }
 
     pub(super) fn set_handle(&self, name: Attr, value: sys::cudnnHandle_t) -> Result<(), String> {
-        // SAFETY: one cudnnHandle_t.
-        unsafe { self.set_raw(name, Ty::CUDNN_TYPE_HANDLE, 1, ptr(&value)) }
+        unsafe { self.set(name, Ty::CUDNN_TYPE_HANDLE, &[value]) }
     }
 
     pub(super) fn set_descs(&self, name: Attr, values: &[&Desc]) -> Result<(), String> {
         let raw: Vec<sys::cudnnBackendDescriptor_t> = values.iter().map(|d| d.0).collect();
-        // SAFETY: `raw.len()` live descriptors.
-        unsafe {
-            self.set_raw(
-                name,
-                Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                raw.len(),
-                raw.as_ptr().cast(),
-            )
-        }
+        unsafe { self.set(name, Ty::CUDNN_TYPE_BACKEND_DESCRIPTOR, &raw) }
     }
 
     pub(super) fn set_desc(&self, name: Attr, value: &Desc) -> Result<(), String> {
@@ -174,15 +135,7 @@ impl Desc {
 
     /// Device or host pointers (a variant pack's data, its workspace).
     pub(super) fn set_ptrs(&self, name: Attr, values: &[*mut c_void]) -> Result<(), String> {
-        // SAFETY: `values.len()` pointers.
-        unsafe {
-            self.set_raw(
-                name,
-                Ty::CUDNN_TYPE_VOID_PTR,
-                values.len(),
-                values.as_ptr().cast(),
-            )
-        }
+        unsafe { self.set(name, Ty::CUDNN_TYPE_VOID_PTR, values) }
     }
 
     /// One int64 attribute of a finalized descriptor.
