@@ -13,7 +13,7 @@ pub mod gemm;
 pub mod norms;
 mod op;
 mod sdpa;
-pub mod taps;
+pub mod vae;
 
 use burn::tensor::{DType, Int, Tensor, TensorKind, backend::Backend};
 use std::{any::Any, sync::OnceLock};
@@ -221,7 +221,7 @@ pub fn conv2d<B: Backend>(
 }
 
 /// The Wan VAE's causal convolution input in its folded 2-D form, built channels-last by one
-/// kernel ([`taps::causal_taps_nhwc`]), where [`taps_enabled`], `B` is burn's CUDA backend,
+/// kernel ([`vae::causal_taps_nhwc`]), where [`vae_kernels_enabled`], `B` is burn's CUDA backend,
 /// libcudnn loads and the convolution that reads it (to `out_channels`) runs channels-last;
 /// the inputs given back otherwise.
 ///
@@ -232,32 +232,56 @@ pub fn conv2d<B: Backend>(
 pub fn causal_taps<B: Backend>(
     history: Option<Tensor<B, 5>>,
     x: Tensor<B, 5>,
-    taps: taps::Taps,
+    taps: vae::Taps,
     out_channels: usize,
 ) -> Result<Tensor<B, 4>, (Option<Tensor<B, 5>>, Tensor<B, 5>)> {
     let c = x.dims()[2];
-    if !taps_enabled() || !conv::available() || !conv::channels_last(taps.live * c, out_channels) {
+    if !vae_kernels_enabled()
+        || !conv::available()
+        || !conv::channels_last(taps.live * c, out_channels)
+    {
         return Err((history, x));
     }
     let (Some(cx), Ok(ch)) = (as_cuda(x.clone()), as_cuda_opt(history.as_ref())) else {
         return Err((history, x));
     };
-    if !taps::supports(ch.as_ref(), &cx, taps) {
+    if !vae::supports(ch.as_ref(), &cx, taps) {
         return Err((history, x));
     }
     Ok(from_cuda(
-        taps::causal_taps_nhwc(ch, cx, taps).permute([0, 3, 1, 2]),
+        vae::causal_taps_nhwc(ch, cx, taps).permute([0, 3, 1, 2]),
     ))
 }
 
-/// Whether the VAE builds its causal convolutions' input with [`taps::causal_taps_nhwc`]: the
-/// CUDA ops [`enabled`] and `HANZO_LIVE_VAE_TAPS=1` (off by default until its speed and the
-/// VAE goldens through it are measured on a GPU). Read once.
-pub fn taps_enabled() -> bool {
+/// Whether the Wan VAE runs its own kernels ([`vae`]: the causal convolutions' input built
+/// channels-last, the RMS norm + SiLU in one pass): the CUDA ops [`enabled`] and
+/// `HANZO_LIVE_VAE_KERNELS=1` (off by default until their speed and the VAE goldens through
+/// them are measured on a GPU). Read once.
+pub fn vae_kernels_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        enabled() && std::env::var("HANZO_LIVE_VAE_TAPS").is_ok_and(|v| v.trim() == "1")
+        enabled() && std::env::var("HANZO_LIVE_VAE_KERNELS").is_ok_and(|v| v.trim() == "1")
     })
+}
+
+/// The Wan VAE's RMS norm over the channels then SiLU through [`vae::rms_norm_silu`] where
+/// [`vae_kernels_enabled`] and `B` is burn's CUDA backend; `x` given back otherwise.
+///
+/// # Shapes
+/// - x: `[B, T, C, H, W]`, gamma: `[C]` → `[B, T, C, H, W]`
+pub fn vae_rms_norm_silu<B: Backend>(
+    x: Tensor<B, 5>,
+    gamma: &Tensor<B, 1>,
+) -> Result<Tensor<B, 5>, Tensor<B, 5>> {
+    if !vae_kernels_enabled() {
+        return Err(x);
+    }
+    match (as_cuda(x.clone()), as_cuda(gamma.clone())) {
+        (Some(cx), Some(cg)) if vae::norm_supports(&cx, &cg) => {
+            Ok(from_cuda(vae::rms_norm_silu(cx, &cg)))
+        }
+        _ => Err(x),
+    }
 }
 
 /// RMSNorm through [`norms::rms_norm_bf16`] when `B` is burn's CUDA backend, the ops are

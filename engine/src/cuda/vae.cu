@@ -1,9 +1,11 @@
-// The Wan VAE's causal 3-D convolution as one 2-D convolution (engine/src/wan/vae): its input
+// Kernels of the Wan VAE's CUDA path (engine/src/wan/vae): the causal convolutions' input, and
+// the RMS norm + SiLU before them. Compiled at run time by NVRTC; no headers.
+//
+// The causal 3-D convolution runs as one 2-D convolution: its input
 // is the live time taps' frames side by side on the channel axis. These kernels build that
 // input channels-last in one pass, straight from the frame-major activations and the
 // convolution's cached history, for cuDNN's tensor-core convolutions (which read NHWC):
 // without them it takes a concatenation of the history, one of the taps, and a transpose.
-// Compiled at run time by NVRTC; no headers.
 //
 // Frames, in order: `zeros` zero frames, the `nh` history frames, the input's frames. Output
 // frame t's tap k (k < live) is frame t·stride_t + first + k of that sequence, written to
@@ -57,3 +59,48 @@ typedef unsigned short bf16_t;
 
 CAUSAL_TAPS_NHWC(causal_taps_nhwc_f32, float)
 CAUSAL_TAPS_NHWC(causal_taps_nhwc_bf16, bf16_t)
+
+// The VAE's RMS norm over the channels then SiLU, one pass: each thread takes one pixel of one
+// frame, sums the squares of its C channels, then writes silu(x · γ' / max(‖x‖, 1e-12)) with
+// γ' = γ·√C (f32, given). x is [B, T, C, H, W] through any strides (frame-major, or the
+// channels-last buffer a convolution leaves behind a permuted view); the result is [B, T, C,
+// H, W] contiguous. f32 math; bf16 rounded to nearest even.
+
+__device__ __forceinline__ float load_f32(float v) { return v; }
+__device__ __forceinline__ float store_f32(float v) { return v; }
+__device__ __forceinline__ float load_bf16(bf16_t v) { return __uint_as_float(((unsigned)v) << 16); }
+__device__ __forceinline__ bf16_t store_bf16(float v) {
+    bf16_t r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(v));
+    return r;
+}
+
+#define RMS_NORM_SILU(NAME, T, LOAD, STORE)                                                    \
+    extern "C" __global__ void __launch_bounds__(256) NAME(                                    \
+        const T* x, long long sb, long long st, long long sc, long long sy, long long sx,      \
+        const float* gamma, T* out, int t_len, int channels, int height, int width,            \
+        long long pixels) {                                                                    \
+        const long long i = (long long)blockIdx.x * 256 + threadIdx.x;                         \
+        if (i >= pixels) return;                                                               \
+        const int px = (int)(i % width);                                                       \
+        const long long r = i / width;                                                         \
+        const int py = (int)(r % height);                                                      \
+        const long long f = r / height;                                                        \
+        const long long b = f / t_len, t = f % t_len;                                          \
+        const T* src = x + b * sb + t * st + py * sy + px * sx;                                \
+        float ss = 0.0f;                                                                       \
+        for (int c = 0; c < channels; c++) {                                                   \
+            const float v = LOAD(src[c * sc]);                                                 \
+            ss += v * v;                                                                       \
+        }                                                                                      \
+        const float inv = 1.0f / fmaxf(sqrtf(ss), 1e-12f);                                     \
+        const long long plane = (long long)height * width;                                     \
+        T* dst = out + f * channels * plane + (long long)py * width + px;                      \
+        for (int c = 0; c < channels; c++) {                                                   \
+            const float v = LOAD(src[c * sc]) * inv * gamma[c];                                \
+            dst[c * plane] = STORE(v / (1.0f + expf(-v)));                                     \
+        }                                                                                      \
+    }
+
+RMS_NORM_SILU(rms_norm_silu_channels_f32, float, load_f32, store_f32)
+RMS_NORM_SILU(rms_norm_silu_channels_bf16, bf16_t, load_bf16, store_bf16)

@@ -13,7 +13,7 @@ mod attention;
 mod conv;
 mod gemm;
 mod norms;
-mod taps;
+mod vae;
 
 /// max |ours − reference| / max |reference|, `ours` in any float dtype.
 fn relative_error<const D: usize>(ours: Tensor<Cuda, D>, reference: Tensor<Cuda, D>) -> f32 {

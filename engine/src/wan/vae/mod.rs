@@ -406,10 +406,10 @@ impl<B: Backend> CausalConv3d<B> {
         let device = x.device();
         #[cfg(feature = "cuda")]
         let (history, x) = if crate::cuda::is_cuda::<B>()
-            && crate::cuda::taps_enabled()
+            && crate::cuda::vae_kernels_enabled()
             && crate::cuda::conv::channels_last(f.live * c, out_channels)
         {
-            let taps = crate::cuda::taps::Taps {
+            let taps = crate::cuda::vae::Taps {
                 zeros: f.zeros,
                 first: f.first,
                 live: f.live,
@@ -508,6 +508,20 @@ impl<B: Backend> CausalConv3d<B> {
 /// - x: `[B, T, C, H, W]`, gamma: `[C]`
 fn norm_silu<B: Backend>(x: Tensor<B, 5>, gamma: &Tensor<B, 1>) -> Tensor<B, 5> {
     let device = x.device();
+    #[cfg(feature = "cuda")]
+    let x = if crate::cuda::is_cuda::<B>() && crate::cuda::vae_kernels_enabled() {
+        let fused = stage::<B, _>(
+            &device,
+            || "RMS norm + SiLU (one kernel)".into(),
+            || crate::cuda::vae_rms_norm_silu(x, gamma),
+        );
+        match fused {
+            Ok(y) => return y,
+            Err(x) => x,
+        }
+    } else {
+        x
+    };
     stage::<B, _>(
         &device,
         || "RMS norm + SiLU".into(),

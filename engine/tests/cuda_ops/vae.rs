@@ -1,10 +1,11 @@
-//! The causal convolution's folded input built channels-last in one kernel against the same
-//! built by concatenations in burn, exactly (a copy: no arithmetic).
+//! The Wan VAE's own kernels on the GPU: the causal convolution's folded input built
+//! channels-last against the same built by concatenations in burn, exactly (a copy: no
+//! arithmetic); the RMS norm + SiLU against burn's in f32.
 
 use burn::tensor::{DType, Distribution, Tensor};
 use engine::cuda::{
     gemm::Cuda,
-    taps::{Taps, causal_taps_nhwc},
+    vae::{Taps, causal_taps_nhwc, rms_norm_silu},
 };
 
 /// The reference: zeros ++ history ++ x along the frames, then output frame t's taps
@@ -143,4 +144,42 @@ fn a_history_that_is_a_view_of_a_larger_tensor_is_read_through_its_strides() {
     let ours = causal_taps_nhwc(Some(history), x, taps).permute([0, 3, 1, 2]);
     let diff = (ours - expected).abs().max().into_scalar();
     assert_eq!(diff, 0.0);
+}
+
+/// `silu(x / max(‖x‖_C, 1e-12) · √C · γ)` in f32 by burn's own ops.
+fn norm_silu_reference(x: Tensor<Cuda, 5>, gamma: Tensor<Cuda, 1>) -> Tensor<Cuda, 5> {
+    let c = x.dims()[2];
+    let x = x.cast(DType::F32);
+    let norm = (x.clone() * x.clone()).sum_dim(2).sqrt().clamp_min(1e-12);
+    let g = gamma.cast(DType::F32).reshape([1, 1, c, 1, 1]) * (c as f64).sqrt();
+    burn::tensor::activation::silu(x / norm * g)
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and NVRTC"]
+fn the_norm_kernel_matches_burns_on_frame_major_and_channels_last_inputs() {
+    let device = Default::default();
+    let normal = Distribution::Normal(0.0, 1.0);
+    for (b, t, c, h, w) in [(1, 4, 96, 30, 52), (2, 1, 40, 17, 33), (1, 2, 384, 8, 12)] {
+        let gamma = Tensor::<Cuda, 1>::random([c], normal, &device);
+        // Frame-major, and the view of a channels-last [B·T, H, W, C] buffer a convolution
+        // leaves.
+        let frame_major = Tensor::<Cuda, 5>::random([b, t, c, h, w], normal, &device);
+        let channels_last =
+            Tensor::<Cuda, 5>::random([b, t, h, w, c], normal, &device).permute([0, 1, 4, 2, 3]);
+        for x in [frame_major, channels_last] {
+            let expected = norm_silu_reference(x.clone(), gamma.clone());
+            for (dtype, tolerance) in [(DType::F32, 1e-5), (DType::BF16, 1e-2)] {
+                let ours = rms_norm_silu(x.clone().cast(dtype), &gamma.clone().cast(dtype));
+                assert_eq!(ours.dims(), [b, t, c, h, w]);
+                assert_eq!(ours.dtype(), dtype);
+                let err = super::relative_error(ours, expected.clone());
+                println!("[{b}, {t}, {c}, {h}, {w}] {dtype:?}: relative error {err:.2e}");
+                assert!(
+                    err <= tolerance,
+                    "{dtype:?} [{b}, {t}, {c}, {h}, {w}]: {err}"
+                );
+            }
+        }
+    }
 }

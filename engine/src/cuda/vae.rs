@@ -1,12 +1,15 @@
-//! The input of the Wan VAE's causal 3-D convolution in its folded 2-D form, built
-//! channels-last in one kernel (`vae.cu`) for cuDNN's tensor-core convolutions
-//! ([`super::conv`]): the zero padding, the cached history and the input frames, each output
-//! frame's live time taps side by side on the channel axis. It replaces two concatenations and
-//! the transpose to NHWC the convolution would otherwise make.
+//! The Wan VAE's own CUDA kernels (`vae.cu`):
+//! - [`causal_taps_nhwc`]: the input of a causal 3-D convolution in its folded 2-D form, built
+//!   channels-last in one kernel for cuDNN's tensor-core convolutions ([`super::conv`]): the
+//!   zero padding, the cached history and the input frames, each output frame's live time taps
+//!   side by side on the channel axis. It replaces two concatenations and the transpose to NHWC
+//!   the convolution would otherwise make.
+//! - [`rms_norm_silu`]: the RMS norm over the channels then SiLU in one pass, reading the
+//!   convolutions' channels-last results in place.
 
 use super::{
     gemm::Cuda,
-    op::{Arg, Cube, Module, custom, empty, fused, launch, on_device},
+    op::{Arg, Cube, Module, contiguous, custom, empty, fused, launch, on_device},
 };
 use burn::tensor::{DType, Tensor};
 use burn_cubecl::kernel::into_contiguous;
@@ -138,4 +141,72 @@ fn planes(t: Cube) -> Cube {
     } else {
         into_contiguous(t)
     }
+}
+
+/// Whether [`rms_norm_silu`] takes these: f32 or bf16 `x`, `gamma` of its channel count, sizes
+/// within the kernel's integer ranges.
+pub fn norm_supports(x: &Tensor<Cuda, 5>, gamma: &Tensor<Cuda, 1>) -> bool {
+    let [b, t, c, h, w] = x.dims();
+    matches!(x.dtype(), DType::F32 | DType::BF16)
+        && gamma.dims() == [c]
+        && [b, t, c, h, w]
+            .iter()
+            .all(|d| *d > 0 && *d < i32::MAX as usize)
+        && (b * t * h * w).div_ceil(256) < u32::MAX as usize
+}
+
+/// `silu(F.normalize(x, dim=C) · √C · γ)` (the Wan VAE's `RMS_norm` then SiLU) in one kernel,
+/// f32 math.
+///
+/// # Shapes
+/// - x: `[B, T, C, H, W]` (any strides: frame-major, or a channels-last buffer's view),
+///   gamma: `[C]` → `[B, T, C, H, W]` contiguous, x's dtype
+///
+/// # Panics
+/// When [`norm_supports`] says no.
+pub fn rms_norm_silu(x: Tensor<Cuda, 5>, gamma: &Tensor<Cuda, 1>) -> Tensor<Cuda, 5> {
+    assert!(
+        norm_supports(&x, gamma),
+        "rms_norm_silu: x {:?} {:?}, gamma {:?}",
+        x.dims(),
+        x.dtype(),
+        gamma.dims()
+    );
+    let [b, t, c, h, w] = x.dims();
+    let dtype = x.dtype();
+    // γ·√C in f32 (C values, made once per call).
+    let scaled = gamma.clone().cast(DType::F32).mul_scalar((c as f64).sqrt());
+    let shape = [b, t, c, h, w];
+    custom(
+        "rms_norm_silu",
+        vec![fused(x), fused(scaled)],
+        shape,
+        dtype,
+        move |inputs| {
+            let [x, g]: [Cube; 2] = inputs.try_into().expect("two inputs");
+            let g = contiguous(g);
+            let out = empty(&x, shape, dtype);
+            let s = x.meta.strides();
+            let strides = [s[0], s[1], s[2], s[3], s[4]].map(|v| v as i64);
+            let pixels = (b * t * h * w) as i64;
+            let entry = if dtype == DType::BF16 {
+                "rms_norm_silu_channels_bf16"
+            } else {
+                "rms_norm_silu_channels_f32"
+            };
+            let grid = ((pixels as usize).div_ceil(256) as u32, 1, 1);
+            on_device(&[&out, &x, &g], move |p, stream| {
+                let mut args = vec![Arg::Ptr(p[1])];
+                args.extend(strides.map(Arg::I64));
+                args.extend([Arg::Ptr(p[2]), Arg::Ptr(p[0])]);
+                args.extend([t, c, h, w].map(|v| Arg::I32(v as i32)));
+                args.push(Arg::I64(pixels));
+                // SAFETY: live buffers of the shapes and strides given (g contiguous [C] f32),
+                // cubecl's stream and device thread; the arguments in the kernel's order and
+                // types.
+                unsafe { launch(&MODULE, entry, grid, (256, 1, 1), stream, &args) }
+            });
+            out
+        },
+    )
 }
