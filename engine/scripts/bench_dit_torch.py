@@ -7,6 +7,9 @@ default attention (SDPA). Rows, in the order and with the shapes of the Rust ben
 RMSNorm [1,L,1536], RoPE on [1,L,12,128] (diffusers' rotary apply), attention
 [1,12,L,128] (SDPA), one block (a 1-layer model's forward), the full 30-layer forward, for
 F latent frames of 480×832 (L = F·1560). CUDA-event timing, median of --iters after warm-up.
+A bf16 GEMM of 8192³ first sets the card's peak as measured here; rows whose work is known
+(attention, linears, the model calls; the same counts as the Rust bench's) give TFLOP/s and
+their share of that peak.
 
 Usage: python bench_dit_torch.py [--frames 3] [--iters 10] [--json out.json]
 """
@@ -49,6 +52,18 @@ def timed(fn, iters):
     return statistics.median(runs)
 
 
+def attention_flops(lq, lk, dim):
+    return 4.0 * lq * lk * dim
+
+
+def dit_flops(layers, L, d=1536, ffn=8960, text=512, text_dim=4096, in_dim=16, out_dim=16, patch=4):
+    """One forward without a cache: as `dit_flops` in engine/src/cli/mod.rs."""
+    block = (8.0 * L * d * d + attention_flops(L, L, d) + 4.0 * L * d * d + 4.0 * text * d * d
+             + attention_flops(L, text, d) + 4.0 * L * d * ffn)
+    ends = 2.0 * L * in_dim * patch * d + 2.0 * text * (text_dim * d + d * d) + 2.0 * L * d * out_dim * patch
+    return layers * block + ends
+
+
 def build(layers, dtype):
     model = WanTransformer3DModel(**{**CONFIG, "num_layers": layers}).eval().cuda()
     model.to(dtype)
@@ -69,11 +84,16 @@ def main():
     dev, dt = "cuda", torch.bfloat16
     h, w = 60, 104
     L = a.frames * (h // 2) * (w // 2)
-    rows = []
+    rows = []  # (op, ms, flops or None)
     with torch.inference_mode():
+        n = 8192
+        ga, gb = torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt)
+        peak_ms = timed(lambda: ga @ gb.T, a.iters)
+        rows.append((f"peak: GEMM {n}×{n}×{n} (the rate the rows are compared with)", peak_ms, 2.0 * n**3))
+        del ga, gb
         x = torch.randn(1, L, 1536, device=dev, dtype=dt)
         norm = torch.nn.RMSNorm(1536, eps=1e-6).to(dev)
-        rows.append((f"RMSNorm [1,{L},1536]", timed(lambda: norm(x.float()).to(dt), a.iters)))
+        rows.append((f"RMSNorm [1,{L},1536]", timed(lambda: norm(x.float()).to(dt), a.iters), None))
         q = torch.randn(1, L, 12, 128, device=dev, dtype=dt)
         freqs = torch.randn(1, L, 1, 64, device=dev, dtype=torch.float32)
         cos, sin = freqs.cos(), freqs.sin()
@@ -83,14 +103,15 @@ def main():
             out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
             return out.flatten(-2).to(dt)
 
-        rows.append((f"RoPE [1,{L},12,128]", timed(rope, a.iters)))
+        rows.append((f"RoPE [1,{L},12,128]", timed(rope, a.iters), None))
         qh = q.transpose(1, 2).contiguous()
         sdpa = torch.nn.functional.scaled_dot_product_attention
-        rows.append((f"attention SDPA [1,12,{L},128]", timed(lambda: sdpa(qh, qh, qh), a.iters)))
+        rows.append((f"attention SDPA [1,12,{L},128]", timed(lambda: sdpa(qh, qh, qh), a.iters), attention_flops(L, L, 1536)))
         # Attention over a KV cache: LongLive's 12-frame window and Self-Forcing's 21 frames.
         for frames in (12, 21):
             kv = torch.randn(1, 12, frames * (h // 2) * (w // 2), 128, device=dev, dtype=dt)
-            rows.append((f"attention SDPA q {L} kv {kv.shape[2]}", timed(lambda: sdpa(qh, kv, kv), a.iters)))
+            lk = kv.shape[2]
+            rows.append((f"attention SDPA q {L} kv {lk}", timed(lambda: sdpa(qh, kv, kv), a.iters), attention_flops(L, lk, 1536)))
             if frames == 12:
                 # Which of PyTorch's fused backends the default picks: each alone, same call.
                 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -100,7 +121,7 @@ def main():
                         with sdpa_kernel(backend):
                             return sdpa(qh, kv, kv)
                     try:
-                        rows.append((f"attention SDPA ({name} backend) q {L} kv {kv.shape[2]}", timed(only, a.iters)))
+                        rows.append((f"attention SDPA ({name} backend) q {L} kv {lk}", timed(only, a.iters), attention_flops(L, lk, 1536)))
                     except RuntimeError as e:
                         print(f"note: SDPA's {name} backend: {e}".splitlines()[0])
             if frames == 21:
@@ -111,14 +132,14 @@ def main():
                     k2 = torch.cat([kv[:, :, : 3 * pf], kv[:, :, 12 * pf :]], 2)
                     v2 = torch.cat([kv[:, :, : 3 * pf], kv[:, :, 12 * pf :]], 2)
                     return sdpa(qh, k2, v2)
-                rows.append((f"attention SDPA q {L} kv sink {3 * pf} + window {9 * pf} (cat first)", timed(window, a.iters)))
+                rows.append((f"attention SDPA q {L} kv sink {3 * pf} + window {9 * pf} (cat first)", timed(window, a.iters), attention_flops(L, 12 * pf, 1536)))
             del kv
         # The DiT's linear layers (cuBLAS through F.linear; the engine's rows: burn matmul, cuBLASLt).
         for k_in, n_out in [(1536, 1536), (1536, 8960), (8960, 1536)]:
             xs = torch.randn(L, k_in, device=dev, dtype=dt)
             wt = torch.randn(n_out, k_in, device=dev, dtype=dt)
             lin = torch.nn.functional.linear
-            rows.append((f"linear [{L},{k_in}]→{n_out}", timed(lambda: lin(xs, wt), a.iters)))
+            rows.append((f"linear [{L},{k_in}]→{n_out}", timed(lambda: lin(xs, wt), a.iters), 2.0 * L * k_in * n_out))
             del xs, wt
         xin = torch.randn(1, 16, a.frames, h, w, device=dev, dtype=dt)
         t = torch.tensor([937.5], device=dev)
@@ -126,16 +147,22 @@ def main():
         for layers, label in [(1, "one block (1-layer model)"), (30, "full forward (30 layers)")]:
             m = build(layers, dt)
             call = lambda: m(hidden_states=xin, timestep=t, encoder_hidden_states=ctx, return_dict=False)
-            rows.append((label, timed(call, a.iters)))
+            rows.append((label, timed(call, a.iters), dit_flops(layers, L)))
             del m
             torch.cuda.empty_cache()
-    print(f"| op | torch {torch.__version__} bf16 ms ({torch.cuda.get_device_name()}) |")
-    print("|---|---|")
-    for name, ms in rows:
-        print(f"| {name} | {ms:.3f} |")
+    peak = 2.0 * 8192**3 / (peak_ms * 1e-3) / 1e12
+    rate = lambda ms, fl: None if fl is None else fl / (ms * 1e-3) / 1e12
+    print(f"| op | torch {torch.__version__} bf16 ms ({torch.cuda.get_device_name()}) | TFLOP/s | of peak |")
+    print("|---|---|---|---|")
+    for name, ms, fl in rows:
+        t = rate(ms, fl)
+        cells = ("", "") if t is None else (f"{t:.1f}", f"{t / peak * 100:.0f} %")
+        print(f"| {name} | {ms:.3f} | {cells[0]} | {cells[1]} |")
     if a.json:
+        out = [{"op": n, "ms": m, "tflops": rate(m, fl), "of_peak": None if fl is None else rate(m, fl) / peak * 100}
+               for n, m, fl in rows]
         with open(a.json, "w") as f:
-            json.dump({"torch": torch.__version__, "tokens": L, "rows": [{"op": n, "ms": m} for n, m in rows]}, f)
+            json.dump({"torch": torch.__version__, "tokens": L, "peak_tflops": peak, "rows": out}, f)
 
 
 if __name__ == "__main__":

@@ -385,6 +385,69 @@ fn check_error(out: &str) -> f64 {
 }
 
 #[test]
+fn bench_gives_each_rows_rate_against_a_measured_peak() {
+    // The tiny DiT on one 32×32 latent frame (256 tokens): a GEMM sets the peak, the attention, linear and
+    // model rows give their TFLOP/s and share of it, the others none; the JSON has the same.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let o = engine(&[
+        OsStr::new("--backend"),
+        OsStr::new("flex"),
+        OsStr::new("bench"),
+        OsStr::new("--model"),
+        OsStr::new("tiny"),
+        OsStr::new("--frames"),
+        OsStr::new("1"),
+        OsStr::new("--height"),
+        OsStr::new("256"),
+        OsStr::new("--width"),
+        OsStr::new("256"),
+        OsStr::new("--iters"),
+        OsStr::new("1"),
+        OsStr::new("--json"),
+        json.as_os_str(),
+    ]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("| op | flex F32 ms | TFLOP/s | of peak |"),
+        "{out}"
+    );
+    let row = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("| {prefix}")))
+            .unwrap_or_else(|| panic!("no row {prefix} in {out}"))
+            .split('|')
+            .map(|c| c.trim().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // | op | ms | TFLOP/s | of peak | → ["", op, ms, rate, share, ""]
+    let peak = row("peak: GEMM 1024×1024×1024");
+    assert_eq!(peak[4], "100 %", "{peak:?}");
+    for rated in [
+        "linear [256,24]→32 burn matmul",
+        "attention Naive",
+        "full forward (2 layers)",
+    ] {
+        let r = row(rated);
+        let rate: f64 = r[3].parse().unwrap_or_else(|_| panic!("{r:?}"));
+        assert!(rate > 0.0 && r[4].ends_with(" %"), "{r:?}");
+    }
+    let norm = row("RMSNorm [1,256,24]");
+    assert!(norm[3].is_empty() && norm[4].is_empty(), "{norm:?}");
+
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(v["peak_tflops"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["tokens"], 256);
+    let rows = v["rows"].as_array().unwrap();
+    let linear = rows
+        .iter()
+        .find(|r| r["op"] == "linear [256,24]→32 burn matmul")
+        .unwrap();
+    assert!(linear["tflops"].as_f64().unwrap() > 0.0 && linear["of_peak"].as_f64().is_some());
+}
+
+#[test]
 fn bench_vae_times_the_chosen_rows_and_checks_against_flex() {
     // Wan2.1's full VAE (made-up weights) on a 16×16 frame: candle timed, then the same
     // first-latent decode on flex for the check.

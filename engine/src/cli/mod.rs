@@ -699,40 +699,138 @@ struct BenchJob {
 }
 
 /// Bench rows, each also printed to stderr as soon as it is measured (a run cut short by a
-/// time limit still leaves its figures).
+/// time limit still leaves its figures). A row whose floating-point work is known also gives
+/// its rate (TFLOP/s) and, once a peak row was measured, its share of that peak.
 #[derive(Default)]
-struct Rows(Vec<(String, Duration)>);
+struct Rows {
+    rows: Vec<Row>,
+    /// The card's (or CPU's) rate as measured here by a large GEMM, TFLOP/s.
+    peak: Option<f64>,
+    /// More fields for the JSON (e.g. the token count).
+    meta: serde_json::Map<String, serde_json::Value>,
+}
+
+struct Row {
+    op: String,
+    time: Duration,
+    /// TFLOP/s, where the row's work is known.
+    tflops: Option<f64>,
+}
 
 impl Rows {
-    fn push(&mut self, row: (String, Duration)) {
-        eprintln!("  {}: {:.2} ms", row.0, row.1.as_secs_f64() * 1e3);
-        self.0.push(row);
+    fn push(&mut self, (op, time): (String, Duration)) {
+        self.add(op, time, None);
     }
 
-    /// Prints the rows as a markdown table and writes them as JSON to `json` if given.
+    /// A row that did `flops` floating-point operations.
+    fn push_flops(&mut self, (op, time): (String, Duration), flops: f64) {
+        self.add(op, time, Some(flops));
+    }
+
+    /// The peak row: a large GEMM whose rate the later rows are compared with.
+    fn push_peak(&mut self, (op, time): (String, Duration), flops: f64) {
+        self.peak = Some(flops / time.as_secs_f64().max(1e-12) / 1e12);
+        self.add(op, time, Some(flops));
+    }
+
+    fn add(&mut self, op: String, time: Duration, flops: Option<f64>) {
+        let tflops = flops.map(|f| f / time.as_secs_f64().max(1e-12) / 1e12);
+        let rate = tflops.map_or(String::new(), |t| format!(" ({} TFLOP/s)", rate(t)));
+        eprintln!("  {op}: {:.2} ms{rate}", time.as_secs_f64() * 1e3);
+        self.rows.push(Row { op, time, tflops });
+    }
+
+    /// `tflops` as a share of the peak, where both are known.
+    fn of_peak(&self, tflops: Option<f64>) -> Option<f64> {
+        Some(tflops? / self.peak.filter(|p| *p > 0.0)? * 100.0)
+    }
+
+    /// Prints the rows as a markdown table (with TFLOP/s and % of peak columns where any row
+    /// has them) and writes them as JSON to `json` if given.
     fn finish(
         self,
         kind: BackendKind,
         dtype: DType,
         json: Option<&std::path::Path>,
     ) -> Result<(), String> {
-        let rows = self.0;
-        println!("| op | {kind} {dtype:?} ms |");
-        println!("|---|---|");
-        for (name, d) in &rows {
-            println!("| {name} | {:.2} |", d.as_secs_f64() * 1e3);
+        let rated = self.rows.iter().any(|r| r.tflops.is_some());
+        if rated {
+            println!("| op | {kind} {dtype:?} ms | TFLOP/s | of peak |");
+            println!("|---|---|---|---|");
+        } else {
+            println!("| op | {kind} {dtype:?} ms |");
+            println!("|---|---|");
+        }
+        for r in &self.rows {
+            let ms = r.time.as_secs_f64() * 1e3;
+            if rated {
+                let rate = r.tflops.map_or(String::new(), rate);
+                let share = self
+                    .of_peak(r.tflops)
+                    .map_or(String::new(), |p| format!("{p:.0} %"));
+                println!("| {} | {ms:.2} | {rate} | {share} |", r.op);
+            } else {
+                println!("| {} | {ms:.2} |", r.op);
+            }
         }
         if let Some(path) = json {
-            let json = serde_json::json!({
-                "backend": kind.name(),
-                "dtype": format!("{dtype:?}"),
-                "rows": rows.iter().map(|(n, d)| serde_json::json!({"op": n, "ms": d.as_secs_f64() * 1e3})).collect::<Vec<_>>(),
-            });
-            std::fs::write(path, json.to_string())
+            let mut out = self.meta.clone();
+            out.insert("backend".into(), kind.name().into());
+            out.insert("dtype".into(), format!("{dtype:?}").into());
+            out.insert("peak_tflops".into(), self.peak.into());
+            let rows: Vec<serde_json::Value> = self
+                .rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "op": r.op,
+                        "ms": r.time.as_secs_f64() * 1e3,
+                        "tflops": r.tflops,
+                        "of_peak": self.of_peak(r.tflops),
+                    })
+                })
+                .collect();
+            out.insert("rows".into(), rows.into());
+            std::fs::write(path, serde_json::Value::Object(out).to_string())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(())
     }
+}
+
+/// A rate in TFLOP/s: one decimal from 10 up (a GPU's), else three significant digits (a
+/// CPU's hundredths).
+fn rate(tflops: f64) -> String {
+    match tflops {
+        t if t >= 10.0 => format!("{t:.1}"),
+        t if t >= 1.0 => format!("{t:.2}"),
+        t => format!("{t:.3}"),
+    }
+}
+
+/// Floating-point operations of attention over `lq` queries and `lk` keys of `dim` channels
+/// (all heads): `Q·Kᵀ` and `P·V`, 2 per multiply-add.
+fn attention_flops(lq: usize, lk: usize, dim: usize) -> f64 {
+    4.0 * lq as f64 * lk as f64 * dim as f64
+}
+
+/// Floating-point operations of one DiT forward without a cache over `l` video tokens and the
+/// config's text length: every block's linears and both attentions, the patch and text
+/// embeddings and the head (2 per multiply-add; element-wise work left out).
+fn dit_flops(c: &WanConfig, l: usize) -> f64 {
+    let (d, ffn, text) = (c.dim as f64, c.ffn_dim as f64, c.text_len);
+    let (lf, tf) = (l as f64, text as f64);
+    let block = 4.0 * 2.0 * lf * d * d // self-attention q, k, v, o
+        + attention_flops(l, l, c.dim)
+        + 2.0 * 2.0 * lf * d * d // cross-attention q, o
+        + 2.0 * 2.0 * tf * d * d // cross-attention k, v of the text
+        + attention_flops(l, text, c.dim)
+        + 2.0 * 2.0 * lf * d * ffn; // feed-forward
+    let patch = c.patch_size.iter().product::<usize>() as f64;
+    let ends = 2.0 * lf * c.in_dim as f64 * patch * d // patch embedding
+        + 2.0 * tf * (c.text_dim as f64 * d + d * d) // text embedding
+        + 2.0 * lf * d * c.out_dim as f64 * patch; // head
+    c.num_layers as f64 * block + ends
 }
 
 /// Median wall time of `iters` runs after one warm-up; `f` must finish its work (sync). The
@@ -778,6 +876,42 @@ impl WithBackend for BenchJob {
             dt
         );
 
+        // The rate to compare with: a large square GEMM in the bench's dtype (cuBLASLt on
+        // CUDA in bf16, else burn's matmul); 8192 on a GPU, 1024 on the CPU.
+        let n = if matches!(kind, BackendKind::Cuda | BackendKind::Metal) {
+            8192
+        } else {
+            1024
+        };
+        {
+            let a: Tensor<B, 2> = Tensor::from_data(rand(vec![n, n]), (&device, dt));
+            let bt: Tensor<B, 2> = Tensor::from_data(rand(vec![n, n]), (&device, dt)).transpose();
+            let gemm = || {
+                #[cfg(feature = "cuda")]
+                if dt == DType::BF16
+                    && crate::cuda::gemm::available()
+                    && let (Some(ac), Some(bc)) = (
+                        crate::cuda::as_cuda(a.clone()),
+                        crate::cuda::as_cuda(bt.clone()),
+                    )
+                {
+                    let _ = crate::cuda::gemm::linear_bf16(ac, bc, None);
+                    return;
+                }
+                let _ = a.clone().matmul(bt.clone());
+            };
+            rows.push_peak(
+                (
+                    format!("peak: GEMM {n}×{n}×{n} (the rate the rows are compared with)"),
+                    time(self.iters, || {
+                        gemm();
+                        sync(&device)
+                    }),
+                ),
+                2.0 * (n * n * n) as f64,
+            );
+        }
+
         let x: Tensor<B, 3> = Tensor::from_data(rand(vec![1, l, d]), (&device, dt));
         let weight: Tensor<B, 1> = Tensor::ones([d], (&device, DType::F32));
         rows.push((
@@ -821,14 +955,22 @@ impl WithBackend for BenchJob {
         ));
         let qh = q.clone().swap_dims(1, 2);
         for kernel in [AttentionKernel::Fused, AttentionKernel::Naive] {
-            rows.push((
-                format!("attention {kernel:?} [1,{heads},{l},{hd}]"),
-                time(self.iters, || {
-                    let _ =
-                        crate::wan::nn::attention(qh.clone(), qh.clone(), qh.clone(), None, kernel);
-                    sync(&device)
-                }),
-            ));
+            rows.push_flops(
+                (
+                    format!("attention {kernel:?} [1,{heads},{l},{hd}]"),
+                    time(self.iters, || {
+                        let _ = crate::wan::nn::attention(
+                            qh.clone(),
+                            qh.clone(),
+                            qh.clone(),
+                            None,
+                            kernel,
+                        );
+                        sync(&device)
+                    }),
+                ),
+                attention_flops(l, l, d),
+            );
         }
         // The fused CUDA kernel (engine::cuda::attention), also over a KV cache: LongLive's
         // 12-frame window and Self-Forcing's 21 frames.
@@ -849,19 +991,23 @@ impl WithBackend for BenchJob {
                 let lk = kv.dims()[2];
                 // One row: `kernel` over the key `spans` of kv.
                 let mut row = |kernel, spans: &[std::ops::Range<usize>], keys: String| {
-                    rows.push((
-                        format!("attention flash {kernel:?} (CUDA) q {l} kv {keys}"),
-                        time(self.iters, || {
-                            let _ = crate::cuda::attention::flash_attention_with(
-                                kernel,
-                                qc.clone(),
-                                kv.clone(),
-                                kv.clone(),
-                                spans,
-                            );
-                            sync(&device)
-                        }),
-                    ));
+                    let lk = spans.iter().map(|r| r.len()).sum();
+                    rows.push_flops(
+                        (
+                            format!("attention flash {kernel:?} (CUDA) q {l} kv {keys}"),
+                            time(self.iters, || {
+                                let _ = crate::cuda::attention::flash_attention_with(
+                                    kernel,
+                                    qc.clone(),
+                                    kv.clone(),
+                                    kv.clone(),
+                                    spans,
+                                );
+                                sync(&device)
+                            }),
+                        ),
+                        attention_flops(l, lk, d),
+                    );
                 };
                 for kernel in crate::cuda::attention::FlashKernel::ALL {
                     row(kernel, std::slice::from_ref(&(0..lk)), lk.to_string());
@@ -891,13 +1037,17 @@ impl WithBackend for BenchJob {
             let xs: Tensor<B, 2> = Tensor::from_data(rand(vec![l, k_in]), (&device, dt));
             let w_t: Tensor<B, 2> =
                 Tensor::from_data(rand(vec![n_out, k_in]), (&device, dt)).transpose();
-            rows.push((
-                format!("linear [{l},{k_in}]→{n_out} burn matmul"),
-                time(self.iters, || {
-                    let _ = xs.clone().matmul(w_t.clone());
-                    sync(&device)
-                }),
-            ));
+            let flops = 2.0 * (l * k_in * n_out) as f64;
+            rows.push_flops(
+                (
+                    format!("linear [{l},{k_in}]→{n_out} burn matmul"),
+                    time(self.iters, || {
+                        let _ = xs.clone().matmul(w_t.clone());
+                        sync(&device)
+                    }),
+                ),
+                flops,
+            );
             #[cfg(feature = "cuda")]
             if dt == DType::BF16
                 && crate::cuda::gemm::available()
@@ -906,13 +1056,16 @@ impl WithBackend for BenchJob {
                     crate::cuda::as_cuda(w_t.clone()),
                 )
             {
-                rows.push((
-                    format!("linear [{l},{k_in}]→{n_out} cuBLASLt"),
-                    time(self.iters, || {
-                        let _ = crate::cuda::gemm::linear_bf16(xc.clone(), wc.clone(), None);
-                        sync(&device)
-                    }),
-                ));
+                rows.push_flops(
+                    (
+                        format!("linear [{l},{k_in}]→{n_out} cuBLASLt"),
+                        time(self.iters, || {
+                            let _ = crate::cuda::gemm::linear_bf16(xc.clone(), wc.clone(), None);
+                            sync(&device)
+                        }),
+                    ),
+                    flops,
+                );
             }
             #[cfg(feature = "cuda")]
             if dt == DType::BF16
@@ -923,21 +1076,24 @@ impl WithBackend for BenchJob {
                 let runs =
                     crate::cuda::linear_fp8(xs.clone(), &f.codes, &f.scale, None, false).is_ok();
                 if runs {
-                    rows.push((
-                        format!(
-                            "linear [{l},{k_in}]→{n_out} cuBLASLt fp8 (input quantized per call)"
+                    rows.push_flops(
+                        (
+                            format!(
+                                "linear [{l},{k_in}]→{n_out} cuBLASLt fp8 (input quantized per call)"
+                            ),
+                            time(self.iters, || {
+                                let _ = crate::cuda::linear_fp8(
+                                    xs.clone(),
+                                    &f.codes,
+                                    &f.scale,
+                                    None,
+                                    false,
+                                );
+                                sync(&device)
+                            }),
                         ),
-                        time(self.iters, || {
-                            let _ = crate::cuda::linear_fp8(
-                                xs.clone(),
-                                &f.codes,
-                                &f.scale,
-                                None,
-                                false,
-                            );
-                            sync(&device)
-                        }),
-                    ));
+                        flops,
+                    );
                 }
             }
         }
@@ -965,15 +1121,19 @@ impl WithBackend for BenchJob {
             // The host's share: how long queueing the forward takes before the wait for the
             // GPU (when close to the total, launches and not the GPU set the pace).
             let mut queued = Vec::new();
-            rows.push((
-                format!("{label}, {:?} attention", self.kernel),
-                time(self.iters, || {
-                    let started = Instant::now();
-                    let _ = model.forward(xin.clone(), &t, ctx.clone(), None);
-                    queued.push(started.elapsed());
-                    sync(&device)
-                }),
-            ));
+            let flops = dit_flops(&model.config, l);
+            rows.push_flops(
+                (
+                    format!("{label}, {:?} attention", self.kernel),
+                    time(self.iters, || {
+                        let started = Instant::now();
+                        let _ = model.forward(xin.clone(), &t, ctx.clone(), None);
+                        queued.push(started.elapsed());
+                        sync(&device)
+                    }),
+                ),
+                flops,
+            );
             queued.remove(0); // the warm-up run
             queued.sort();
             rows.push((
@@ -990,32 +1150,39 @@ impl WithBackend for BenchJob {
                 } else {
                     "fp8 emulated"
                 };
-                rows.push((
-                    format!("{label}, {:?} attention, block linears {how}", self.kernel),
-                    time(self.iters, || {
-                        let _ = model.forward(xin.clone(), &t, ctx.clone(), None);
-                        sync(&device)
-                    }),
-                ));
+                rows.push_flops(
+                    (
+                        format!("{label}, {:?} attention, block linears {how}", self.kernel),
+                        time(self.iters, || {
+                            let _ = model.forward(xin.clone(), &t, ctx.clone(), None);
+                            sync(&device)
+                        }),
+                    ),
+                    flops,
+                );
             }
         }
 
-        let rows = rows.0;
-        println!("| op | {kind} {dt:?} ms |");
-        println!("|---|---|");
-        for (name, d) in &rows {
-            println!("| {name} | {:.2} |", d.as_secs_f64() * 1e3);
-        }
-        if let Some(path) = &self.json {
-            let json = serde_json::json!({
-                "backend": kind.name(),
-                "dtype": format!("{dt:?}"),
-                "tokens": l,
-                "rows": rows.iter().map(|(n, d)| serde_json::json!({"op": n, "ms": d.as_secs_f64() * 1e3})).collect::<Vec<_>>(),
-            });
-            std::fs::write(path, json.to_string())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        Ok(())
+        rows.meta.insert("tokens".into(), l.into());
+        rows.finish(kind, dt, self.json.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_counts_add_up_by_hand() {
+        // Two heads' worth of channels over 3 queries × 5 keys: 4·3·5·24.
+        assert_eq!(attention_flops(3, 5, 24), 1440.0);
+        // The tiny config (dim 24, ffn 32, 2 layers, text 512 × 32, patches 1×2×2 of 16
+        // channels) over 10 tokens: per block 8·10·24² + 4·10²·24 + 4·10·24² + 4·512·24²
+        // + 4·10·512·24 + 4·10·24·32 = 1 780 608; the patch embedding 2·10·64·24, the text
+        // embedding 2·512·(32·24 + 24²) and the head 2·10·24·64 add 1 437 696.
+        assert_eq!(dit_flops(&WanConfig::tiny(), 10), 4_998_912.0);
+        // The 1.3B model on one 3-frame 480×832 chunk: 16.3 TFLOP.
+        let big = dit_flops(&WanConfig::t2v_1_3b(), 4680);
+        assert!((big - 1.6338e13).abs() < 1e9, "{big}");
     }
 }
