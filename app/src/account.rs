@@ -15,7 +15,7 @@ pub enum AuthMode {
 #[derive(Clone, Copy)]
 pub struct Account {
     /// The signed-in user (`Ok(None)` for a guest); fetched during SSR from the cookie.
-    pub user: Resource<Result<Option<User>, ServerFnError>>,
+    pub user: Resource<Result<Option<User>, crate::error::ApiError>>,
     /// Bumped on sign-in and sign-out; lists keyed on it refetch.
     pub version: RwSignal<u64>,
     /// The sign-in dialog, when open.
@@ -87,7 +87,7 @@ pub fn AuthDialog() -> impl IntoView {
                     account.dialog.set(None);
                     account.changed();
                 }
-                Err(e) => error.set(Some(api::error_message(&e))),
+                Err(e) => error.set(Some(e.to_string())),
             }
         });
     };

@@ -10,6 +10,7 @@ pub mod api;
 pub mod client;
 pub mod components;
 pub mod downloads;
+pub mod error;
 pub mod format;
 pub mod models;
 pub mod routes;

@@ -48,6 +48,30 @@ impl std::fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
+/// What the browser is told: the same kind and message, an internal failure's cause left in
+/// the log.
+impl From<ServiceError> for crate::error::ApiError {
+    fn from(e: ServiceError) -> Self {
+        use crate::error::ApiError as A;
+        match e {
+            ServiceError::Unauthorized(message) => A::Unauthorized { message },
+            ServiceError::NotFound(message) => A::NotFound { message },
+            ServiceError::Conflict(message) => A::Conflict { message },
+            ServiceError::TooLarge(message) => A::TooLarge { message },
+            ServiceError::UnsupportedMediaType(message) => A::UnsupportedMediaType { message },
+            ServiceError::Invalid(message) => A::Invalid { message },
+            ServiceError::TooManyRequests {
+                message,
+                retry_after_s,
+            } => A::TooManyRequests {
+                message,
+                retry_after_s,
+            },
+            e @ ServiceError::Internal(_) => A::internal(e.to_string()),
+        }
+    }
+}
+
 impl ServiceError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> http::StatusCode {

@@ -52,8 +52,11 @@ async fn server_functions_sign_in_and_scope_presets_to_their_user(pool: SqlitePo
     )
     .await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
-    // Server function errors are encoded as `ServerError|<message>`.
-    assert_eq!(taken.bytes, b"ServerError|the username \"OLGA\" is taken");
+    // Server function errors are typed JSON: their kind and message.
+    assert_eq!(
+        taken.body,
+        json!({"kind": "conflict", "message": "the username \"OLGA\" is taken"})
+    );
 
     let preset = json!({"preset": {"name": "Mist", "pipeline_id": "passthrough", "params": {"height": 256}}});
     let created = call(&api, "presets_create", Some(&olga), preset.clone()).await;
@@ -65,7 +68,10 @@ async fn server_functions_sign_in_and_scope_presets_to_their_user(pool: SqlitePo
     // A guest: 401 with the message; another user: 404 and an empty list.
     let guest = call(&api, "presets_list", None, json!({})).await;
     assert_eq!(guest.status, StatusCode::UNAUTHORIZED);
-    assert!(String::from_utf8_lossy(&guest.bytes).contains("sign in first"));
+    assert_eq!(
+        guest.body,
+        json!({"kind": "unauthorized", "message": "sign in first"})
+    );
     let r = call(
         &api,
         "register",

@@ -34,12 +34,12 @@ pub fn PresetsSection() -> impl IntoView {
     );
     let name = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    let done = move |r: Result<(), ServerFnError>| match r {
+    let done = move |r: Result<(), api::ApiError>| match r {
         Ok(()) => {
             error.set(None);
             reload.update(|n| *n += 1);
         }
-        Err(e) => error.set(Some(api::error_message(&e))),
+        Err(e) => error.set(Some(e.to_string())),
     };
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -112,7 +112,7 @@ pub fn PresetsSection() -> impl IntoView {
                                 " to save prompts and settings as presets."
                             </p>
                         }.into_any(),
-                        Err(e) => view! { <p class="error">{api::error_message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                         Ok(Some(list)) => view! {
                             {list.is_empty().then(|| view! { <p class="muted small" data-testid="presets-empty">"No presets yet."</p> })}
                             <ul class="preset-list" data-testid="preset-list">
@@ -152,12 +152,12 @@ fn PresetRow(p: Preset, reload: RwSignal<u32>, error: RwSignal<Option<String>>) 
     let editing = RwSignal::new(false);
     let draft = RwSignal::new(p.name.clone());
     let id = p.id;
-    let after = move |r: Result<(), ServerFnError>| match r {
+    let after = move |r: Result<(), api::ApiError>| match r {
         Ok(()) => {
             error.set(None);
             reload.update(|n| *n += 1);
         }
-        Err(e) => error.set(Some(api::error_message(&e))),
+        Err(e) => error.set(Some(e.to_string())),
     };
     let rename = Callback::new(move |()| {
         let patch = crate::models::PresetPatch {

@@ -54,10 +54,10 @@ pub fn HistoryPage() -> impl IntoView {
                 <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match sessions.await {
-                            Err(e) if api::error_message(&e) == "sign in first" => {
+                            Err(e) if e.needs_sign_in() => {
                                 view! { <SignInPrompt what="the streams you ran" /> }.into_any()
                             }
-                            Err(e) => view! { <p class="error">{api::error_message(&e)}</p> }.into_any(),
+                            Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                             Ok(p) if p.items.is_empty() => view! {
                                 <div class="empty-state" data-testid="history-empty">
                                     <p>"No streams yet."</p>
@@ -93,9 +93,7 @@ fn HistoryRow(s: SessionSummary) -> impl IntoView {
         if open.get_untracked() && detail.get_untracked().is_none() {
             let id = id.clone();
             leptos::task::spawn_local(async move {
-                let r = api::get_session(id)
-                    .await
-                    .map_err(|e| api::error_message(&e));
+                let r = api::get_session(id).await.map_err(|e| e.to_string());
                 detail.set(Some(r));
             });
         }

@@ -32,10 +32,10 @@ pub fn LibraryPage() -> impl IntoView {
                 <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match recordings.await {
-                            Err(e) if api::error_message(&e) == "sign in first" => {
+                            Err(e) if e.needs_sign_in() => {
                                 view! { <SignInPrompt what="your recordings" /> }.into_any()
                             }
-                            Err(e) => view! { <p class="error">{api::error_message(&e)}</p> }.into_any(),
+                            Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                             Ok(p) if p.items.is_empty() => view! {
                                 <div class="empty-state" data-testid="library-empty">
                                     <p>"No recordings yet. Press ● Record while a stream runs."</p>
@@ -77,7 +77,7 @@ fn RecordingCard(r: Recording, reload: RwSignal<u32>) -> impl IntoView {
                     editing.set(false);
                     error.set(None);
                 }
-                Err(e) => error.set(Some(api::error_message(&e))),
+                Err(e) => error.set(Some(e.to_string())),
             }
         });
     });
@@ -92,7 +92,7 @@ fn RecordingCard(r: Recording, reload: RwSignal<u32>) -> impl IntoView {
         leptos::task::spawn_local(async move {
             match api::delete_recording(id).await {
                 Ok(()) => reload.update(|n| *n += 1),
-                Err(e) => error.set(Some(api::error_message(&e))),
+                Err(e) => error.set(Some(e.to_string())),
             }
         });
     };
