@@ -1,6 +1,7 @@
 //! Browser-only plumbing (feature `hydrate`): JSON over `fetch`, the camera, and the
 //! WebRTC peer connection through `web-sys`.
 
+pub use crate::error::RequestError;
 use serde_json::{Value, json};
 use std::time::Duration;
 use wasm_bindgen::{JsCast, JsValue, closure::Closure};
@@ -26,8 +27,12 @@ fn window() -> web_sys::Window {
 }
 
 /// `fetch` with an optional JSON body; the response body parsed as JSON. A non-2xx answer
-/// becomes its `error` message.
-pub async fn fetch_json(method: &str, url: &str, body: Option<&Value>) -> Result<Value, String> {
+/// becomes its `error` message with its status.
+pub async fn fetch_json(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> Result<Value, RequestError> {
     let init = RequestInit::new();
     init.set_method(method);
     if let Some(b) = body {
@@ -41,8 +46,9 @@ pub async fn fetch_json(method: &str, url: &str, body: Option<&Value>) -> Result
     send(url, &init).await
 }
 
-/// Sends a request; the answer parsed as JSON (`null` when empty), or its `error` message.
-async fn send(url: &str, init: &RequestInit) -> Result<Value, String> {
+/// Sends a request; the answer parsed as JSON (`null` when empty), or its `error` message and
+/// status.
+async fn send(url: &str, init: &RequestInit) -> Result<Value, RequestError> {
     let resp: Response = JsFuture::from(window().fetch_with_str_and_init(url, init))
         .await
         .map_err(|e| format!("network error: {}", js_err(e)))?
@@ -60,10 +66,11 @@ async fn send(url: &str, init: &RequestInit) -> Result<Value, String> {
     if resp.ok() {
         Ok(value)
     } else {
-        Err(value["error"]
+        let message = value["error"]
             .as_str()
             .map(str::to_owned)
-            .unwrap_or_else(|| format!("HTTP {}", resp.status())))
+            .unwrap_or_else(|| format!("HTTP {}", resp.status()));
+        Err(RequestError::answered(resp.status(), message))
     }
 }
 
@@ -193,7 +200,7 @@ impl Live {
         input: Option<&MediaStream>,
         initial: Value,
         callbacks: Callbacks,
-    ) -> Result<Live, String> {
+    ) -> Result<Live, RequestError> {
         let ice = fetch_json("GET", "/api/v1/webrtc/ice-servers", None).await?;
         let config: RtcConfiguration =
             js_sys::JSON::parse(&json!({ "iceServers": ice["iceServers"] }).to_string())
@@ -254,7 +261,7 @@ impl Live {
             }
         }
 
-        let result: Result<String, String> = async {
+        let result: Result<String, RequestError> = async {
             let offer = JsFuture::from(pc.create_offer()).await.map_err(js_err)?;
             let offer: RtcSessionDescriptionInit = offer.unchecked_into();
             JsFuture::from(pc.set_local_description(&offer))
@@ -445,7 +452,7 @@ pub async fn data_url_blob(url: &str) -> Option<web_sys::Blob> {
 }
 
 /// `POST` a multipart form; the JSON answer, or its `error` message.
-pub async fn post_form(url: &str, form: &web_sys::FormData) -> Result<Value, String> {
+pub async fn post_form(url: &str, form: &web_sys::FormData) -> Result<Value, RequestError> {
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_body(form);

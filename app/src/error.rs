@@ -81,6 +81,60 @@ impl FromServerFnError for ApiError {
     }
 }
 
+/// A failed request of the browser's to the REST API: the message (the server's `error`, or
+/// why no answer came) and the HTTP status where the server answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestError {
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl RequestError {
+    /// The server's refusal with its status.
+    pub fn answered(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status: Some(status),
+            message: message.into(),
+        }
+    }
+
+    /// Whether signing in is the way past it: the server said 401 (a guest where the server
+    /// runs with `--require-login`).
+    pub fn needs_sign_in(&self) -> bool {
+        self.status == Some(401)
+    }
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// A failure on the browser's side (no server status).
+impl From<String> for RequestError {
+    fn from(message: String) -> Self {
+        Self {
+            status: None,
+            message,
+        }
+    }
+}
+
+impl From<&str> for RequestError {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+impl From<RequestError> for String {
+    fn from(e: RequestError) -> Self {
+        e.message
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +161,18 @@ mod tests {
             }
             .needs_sign_in()
         );
+    }
+
+    #[test]
+    fn a_request_refused_with_401_asks_for_a_sign_in_and_nothing_else_does() {
+        let refused = RequestError::answered(401, "sign in to stream");
+        assert!(refused.needs_sign_in());
+        assert_eq!(refused.to_string(), "sign in to stream");
+        assert!(!RequestError::answered(409, "no pipeline is loaded").needs_sign_in());
+        // The same words from the browser's side are not the server's refusal.
+        let local = RequestError::from("sign in to stream");
+        assert!(!local.needs_sign_in());
+        assert_eq!(String::from(local), "sign in to stream");
     }
 
     #[cfg(feature = "ssr")]

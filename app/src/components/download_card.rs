@@ -104,7 +104,7 @@ pub fn DownloadCard(pipeline_id: String) -> impl IntoView {
                         Err(_) => 3000,
                     },
                     Err(e) => {
-                        let _ = request_error.try_set(Some(e));
+                        let _ = request_error.try_set(Some(e.to_string()));
                         2000
                     }
                 };
@@ -129,7 +129,7 @@ pub fn DownloadCard(pipeline_id: String) -> impl IntoView {
             });
             match crate::client::fetch_json("POST", "/api/v1/models/download", Some(&body)).await {
                 Ok(_) => poll.update(|n| *n += 1),
-                Err(e) => request_error.set(Some(e)),
+                Err(e) => request_error.set(Some(e.to_string())),
             }
         });
     };
@@ -141,7 +141,7 @@ pub fn DownloadCard(pipeline_id: String) -> impl IntoView {
                 crate::client::fetch_json("POST", "/api/v1/models/download/cancel", Some(&empty))
                     .await
             {
-                request_error.set(Some(e));
+                request_error.set(Some(e.to_string()));
             }
         });
     };

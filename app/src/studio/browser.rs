@@ -19,7 +19,7 @@ impl Studio {
                         self.select(&id);
                     }
                 }
-                Err(e) => self.pipelines_error.set(Some(e)),
+                Err(e) => self.pipelines_error.set(Some(e.to_string())),
             }
         });
     }
@@ -120,19 +120,20 @@ impl Studio {
         leptos::task::spawn_local(async move {
             if let Err(e) = self.run(p).await {
                 self.phase.set(Phase::Idle);
-                if e == "sign in to stream" {
+                if e.needs_sign_in() {
                     // The server runs with --require-login.
                     self.account
                         .dialog
                         .set(Some(crate::account::AuthMode::SignIn));
                 }
+                let e = e.to_string();
                 self.stream_error.set(Some(e.clone()));
                 self.toast("Stream Error", &e);
             }
         });
     }
 
-    pub(super) async fn run(self, p: PipelineInfo) -> Result<(), String> {
+    pub(super) async fn run(self, p: PipelineInfo) -> Result<(), crate::client::RequestError> {
         use crate::client::{Callbacks, Live, fetch_json, sleep};
         use crate::schema::{LoadStatus, PipelineStatus};
         use std::time::Duration;
@@ -154,7 +155,8 @@ impl Studio {
                 return Err(format!(
                     "another viewer loaded {} meanwhile; press Start again",
                     s.pipeline_id.unwrap_or_default()
-                ));
+                )
+                .into());
             }
             match s.status {
                 LoadStatus::Loaded => break,
@@ -162,7 +164,8 @@ impl Studio {
                     self.load_progress.set(None);
                     return Err(s
                         .error
-                        .unwrap_or_else(|| "the pipeline failed to load".into()));
+                        .unwrap_or_else(|| "the pipeline failed to load".into())
+                        .into());
                 }
                 LoadStatus::Loading => self
                     .load_progress
@@ -407,7 +410,9 @@ impl Studio {
                     form.append_with_blob_and_filename("thumbnail", &t, "thumbnail.jpg")
                         .map_err(|e| format!("{e:?}"))?;
                 }
-                crate::client::post_form("/api/v1/recordings", &form).await
+                crate::client::post_form("/api/v1/recordings", &form)
+                    .await
+                    .map_err(String::from)
             }
             .await;
             match result {
