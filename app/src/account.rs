@@ -15,7 +15,7 @@ pub enum AuthMode {
 #[derive(Clone, Copy)]
 pub struct Account {
     /// The signed-in user (`Ok(None)` for a guest); fetched during SSR from the cookie.
-    pub user: Resource<Result<Option<User>, crate::error::ApiError>>,
+    pub user: Resource<Result<Option<User>, crate::error::FnError>>,
     /// Bumped on sign-in and sign-out; lists keyed on it refetch.
     pub version: RwSignal<u64>,
     /// The sign-in dialog, when open.

@@ -10,11 +10,11 @@ use leptos::server_fn::{
 use serde::{Deserialize, Serialize};
 
 /// Why a server function failed. The first eight kinds are the server's refusals, one HTTP
-/// status each (`docs/api.md`); [`ApiError::Call`] is the call itself failing (no answer, an
+/// status each (`docs/api.md`); [`FnError::Call`] is the call itself failing (no answer, an
 /// unreadable one, arguments the server could not read).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ApiError {
+pub enum FnError {
     /// 401: not signed in, or the credentials are wrong.
     Unauthorized { message: String },
     /// 404: no such row for this user.
@@ -35,47 +35,47 @@ pub enum ApiError {
     Call { message: String },
 }
 
-impl ApiError {
+impl FnError {
     pub fn message(&self) -> &str {
         match self {
-            ApiError::Unauthorized { message }
-            | ApiError::NotFound { message }
-            | ApiError::Conflict { message }
-            | ApiError::TooLarge { message }
-            | ApiError::UnsupportedMediaType { message }
-            | ApiError::Invalid { message }
-            | ApiError::TooManyRequests { message, .. }
-            | ApiError::Internal { message }
-            | ApiError::Call { message } => message,
+            FnError::Unauthorized { message }
+            | FnError::NotFound { message }
+            | FnError::Conflict { message }
+            | FnError::TooLarge { message }
+            | FnError::UnsupportedMediaType { message }
+            | FnError::Invalid { message }
+            | FnError::TooManyRequests { message, .. }
+            | FnError::Internal { message }
+            | FnError::Call { message } => message,
         }
     }
 
     /// Whether signing in is the way past it (a guest asking for a user's data).
     pub fn needs_sign_in(&self) -> bool {
-        matches!(self, ApiError::Unauthorized { .. })
+        matches!(self, FnError::Unauthorized { .. })
     }
 
     /// A failure on the server, with a message that is safe to show.
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError::Internal {
+        FnError::Internal {
             message: message.into(),
         }
     }
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for FnError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.message())
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for FnError {}
 
-impl FromServerFnError for ApiError {
+impl FromServerFnError for FnError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        ApiError::Call {
+        FnError::Call {
             message: value.to_string(),
         }
     }
@@ -141,22 +141,22 @@ mod tests {
 
     #[test]
     fn errors_travel_as_kind_and_message() {
-        let e = ApiError::TooManyRequests {
+        let e = FnError::TooManyRequests {
             message: "slow down".into(),
             retry_after_s: 30,
         };
-        let bytes = <ApiError as FromServerFnError>::ser(&e);
+        let bytes = <FnError as FromServerFnError>::ser(&e);
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
             serde_json::json!({"kind": "too_many_requests", "message": "slow down", "retry_after_s": 30})
         );
-        assert_eq!(<ApiError as FromServerFnError>::de(bytes), e);
+        assert_eq!(<FnError as FromServerFnError>::de(bytes), e);
         // What the browser cannot read is a failed call, not a panic.
-        let garbled = <ApiError as FromServerFnError>::de("ServerError|old".into());
-        assert!(matches!(garbled, ApiError::Call { .. }), "{garbled:?}");
+        let garbled = <FnError as FromServerFnError>::de("ServerError|old".into());
+        assert!(matches!(garbled, FnError::Call { .. }), "{garbled:?}");
         assert!(!garbled.needs_sign_in());
         assert!(
-            ApiError::Unauthorized {
+            FnError::Unauthorized {
                 message: "sign in first".into()
             }
             .needs_sign_in()
@@ -179,9 +179,9 @@ mod tests {
     #[test]
     fn the_server_keeps_an_internal_errors_cause() {
         use crate::service::ServiceError;
-        let e: ApiError = ServiceError::Internal("disk /var/lib/x failed".into()).into();
-        assert_eq!(e, ApiError::internal("internal error"));
-        let e: ApiError = ServiceError::sign_in().into();
+        let e: FnError = ServiceError::Internal("disk /var/lib/x failed".into()).into();
+        assert_eq!(e, FnError::internal("internal error"));
+        let e: FnError = ServiceError::sign_in().into();
         assert_eq!(e.to_string(), "sign in first");
         assert!(e.needs_sign_in());
     }

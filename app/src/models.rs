@@ -19,7 +19,7 @@ pub struct ServerInfo {
 
 /// The page-wide resource holding [`ServerInfo`], created once in [`crate::App`].
 #[derive(Clone, Copy)]
-pub struct ServerInfoResource(pub OnceResource<Result<ServerInfo, crate::error::ApiError>>);
+pub struct ServerInfoResource(pub OnceResource<Result<ServerInfo, crate::error::FnError>>);
 
 impl ServerInfoResource {
     /// Starts the fetch (on the server it runs during SSR and is serialised into the page).

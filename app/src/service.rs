@@ -50,9 +50,9 @@ impl std::error::Error for ServiceError {}
 
 /// What the browser is told: the same kind and message, an internal failure's cause left in
 /// the log.
-impl From<ServiceError> for crate::error::ApiError {
+impl From<ServiceError> for crate::error::FnError {
     fn from(e: ServiceError) -> Self {
-        use crate::error::ApiError as A;
+        use crate::error::FnError as A;
         match e {
             ServiceError::Unauthorized(message) => A::Unauthorized { message },
             ServiceError::NotFound(message) => A::NotFound { message },

@@ -34,7 +34,7 @@ pub fn PresetsSection() -> impl IntoView {
     );
     let name = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    let done = move |r: Result<(), api::ApiError>| match r {
+    let done = move |r: Result<(), api::FnError>| match r {
         Ok(()) => {
             error.set(None);
             reload.update(|n| *n += 1);
@@ -152,7 +152,7 @@ fn PresetRow(p: Preset, reload: RwSignal<u32>, error: RwSignal<Option<String>>) 
     let editing = RwSignal::new(false);
     let draft = RwSignal::new(p.name.clone());
     let id = p.id;
-    let after = move |r: Result<(), api::ApiError>| match r {
+    let after = move |r: Result<(), api::FnError>| match r {
         Ok(()) => {
             error.set(None);
             reload.update(|n| *n += 1);

@@ -15,7 +15,7 @@
 
 use super::{
     gemm::Cuda,
-    op::{Arg, Cube, Module, custom, empty, fused, launch_shared, on_device_with},
+    op::{Arg, Cube, Module, custom, empty, fused, launch, launch_shared, on_device_with},
     sdpa,
 };
 use burn::tensor::{DType, Tensor};
@@ -259,16 +259,6 @@ fn attend(q: Cube, k: Cube, v: Cube, keys: Keys, kernel: FlashKernel) -> Cube {
     let mut call = call;
     call.strides[1] = strides(&k);
     call.strides[2] = strides(&v);
-    if b == 1 {
-        // A batch of one: any batch stride past the last element will do.
-        for (s, rows) in call.strides.iter_mut().zip([lq, keys.lk, keys.lk, lq]) {
-            if s[0] == 0 {
-                s[0] = (s[1] * h as i64)
-                    .max(s[2] * (rows + keys.off0.max(keys.off1)) as i64)
-                    .max(d as i64);
-            }
-        }
-    }
     let two = keys.split < keys.lk;
     let mut scratch = vec![];
     if two {
@@ -410,6 +400,19 @@ impl Call {
         let keys = self.keys;
         let scale = 1.0 / (self.d as f32).sqrt();
         let [_, sk, sv, _] = self.strides;
+        // cuDNN's tensors take no batch stride of 0; with a batch of one any stride past the
+        // last element will do.
+        let mut strides = self.strides;
+        if self.b == 1 {
+            let rows = [self.lq, keys.lk, keys.lk, self.lq];
+            for (s, rows) in strides.iter_mut().zip(rows) {
+                if s[0] == 0 {
+                    s[0] = (s[1] * self.h as i64)
+                        .max(s[2] * (rows + keys.off0.max(keys.off1)) as i64)
+                        .max(self.d as i64);
+                }
+            }
+        }
         // A span of `len` keys (its rows found through the pointers below).
         let span = |len: usize, stats: bool| sdpa::Problem {
             b: self.b as i64,
@@ -417,77 +420,62 @@ impl Call {
             lq: self.lq as i64,
             lk: len as i64,
             d: self.d as i64,
-            strides: self.strides,
+            strides,
             stats,
         };
         // Row `row` of a bf16 K or V.
         let at =
             |base: u64, stride: &[i64; 3], row: usize| base + (row as i64 * stride[2] * 2) as u64;
-        let first = span(keys.split, scratch.is_some());
-        match scratch {
-            None => {
-                // SAFETY: as the caller promises.
-                unsafe {
-                    first.run(
-                        q,
-                        at(k, &sk, keys.off0),
-                        at(v, &sv, keys.off0),
-                        o,
-                        None,
-                        scale,
-                        workspace,
-                        stream,
-                    )
-                }
-            }
-            Some((o2, stats)) => {
-                let second = span(keys.lk - keys.split, true);
-                let rows = (self.b * self.h * self.lq) as u64;
-                let second_stats = stats + stats_rows(self.b, self.h, self.lq) as u64 * 4;
-                // SAFETY: as the caller promises; the statistics buffer holds two of
-                // `rows` f32.
-                unsafe {
-                    first.run(
-                        q,
-                        at(k, &sk, keys.off0),
-                        at(v, &sv, keys.off0),
-                        o,
-                        Some(stats),
-                        scale,
-                        workspace,
-                        stream,
-                    )?;
-                    second.run(
-                        q,
-                        at(k, &sk, keys.off1),
-                        at(v, &sv, keys.off1),
-                        o2,
-                        Some(second_stats),
-                        scale,
-                        workspace,
-                        stream,
-                    )?;
-                    let args = [
-                        Arg::Ptr(o),
-                        Arg::Ptr(stats),
-                        Arg::Ptr(o2),
-                        Arg::Ptr(second_stats),
-                        Arg::Ptr(o),
-                        Arg::I32(self.b as i32),
-                        Arg::I32(self.h as i32),
-                        Arg::I32(self.lq as i32),
-                    ];
-                    launch_shared(
-                        &MODULE,
-                        MERGE,
-                        (rows.div_ceil(4) as u32, 1, 1),
-                        (128, 1, 1),
-                        0,
-                        stream,
-                        &args,
-                    )
-                }
-            }
+        let stats = scratch.map(|(_, stats)| stats);
+        // SAFETY: as the caller promises.
+        unsafe {
+            span(keys.split, stats.is_some()).run(
+                q,
+                at(k, &sk, keys.off0),
+                at(v, &sv, keys.off0),
+                o,
+                stats,
+                scale,
+                workspace,
+                stream,
+            )?;
+        }
+        let Some((o2, stats)) = scratch else {
+            return Ok(());
+        };
+        let rows = (self.b * self.h * self.lq) as u64;
+        let second_stats = stats + stats_rows(self.b, self.h, self.lq) as u64 * 4;
+        let args = [
+            Arg::Ptr(o),
+            Arg::Ptr(stats),
+            Arg::Ptr(o2),
+            Arg::Ptr(second_stats),
+            Arg::Ptr(o),
+            Arg::I32(self.b as i32),
+            Arg::I32(self.h as i32),
+            Arg::I32(self.lq as i32),
+        ];
+        // SAFETY: as the caller promises; the statistics buffer holds two of `stats_rows`
+        // f32, the second from `second_stats`.
+        unsafe {
+            span(keys.lk - keys.split, true).run(
+                q,
+                at(k, &sk, keys.off1),
+                at(v, &sv, keys.off1),
+                o2,
+                Some(second_stats),
+                scale,
+                workspace,
+                stream,
+            )?;
+            launch(
+                &MODULE,
+                MERGE,
+                (rows.div_ceil(4) as u32, 1, 1),
+                (128, 1, 1),
+                stream,
+                &args,
+            )
         }
     }
 }

@@ -20,7 +20,7 @@
 
 pub use super::dnn::available;
 use super::{
-    dnn::handle,
+    dnn::handle_on,
     gemm::Cuda,
     op::{Cube, contiguous, custom, empty, fused, on_device_with},
 };
@@ -167,7 +167,8 @@ impl Problem {
         fn e(what: &'static str) -> impl Fn(dnn::CudnnError) -> String {
             move |err| format!("cuDNN {what}: {err:?}")
         }
-        let handle = handle()?;
+        // SAFETY: a live stream, as the caller promises.
+        let handle = unsafe { handle_on(stream) }?;
         let dtype = if self.bf16 {
             sys::cudnnDataType_t::CUDNN_DATA_BFLOAT16
         } else {
@@ -186,7 +187,6 @@ impl Problem {
         // promises.
         let result = unsafe {
             (|| -> Result<(), String> {
-                dnn::set_stream(handle, stream as sys::cudaStream_t).map_err(e("stream"))?;
                 // Dimensions in NCHW order whatever the memory layout (a filter's NHWC is
                 // KRSC).
                 dnn::set_tensor4d_descriptor(xd, format, dtype, self.x).map_err(e("x"))?;

@@ -22,9 +22,22 @@ pub fn available() -> bool {
     *PRESENT.get_or_init(|| unsafe { sys::is_culib_present() })
 }
 
+/// The process's cuDNN handle with its stream set to `stream` (cubecl's), for the call that
+/// follows on this thread.
+///
+/// # Safety
+/// `stream` must be a live CUDA stream of the current context.
+pub(super) unsafe fn handle_on(stream: u64) -> Result<sys::cudnnHandle_t, String> {
+    let handle = handle()?;
+    // SAFETY: as the caller promises.
+    unsafe { dnn::set_stream(handle, stream as sys::cudaStream_t) }
+        .map_err(|e| format!("cuDNN stream: {e:?}"))?;
+    Ok(handle)
+}
+
 /// The process's cuDNN handle, made at first use on cubecl's device thread (its context
-/// current). Callers set its stream before each use.
-pub(super) fn handle() -> Result<sys::cudnnHandle_t, String> {
+/// current).
+fn handle() -> Result<sys::cudnnHandle_t, String> {
     static HANDLE: OnceLock<Result<usize, String>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {

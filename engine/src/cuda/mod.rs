@@ -235,11 +235,7 @@ pub fn causal_taps<B: Backend>(
     taps: vae::Taps,
     out_channels: usize,
 ) -> Result<Tensor<B, 4>, (Option<Tensor<B, 5>>, Tensor<B, 5>)> {
-    let c = x.dims()[2];
-    if !vae_kernels_enabled()
-        || !conv::available()
-        || !conv::channels_last(taps.live * c, out_channels)
-    {
+    if !causal_taps_apply::<B>(x.dims()[2], taps, out_channels) {
         return Err((history, x));
     }
     let (Some(cx), Ok(ch)) = (as_cuda(x.clone()), as_cuda_opt(history.as_ref())) else {
@@ -251,6 +247,20 @@ pub fn causal_taps<B: Backend>(
     Ok(from_cuda(
         vae::causal_taps_nhwc(ch, cx, taps).permute([0, 3, 1, 2]),
     ))
+}
+
+/// Whether [`causal_taps`] may build the input of a causal convolution of `channels` inputs
+/// per tap to `out_channels`: [`vae_kernels_enabled`], `B` is burn's CUDA backend, libcudnn
+/// loads and the convolution runs channels-last (else its NHWC input would be copied back).
+pub fn causal_taps_apply<B: Backend>(
+    channels: usize,
+    taps: vae::Taps,
+    out_channels: usize,
+) -> bool {
+    is_cuda::<B>()
+        && vae_kernels_enabled()
+        && conv::available()
+        && conv::channels_last(taps.live * channels, out_channels)
 }
 
 /// Whether the Wan VAE runs its own kernels ([`vae`]: the causal convolutions' input built

@@ -11,8 +11,8 @@
 //! Tensors are read and written through their strides (the DiT's `[B, L, H, d]` buffers seen as
 //! `[B, H, L, d]`, a KV cache's rows from an offset) without copies.
 
-use super::dnn::{Desc, check, handle};
-use cudarc::cudnn::{result as dnn, sys};
+use super::dnn::{Desc, check, handle_on};
+use cudarc::cudnn::sys;
 use std::{
     collections::HashMap,
     ffi::c_void,
@@ -62,7 +62,18 @@ fn plans() -> &'static Mutex<HashMap<Problem, Result<Plan, String>>> {
     PLANS.get_or_init(Mutex::default)
 }
 
-/// A tensor descriptor: `dims` and `strides` in elements, 16-byte aligned.
+/// A tensor descriptor, not yet finalized: `dims` and `strides` in elements, 16-byte aligned.
+fn described(uid: i64, dtype: T, dims: [i64; 4], strides: [i64; 4]) -> Result<Desc, String> {
+    let t = Desc::new(K::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
+    t.set_dtype(A::CUDNN_ATTR_TENSOR_DATA_TYPE, dtype)?;
+    t.set_i64s(A::CUDNN_ATTR_TENSOR_DIMENSIONS, &dims)?;
+    t.set_i64s(A::CUDNN_ATTR_TENSOR_STRIDES, &strides)?;
+    t.set_i64s(A::CUDNN_ATTR_TENSOR_UNIQUE_ID, &[uid])?;
+    t.set_i64s(A::CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, &[16])?;
+    Ok(t)
+}
+
+/// A tensor in device memory, or (`virt`) one the graph keeps to itself.
 fn tensor(
     uid: i64,
     dtype: T,
@@ -70,24 +81,14 @@ fn tensor(
     strides: [i64; 4],
     virt: bool,
 ) -> Result<Desc, String> {
-    let t = Desc::new(K::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
-    t.set_dtype(A::CUDNN_ATTR_TENSOR_DATA_TYPE, dtype)?;
-    t.set_i64s(A::CUDNN_ATTR_TENSOR_DIMENSIONS, &dims)?;
-    t.set_i64s(A::CUDNN_ATTR_TENSOR_STRIDES, &strides)?;
-    t.set_i64s(A::CUDNN_ATTR_TENSOR_UNIQUE_ID, &[uid])?;
-    t.set_i64s(A::CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, &[16])?;
+    let t = described(uid, dtype, dims, strides)?;
     t.set_bool(A::CUDNN_ATTR_TENSOR_IS_VIRTUAL, virt)?;
     t.finalize()
 }
 
-/// A scalar passed by value (its host pointer in the variant pack).
+/// An f32 scalar passed by value (its host pointer in the variant pack).
 fn scalar(uid: i64) -> Result<Desc, String> {
-    let t = Desc::new(K::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
-    t.set_dtype(A::CUDNN_ATTR_TENSOR_DATA_TYPE, T::CUDNN_DATA_FLOAT)?;
-    t.set_i64s(A::CUDNN_ATTR_TENSOR_DIMENSIONS, &[1; 4])?;
-    t.set_i64s(A::CUDNN_ATTR_TENSOR_STRIDES, &[1; 4])?;
-    t.set_i64s(A::CUDNN_ATTR_TENSOR_UNIQUE_ID, &[uid])?;
-    t.set_i64s(A::CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, &[16])?;
+    let t = described(uid, T::CUDNN_DATA_FLOAT, [1; 4], [1; 4])?;
     t.set_bool(A::CUDNN_ATTR_TENSOR_IS_BY_VALUE, true)?;
     t.finalize()
 }
@@ -301,10 +302,8 @@ impl Problem {
         if !super::dnn::available() {
             return Err("libcudnn cannot be loaded".into());
         }
-        let handle = handle()?;
         // SAFETY: a live stream, as the caller promises.
-        unsafe { dnn::set_stream(handle, stream as sys::cudaStream_t) }
-            .map_err(|e| format!("cuDNN stream: {e:?}"))?;
+        let handle = unsafe { handle_on(stream) }?;
         let mut cache = plans().lock().unwrap_or_else(|p| p.into_inner());
         let plan = match cache.entry(*self) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),

@@ -19,16 +19,7 @@ const MODULE: Module = Module {
     source: include_str!("vae.cu"),
 };
 
-/// Where the taps come from: `zeros` zero frames, then the history's frames, then the input's;
-/// output frame `t`'s tap `k` is frame `t·stride_t + first + k`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Taps {
-    pub zeros: usize,
-    pub first: usize,
-    pub live: usize,
-    pub stride_t: usize,
-    pub t_out: usize,
-}
+pub use crate::wan::vae::Taps;
 
 /// Whether [`causal_taps_nhwc`] takes these: f32 or bf16 alike, one batch size, frame shapes
 /// and channel count, and taps that stay within the frames there are.

@@ -340,14 +340,17 @@ fn add_bias<B: Backend>(y: Tensor<B, 4>, bias: &Tensor<B, 1>) -> Tensor<B, 4> {
     y + bias.clone().reshape([1, o, 1, 1])
 }
 
-/// Which frames a causal convolution's call reads: `zeros` of padding before the history and
-/// the input, output frame `t`'s live taps `first..taps` of them (`live` in all).
-#[derive(Clone, Copy, Debug)]
-struct Frames {
-    zeros: usize,
-    first: usize,
-    live: usize,
-    t_out: usize,
+/// Which frames a causal convolution's call reads: `zeros` frames of padding, then the
+/// history's, then the input's; output frame `t`'s tap `k` (`k < live`, the live taps
+/// `first..` of the kernel's) is frame `t·stride_t + first + k`. The CUDA kernel that builds
+/// the folded input takes the same ([`crate::cuda::vae::causal_taps_nhwc`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taps {
+    pub zeros: usize,
+    pub first: usize,
+    pub live: usize,
+    pub stride_t: usize,
+    pub t_out: usize,
 }
 
 impl<B: Backend> CausalConv3d<B> {
@@ -374,13 +377,14 @@ impl<B: Backend> CausalConv3d<B> {
             self.weight.clone().narrow(1, first * c, live * c)
         };
         let [o, _, kh, kw] = weight.dims();
-        let frames = Frames {
+        let taps = Taps {
             zeros,
             first,
             live,
+            stride_t: self.stride_t,
             t_out,
         };
-        let input = self.folded_input(x, history, frames, o);
+        let input = self.folded_input(x, history, taps, o);
         let y = conv_bias(input, &weight, &self.bias, [1, 1], self.pad, || {
             format!("conv3d {live}×{kh}×{kw} {c}→{o} at {h}×{w}, {t_out} frames")
         });
@@ -399,27 +403,17 @@ impl<B: Backend> CausalConv3d<B> {
         &self,
         x: Tensor<B, 5>,
         history: Option<Tensor<B, 5>>,
-        f: Frames,
+        f: Taps,
         out_channels: usize,
     ) -> Tensor<B, 4> {
         let [b, _, c, h, w] = x.dims();
         let device = x.device();
         #[cfg(feature = "cuda")]
-        let (history, x) = if crate::cuda::is_cuda::<B>()
-            && crate::cuda::vae_kernels_enabled()
-            && crate::cuda::conv::channels_last(f.live * c, out_channels)
-        {
-            let taps = crate::cuda::vae::Taps {
-                zeros: f.zeros,
-                first: f.first,
-                live: f.live,
-                stride_t: self.stride_t,
-                t_out: f.t_out,
-            };
+        let (history, x) = if crate::cuda::causal_taps_apply::<B>(c, f, out_channels) {
             let built = stage::<B, _>(
                 &device,
                 || "causal conv: taps (one kernel, NHWC)".into(),
-                || crate::cuda::causal_taps(history, x, taps, out_channels),
+                || crate::cuda::causal_taps(history, x, f, out_channels),
             );
             match built {
                 Ok(input) => return input,
@@ -447,12 +441,10 @@ impl<B: Backend> CausalConv3d<B> {
         };
         let frames: Vec<Tensor<B, 5>> = (f.first..self.taps)
             .map(|k| {
-                if self.stride_t == 1 {
+                if f.stride_t == 1 {
                     xp.clone().narrow(1, k, f.t_out)
                 } else {
-                    let idx: Vec<i64> = (0..f.t_out)
-                        .map(|t| (t * self.stride_t + k) as i64)
-                        .collect();
+                    let idx: Vec<i64> = (0..f.t_out).map(|t| (t * f.stride_t + k) as i64).collect();
                     let idx =
                         Tensor::<B, 1, Int>::from_data(TensorData::from(idx.as_slice()), &device);
                     xp.clone().select(1, idx)
