@@ -51,7 +51,8 @@ if [ -n "${TESTS:-}" ]; then
     for m in $mods; do
       echo "== $(basename "$t") $m"
       HANZO_LIVE_CUDA_OPS=1 timeout "${TEST_TIMEOUT:-300}" "$t" --ignored --nocapture --test-threads=1 "$m::" 2>&1
-      echo "== $(basename "$t") $m: exit $?"
+      rc=$?  # before the echo's own command substitution resets $?
+      echo "== $(basename "$t") $m: exit $rc$([ $rc = 124 ] && echo " (TEST_TIMEOUT ran out)")"
     done
   done > "$OUT/tests.txt"
   grep -E "^== |^test |test result|panicked|FAILED" "$OUT/tests.txt"
@@ -61,10 +62,10 @@ fi
 # The engine keeps kernels and autotune results where --kernel-cache says (here a folder of
 # its own, so cubecl's ./target default cannot pass for it); a second bench reuses them.
 # FLASH_KERNELS (e.g. "wide cudnn") benches the CUDA ops once per attention kernel
-# (HANZO_LIVE_FLASH_KERNEL); files of a kernel other than the default wide one are suffixed.
+# (HANZO_LIVE_FLASH_KERNEL); files of a kernel other than the default (cudnn) are suffixed.
 for ops in $(case "${CUDA_OPS:-both}" in 0) echo 0 ;; 1) echo 1 ;; *) echo 0 1 ;; esac); do
-  for fk in $([ "$ops" = 1 ] && echo "${FLASH_KERNELS:-wide}" || echo wide); do
-    sfx=$([ "$fk" = wide ] || echo "_$fk")
+  for fk in $([ "$ops" = 1 ] && echo "${FLASH_KERNELS:-cudnn}" || echo cudnn); do
+    sfx=$([ "$fk" = cudnn ] || echo "_$fk")
     HANZO_LIVE_FLASH_KERNEL=$fk HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
       --quantization $([ "$ops" = 1 ] && echo fp8_e4m3fn || echo none) --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops$sfx.json" 2>&1 |
       tee "$OUT/burn_ops$ops$sfx.md"
