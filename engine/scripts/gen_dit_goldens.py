@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Golden files for the Wan DiT tests (engine/tests/dit.rs), from diffusers.
 
-Reference: diffusers 0.42.1 `WanTransformer3DModel` on the tiny config of algorithms.md §11,
+Reference: diffusers 0.42.1 `WanTransformer3DModel` on a tiny config (2 layers, dim 24: tests/goldens/dit_tiny_config_*.json),
 random weights (every parameter, including the head that upstream zero-initialises). One
 change to diffusers: its timestep sinusoid is computed in float64, as the original Wan code
 does (`sinusoidal_embedding_1d`); stock diffusers uses float32, which moves outputs by ~1e-4 at
-t≈1000 (algorithms.md §1.5).
+t≈1000.
 
 Writes to engine/tests/goldens/:
   dit_tiny_config_original.json, dit_tiny_config_diffusers.json

@@ -67,7 +67,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "goldens")
 MASK = (1 << 64) - 1
 
-# Wan2.1's 16 latent channel means and stds (algorithms.md §2.2).
+# Wan2.1's 16 latent channel means and stds (Wan2.1's `wan/modules/vae.py`, diffusers' `latents_mean` / `latents_std`).
 MEAN = [-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
         0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921]
 STD = [2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,

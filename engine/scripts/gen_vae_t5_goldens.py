@@ -39,7 +39,7 @@ Writes to engine/tests/goldens/:
   umt5_fp8_dequant.safetensors          reference dequantisation (f32): w_fp8.float() * scale, per weight
 
 Also checks (stdout): the original↔diffusers VAE key map is a bijection that keeps shapes and whose
-original side matches the architecture of algorithms.md §2.1; streaming encode/decode through the
+original side matches the architecture of Wan2.1's `wan/modules/vae.py`; streaming encode/decode through the
 diffusers internals (persistent feature cache) equals the full encode/decode.
 With --wan-repo PATH (a checkout of Wan-Video/Wan2.1; needs `pip install einops`) it also loads the
 original-layout weights strictly into Wan's own `WanVAE_` and `T5Encoder` and compares outputs.
@@ -111,12 +111,12 @@ def maxdiff(a, b):
 
 
 # ----------------------------------------------------------------------------------------------
-# VAE: original Wan layout derived from algorithms.md §2.1, and the §2.4 original → diffusers map
+# VAE: original Wan layout (Wan2.1's wan/modules/vae.py), and the original → diffusers key map
 # ----------------------------------------------------------------------------------------------
 
 
 def original_vae_layout(dim, z_dim, dim_mult, num_res_blocks, temperal_downsample):
-    """{key: shape} of Wan's `WanVAE_` (wan/modules/vae.py), re-derived from §2.1."""
+    """{key: shape} of Wan's `WanVAE_` (wan/modules/vae.py), re-derived from its source."""
     out = {}
 
     def conv(p, cin, cout, k):
@@ -206,7 +206,7 @@ def _res(tail):
 
 
 def vae_orig_to_diffusers(key):
-    """algorithms.md §2.4 (num_res_blocks = 2)."""
+    """The original → diffusers VAE key map (num_res_blocks = 2)."""
     if key.startswith("conv1."):
         return "quant_conv." + key[len("conv1."):]
     if key.startswith("conv2."):
@@ -274,7 +274,7 @@ def gen_vae(args):
     init_vae_(vae, gain=1.0)
     sd = plain(vae.state_dict())
 
-    # key map: original keys (from §2.1) → diffusers keys (§2.4) must be a shape-keeping bijection
+    # key map: original keys → diffusers keys must be a shape-keeping bijection
     layout = original_vae_layout(
         VAE_CONFIG["base_dim"], VAE_CONFIG["z_dim"], VAE_CONFIG["dim_mult"], VAE_CONFIG["num_res_blocks"],
         VAE_CONFIG["temperal_downsample"],
@@ -351,7 +351,7 @@ def gen_vae(args):
 
 
 def t5_to_original(key):
-    """transformers UMT5EncoderModel key → Wan t5.py T5Encoder key (algorithms.md §3); None = tied copy."""
+    """transformers UMT5EncoderModel key → Wan t5.py T5Encoder key (Wan2.1's wan/modules/t5.py); None = tied copy."""
     if key == "shared.weight":
         return "token_embedding.weight"
     if key == "encoder.embed_tokens.weight":

@@ -3,7 +3,7 @@
 //! Upstream: `Wan-Video/Wan2.1@9737cba wan/modules/model.py` (`WanModel`,
 //! `WanAttentionBlock`, `Head`, `sinusoidal_embedding_1d`, `rope_params`, `rope_apply`) and, for
 //! the causal form, `guandeh17/Self-Forcing@33593df wan/modules/causal_model.py`.
-//! `algorithms.md` §1 and §4 describe both; this file follows them line by line.
+//! This file follows them line by line.
 
 use super::{
     cache::{CrossCache, KvCache, WanCache},
@@ -362,7 +362,7 @@ impl<B: Backend> WanModel<B> {
         y.reshape([b, f * h * w, d])
     }
 
-    /// Tokens to latents (§1.2.6: channel `((q·pw)+r)·C + c` of patch (h, w) is pixel
+    /// Tokens to latents (`Head` + `unpatchify` upstream: channel `((q·pw)+r)·C + c` of patch (h, w) is pixel
     /// (2h+q, 2w+r)).
     ///
     /// # Shapes

@@ -308,7 +308,7 @@ pub enum AttentionKernel {
     #[default]
     Fused,
     /// `softmax(q·kᵀ/√d)·v` with matmuls (materialises the scores). On burn-cuda 0.21 this
-    /// is faster than the autotuned fused kernel for Wan's shapes (see `burn.md`).
+    /// is faster than the autotuned fused kernel for Wan's shapes (docs/perf.md).
     Naive,
 }
 

@@ -1,4 +1,4 @@
-//! The few-step flow-matching sampler's tensor steps (`algorithms.md` §4.1), on top of the
+//! The few-step flow-matching sampler's tensor steps (Self-Forcing's `pipeline/causal_inference.py`, `FlowMatchScheduler`), on top of the
 //! schedule in [`crate::scheduler`].
 //!
 //! - `x0 = x_t − σ(t)·v`, σ from the nearest grid timestep, computed in f64 upstream: here the

@@ -1,5 +1,5 @@
 //! TAEHV for Wan2.1 (`taew2_1`) and LightTAE (`lighttaew2_1`): the tiny video autoencoder
-//! (`anchors.md` §3.1–§3.4), a drop-in for the Wan VAE at a fraction of its cost.
+//! (madebyollin/taehv `taehv.py`, MIT; LightX2V's `lighttae`), a drop-in for the Wan VAE at a fraction of its cost.
 //!
 //! Every layer is per frame (3×3 and 1×1 convolutions, ReLU, nearest ×2 upsampling); time
 //! mixes only in three places: a `MemBlock` concatenates its input with the same block's

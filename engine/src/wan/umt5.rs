@@ -1,4 +1,4 @@
-//! The UMT5-XXL text encoder Wan2.1 conditions on (`algorithms.md` §3): T5 RMSNorm, a
+//! The UMT5-XXL text encoder Wan2.1 conditions on (transformers' `UMT5EncoderModel`; Wan2.1's `wan/modules/t5.py`): T5 RMSNorm, a
 //! per-layer bidirectional relative-position bias, attention without `1/√d` scaling, and a
 //! gated tanh-GELU FFN.
 //!

@@ -29,10 +29,10 @@ pub struct AutoencoderKLWanConfig {
     /// Which encoder downsamples also halve time ([false, true, true]); the decoder mirrors it.
     #[serde(default = "defaults::temperal_downsample")]
     pub temperal_downsample: Vec<bool>,
-    /// Per-channel latent mean (§2.2).
+    /// Per-channel latent mean.
     #[serde(default = "defaults::latents_mean")]
     pub latents_mean: Vec<f64>,
-    /// Per-channel latent std (§2.2).
+    /// Per-channel latent std.
     #[serde(default = "defaults::latents_std")]
     pub latents_std: Vec<f64>,
     /// Wan2.2's residual VAE variant (not supported).
