@@ -135,7 +135,7 @@ def main():
                 rows.append((f"attention SDPA q {L} kv sink {3 * pf} + window {9 * pf} (cat first)", timed(window, a.iters), attention_flops(L, 12 * pf, 1536)))
             del kv
         # The DiT's linear layers (cuBLAS through F.linear; the engine's rows: burn matmul, cuBLASLt).
-        for k_in, n_out in [(1536, 1536), (1536, 8960), (8960, 1536)]:
+        for k_in, n_out in [(1536, 1536), (1536, 4608), (1536, 8960), (8960, 1536)]:
             xs = torch.randn(L, k_in, device=dev, dtype=dt)
             wt = torch.randn(n_out, k_in, device=dev, dtype=dt)
             lin = torch.nn.functional.linear

@@ -13,6 +13,7 @@ use engine::{
         CacheConfig, Checkpoint, LoadError, Timesteps, Variant, WanConfig, WanModel,
         cache::{Attend, KvCache},
         dit::block_causal_mask,
+        lora::{Lora, LoraPair},
     },
 };
 use std::{
@@ -114,6 +115,75 @@ fn fp8_block_linears_cost_about_a_percent_against_diffusers() {
     let before = values(m.forward(c.x.clone(), &c.t, c.context.clone(), None));
     m.quantize_fp8();
     assert_eq!(values(m.forward(c.x, &c.t, c.context, None)), before);
+}
+
+#[test]
+fn a_lora_merged_into_the_loaded_model_equals_one_merged_into_the_checkpoint() {
+    // The self-attention's q, k and v are one layer in the model: a LoRA on any of them
+    // must land in its third, and pairs on other layers where they belong.
+    let cfg = config();
+    let (d, ffn, r, scale) = (cfg.dim, cfg.ffn_dim, 2, 0.7f32);
+    let path = goldens().join("dit_tiny_original_f32.safetensors");
+    let mut tensors = Checkpoint::read(&path, Variant::Generator)
+        .unwrap()
+        .into_tensors()
+        .unwrap();
+    let targets = [
+        ("blocks.0.self_attn.k", d, d),
+        ("blocks.1.self_attn.q", d, d),
+        ("blocks.1.self_attn.v", d, d),
+        ("blocks.0.cross_attn.v", d, d),
+        ("blocks.1.ffn.0", d, ffn),
+    ];
+    let mut pairs = BTreeMap::new();
+    for (n, &(module, d_in, d_out)) in targets.iter().enumerate() {
+        let made = |len: usize, salt: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| (0.37 * (i + 13 * salt + 101 * n) as f32).sin() * 0.2)
+                .collect()
+        };
+        let (a, b) = (made(r * d_in, 1), made(d_out * r, 2));
+        // W[o][i] += scale · Σ_j B[o][j]·A[j][i], by hand.
+        let key = format!("{module}.weight");
+        let mut w: Vec<f32> = tensors[&key]
+            .clone()
+            .convert_dtype(DType::F32)
+            .to_vec()
+            .unwrap();
+        for o in 0..d_out {
+            for i in 0..d_in {
+                let ba: f32 = (0..r).map(|j| b[o * r + j] * a[j * d_in + i]).sum();
+                w[o * d_in + i] += scale * ba;
+            }
+        }
+        tensors.insert(key, TensorData::new(w, [d_out, d_in]));
+        pairs.insert(
+            module.to_owned(),
+            LoraPair {
+                a: TensorData::new(a, [r, d_in]),
+                b: TensorData::new(b, [d_out, r]),
+            },
+        );
+    }
+    let lora = Lora { pairs, rank: r };
+    let mut merged = model("dit_tiny_original_f32.safetensors", DType::F32);
+    assert_eq!(
+        merged.merge_lora(&lora, f64::from(scale)).unwrap(),
+        targets.len()
+    );
+    let by_hand = WanModel::<B>::load(
+        cfg,
+        Checkpoint::from_tensors(tensors, path),
+        &Default::default(),
+        DType::F32,
+    )
+    .unwrap();
+    let c = case("t1000");
+    let got = values(merged.forward(c.x.clone(), &c.t, c.context.clone(), None));
+    let want = values(by_hand.forward(c.x, &c.t, c.context, None));
+    let err = rel_err(&got, &want);
+    assert!(err <= 1e-5, "merged vs merged by hand: {err:e}");
+    assert!(rel_err(&got, &c.out) > 1e-3, "the LoRA changes the output");
 }
 
 /// The tensors of a checkpoint as f32 values.

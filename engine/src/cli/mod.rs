@@ -1032,8 +1032,9 @@ impl WithBackend for BenchJob {
         }
         drop((x, q, qh));
 
-        // The DiT's linear layers: burn's matmul, and on CUDA in bf16 the cuBLASLt op.
-        for (k_in, n_out) in [(d, d), (d, c.ffn_dim), (c.ffn_dim, d)] {
+        // The DiT's linear layers (q, k, v as one: 3·d): burn's matmul, and on CUDA in bf16 the
+        // cuBLASLt op.
+        for (k_in, n_out) in [(d, d), (d, 3 * d), (d, c.ffn_dim), (c.ffn_dim, d)] {
             let xs: Tensor<B, 2> = Tensor::from_data(rand(vec![l, k_in]), (&device, dt));
             let w_t: Tensor<B, 2> =
                 Tensor::from_data(rand(vec![n_out, k_in]), (&device, dt)).transpose();

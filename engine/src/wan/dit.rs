@@ -85,12 +85,34 @@ impl<B: Backend> AttentionWeights<B> {
     }
 }
 
+/// The self-attention's weights (`WanSelfAttention`): q, k and v read the same tokens, so
+/// they are one layer, `[D, 3·D]` (one GEMM).
+#[derive(Clone, Debug)]
+struct SelfAttentionWeights<B: Backend> {
+    qkv: Linear<B>,
+    o: Linear<B>,
+    /// RMSNorm weights over the full width, f32.
+    norm_q: Tensor<B, 1>,
+    norm_k: Tensor<B, 1>,
+}
+
+impl<B: Backend> From<AttentionWeights<B>> for SelfAttentionWeights<B> {
+    fn from(a: AttentionWeights<B>) -> Self {
+        Self {
+            qkv: Linear::concat(vec![a.q, a.k, a.v]),
+            o: a.o,
+            norm_q: a.norm_q,
+            norm_k: a.norm_k,
+        }
+    }
+}
+
 /// One `WanAttentionBlock`.
 #[derive(Clone, Debug)]
 struct Block<B: Backend> {
     /// `[1, 6, D]` f32: shift/scale/gate of the self-attention, then of the FFN.
     modulation: Tensor<B, 3>,
-    self_attn: AttentionWeights<B>,
+    self_attn: SelfAttentionWeights<B>,
     /// The affine LayerNorm before the cross-attention (`norm3` upstream), f32.
     norm3: (Tensor<B, 1>, Tensor<B, 1>),
     cross_attn: AttentionWeights<B>,
@@ -99,19 +121,41 @@ struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
-    /// The ten linears by their original names ([`super::lora::BLOCK_LINEARS`]).
-    fn linears_mut(&mut self) -> [(&'static str, &mut Linear<B>); 10] {
+    /// The layer that holds the linear of an original name ([`super::lora::BLOCK_LINEARS`])
+    /// and that linear's output columns in it (the self-attention's q, k and v are thirds
+    /// of one layer).
+    fn linear_named(&mut self, name: &str) -> Option<(&mut Linear<B>, std::ops::Range<usize>)> {
+        fn whole<B: Backend>(l: &mut Linear<B>) -> (&mut Linear<B>, std::ops::Range<usize>) {
+            let out = l.dims()[1];
+            (l, 0..out)
+        }
+        let third = self.self_attn.qkv.dims()[1] / 3;
+        Some(match name {
+            "self_attn.q" => (&mut self.self_attn.qkv, 0..third),
+            "self_attn.k" => (&mut self.self_attn.qkv, third..2 * third),
+            "self_attn.v" => (&mut self.self_attn.qkv, 2 * third..3 * third),
+            "self_attn.o" => whole(&mut self.self_attn.o),
+            "cross_attn.q" => whole(&mut self.cross_attn.q),
+            "cross_attn.k" => whole(&mut self.cross_attn.k),
+            "cross_attn.v" => whole(&mut self.cross_attn.v),
+            "cross_attn.o" => whole(&mut self.cross_attn.o),
+            "ffn.0" => whole(&mut self.ffn_in),
+            "ffn.2" => whole(&mut self.ffn_out),
+            _ => return None,
+        })
+    }
+
+    /// Every layer once.
+    fn linears_mut(&mut self) -> [&mut Linear<B>; 8] {
         [
-            ("self_attn.q", &mut self.self_attn.q),
-            ("self_attn.k", &mut self.self_attn.k),
-            ("self_attn.v", &mut self.self_attn.v),
-            ("self_attn.o", &mut self.self_attn.o),
-            ("cross_attn.q", &mut self.cross_attn.q),
-            ("cross_attn.k", &mut self.cross_attn.k),
-            ("cross_attn.v", &mut self.cross_attn.v),
-            ("cross_attn.o", &mut self.cross_attn.o),
-            ("ffn.0", &mut self.ffn_in),
-            ("ffn.2", &mut self.ffn_out),
+            &mut self.self_attn.qkv,
+            &mut self.self_attn.o,
+            &mut self.cross_attn.q,
+            &mut self.cross_attn.k,
+            &mut self.cross_attn.v,
+            &mut self.cross_attn.o,
+            &mut self.ffn_in,
+            &mut self.ffn_out,
         ]
     }
 }
@@ -193,7 +237,8 @@ impl<B: Backend> WanModel<B> {
                     device,
                     f32,
                 ),
-                self_attn: AttentionWeights::load(ck, &format!("{p}.self_attn"), d, device, dtype)?,
+                self_attn: AttentionWeights::load(ck, &format!("{p}.self_attn"), d, device, dtype)?
+                    .into(),
                 norm3: (
                     tensor(ck.take(&format!("{p}.norm3.weight"), &[d])?, device, f32),
                     tensor(ck.take(&format!("{p}.norm3.bias"), &[d])?, device, f32),
@@ -251,13 +296,16 @@ impl<B: Backend> WanModel<B> {
         let mut merged = 0;
         let device = self.device.clone();
         for (i, blk) in self.blocks.iter_mut().enumerate() {
-            for (name, lin) in blk.linears_mut() {
+            for name in super::lora::BLOCK_LINEARS {
                 let module = format!("blocks.{i}.{name}");
                 let Some(pair) = lora.pairs.get(&module) else {
                     continue;
                 };
                 left.remove(&module);
-                let [d_in, d_out] = lin.dims();
+                let (lin, cols) = blk
+                    .linear_named(name)
+                    .expect("every BLOCK_LINEARS name is a block's linear");
+                let (d_in, d_out) = (lin.dims()[0], cols.len());
                 let r = pair.a.shape[0];
                 for (key, found, want) in [
                     ("lora_A", pair.a.shape.to_vec(), vec![r, d_in]),
@@ -273,7 +321,7 @@ impl<B: Backend> WanModel<B> {
                 }
                 let a = tensor(pair.a.clone(), &device, DType::F32);
                 let b = tensor(pair.b.clone(), &device, DType::F32);
-                lin.merge_lora(a, b, scale);
+                lin.merge_lora_into(a, b, scale, cols);
                 merged += 1;
             }
         }
@@ -286,14 +334,14 @@ impl<B: Backend> WanModel<B> {
         Ok(merged)
     }
 
-    /// Quantizes the blocks' linears (the ten of each block, as a LoRA targets them) to fp8
-    /// e4m3fn with per-tensor scales ([`super::quant`]); the embeddings, the time MLP and
-    /// the head keep the compute dtype. Merge LoRAs first. Returns how many run on the
-    /// GPU's fp8 GEMM (the rest are emulated).
+    /// Quantizes the blocks' linears to fp8 e4m3fn with per-tensor scales
+    /// ([`super::quant`]; the self-attention's q, k and v, one layer, share a scale); the
+    /// embeddings, the time MLP and the head keep the compute dtype. Merge LoRAs first.
+    /// Returns how many layers run on the GPU's fp8 GEMM (the rest are emulated).
     pub fn quantize_fp8(&mut self) -> usize {
         let mut on_gpu = 0;
         for blk in &mut self.blocks {
-            for (_, lin) in blk.linears_mut() {
+            for lin in blk.linears_mut() {
                 lin.quantize_fp8();
                 on_gpu += usize::from(matches!(lin.weight, super::nn::Weight::Fp8(_)));
             }
@@ -644,7 +692,7 @@ impl<B: Backend> WanModel<B> {
     /// - x: `[B, L, D]` → `[B, L, D]`
     fn self_attention(
         &self,
-        a: &AttentionWeights<B>,
+        a: &SelfAttentionWeights<B>,
         x: Tensor<B, 3>,
         rope: &Rope<B>,
         layer: usize,
@@ -654,12 +702,13 @@ impl<B: Backend> WanModel<B> {
         let dev = &self.device;
         let (q, k, v) = stage::<B, _>(
             dev,
-            || format!("self-attention: q, k, v linears ({l} tokens)"),
+            || format!("self-attention: q, k, v linear ({l} tokens)"),
             || {
+                let qkv = a.qkv.forward(x);
                 (
-                    a.q.forward(x.clone()),
-                    a.k.forward(x.clone()),
-                    a.v.forward(x),
+                    qkv.clone().narrow(2, 0, d),
+                    qkv.clone().narrow(2, d, d),
+                    qkv.narrow(2, 2 * d, d),
                 )
             },
         );

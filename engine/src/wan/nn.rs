@@ -76,6 +76,30 @@ impl<B: Backend> Linear<B> {
         Ok(Self::new(w.transpose(), bias))
     }
 
+    /// The layers side by side as one, `[in, Σ out]` with the biases concatenated: layer
+    /// `i`'s output is a column range of the result (one GEMM instead of several over the
+    /// same input). The weights keep their `[out, in]` storage.
+    ///
+    /// # Panics
+    /// On a quantized layer (quantize after concatenating), layers of different input
+    /// widths, or some with a bias and some without.
+    pub fn concat(layers: Vec<Linear<B>>) -> Self {
+        let weights = layers
+            .iter()
+            .map(|l| match &l.weight {
+                Weight::Dense(w) => w.clone().transpose(),
+                _ => panic!("Linear::concat: concatenate before quantizing"),
+            })
+            .collect();
+        let biases: Vec<Tensor<B, 1>> = layers.iter().filter_map(|l| l.bias.clone()).collect();
+        let bias = match biases.len() {
+            0 => None,
+            n if n == layers.len() => Some(Tensor::cat(biases, 0)),
+            _ => panic!("Linear::concat: some layers have a bias and some do not"),
+        };
+        Self::new(Tensor::cat(weights, 0).transpose(), bias)
+    }
+
     /// Merges a LoRA into the weight: `W += scale·B·A` (PEFT's `merge`), computed in f32 and
     /// stored back in the weight's dtype.
     ///
@@ -85,16 +109,40 @@ impl<B: Backend> Linear<B> {
     /// # Panics
     /// On a quantized layer (LoRAs are merged first).
     pub fn merge_lora(&mut self, a: Tensor<B, 2>, b: Tensor<B, 2>, scale: f64) {
+        let out = self.dims()[1];
+        self.merge_lora_into(a, b, scale, 0..out);
+    }
+
+    /// [`Linear::merge_lora`] into the output columns `cols` (one layer of a [`Linear::concat`]).
+    ///
+    /// # Shapes
+    /// - a: `[r, in]` (`lora_A`), b: `[cols.len(), r]` (`lora_B`)
+    ///
+    /// # Panics
+    /// On a quantized layer, or columns outside the layer.
+    pub fn merge_lora_into(
+        &mut self,
+        a: Tensor<B, 2>,
+        b: Tensor<B, 2>,
+        scale: f64,
+        cols: std::ops::Range<usize>,
+    ) {
         let Weight::Dense(w) = &mut self.weight else {
             panic!("merge_lora: merge LoRAs before quantizing");
         };
         let dtype = w.dtype();
-        // Wᵀ += scale·Aᵀ·Bᵀ
-        let delta = a
+        let d_in = w.dims()[0];
+        // In W's `[out, in]` storage: W[cols] += scale·B·A.
+        let stored = w.clone().transpose();
+        let delta = b.cast(DType::F32).matmul(a.cast(DType::F32)) * scale;
+        let part = stored
+            .clone()
+            .slice([cols.clone(), 0..d_in])
             .cast(DType::F32)
-            .transpose()
-            .matmul(b.cast(DType::F32).transpose());
-        *w = (w.clone().cast(DType::F32) + delta * scale).cast(dtype);
+            + delta;
+        *w = stored
+            .slice_assign([cols, 0..d_in], part.cast(dtype))
+            .transpose();
     }
 
     /// Quantizes the weight to fp8 e4m3fn (per-tensor scale; [`super::quant`]): codes for the
@@ -376,5 +424,39 @@ mod tests {
         // Rows of x·Wᵀ for the unit vectors are the columns of W'.
         let y: Vec<f32> = lin.forward(x).into_data().to_vec().unwrap();
         assert_eq!(y, vec![1.5, 3.5, 2., 5., 4., 5.]);
+    }
+
+    #[test]
+    fn concatenated_layers_give_each_layers_output_and_take_a_lora_in_its_columns() {
+        // Two layers of input 3: W1 = [[1, 2, 3]] + b1 [10], W2 = [[4, 5, 6], [7, 8, 9]] + b2 [20, 30].
+        let l1 = Linear::<B>::new(
+            t2(vec![1., 2., 3.], [1, 3]).transpose(),
+            Some(Tensor::from_data([10f32], &Default::default())),
+        );
+        let l2 = Linear::<B>::new(
+            t2(vec![4., 5., 6., 7., 8., 9.], [2, 3]).transpose(),
+            Some(Tensor::from_data([20f32, 30.], &Default::default())),
+        );
+        let x = t2(vec![1., 0., -1., 2., 1., 0.], [2, 3]);
+        let apart: Vec<f32> = Tensor::cat(vec![l1.forward(x.clone()), l2.forward(x.clone())], 1)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let mut both = Linear::concat(vec![l1, l2]);
+        assert_eq!(both.dims(), [3, 3]);
+        let y: Vec<f32> = both.forward(x.clone()).into_data().to_vec().unwrap();
+        assert_eq!(y, apart);
+        // A LoRA on the second layer only: B·A = [[1, 0, 2], [-1, 0, -2]], scale 0.5 →
+        // W2' = [[4.5, 5, 7], [6.5, 8, 8]]; the first layer's column is untouched.
+        both.merge_lora_into(
+            t2(vec![1., 0., 2.], [1, 3]),
+            t2(vec![1., -1.], [2, 1]),
+            0.5,
+            1..3,
+        );
+        let y: Vec<f32> = both.forward(x).into_data().to_vec().unwrap();
+        // Row [1, 0, -1]: 1 − 3 + 10 = 8; 4.5 − 7 + 20 = 17.5; 6.5 − 8 + 30 = 28.5.
+        // Row [2, 1, 0]: 2 + 2 + 10 = 14; 9 + 5 + 20 = 34; 13 + 8 + 30 = 51.
+        assert_eq!(y, vec![8., 17.5, 28.5, 14., 34., 51.]);
     }
 }

@@ -206,7 +206,6 @@ pub async fn run(
     Ok(out)
 }
 
-/// Why a download request was refused.
 /// `message` with the models folder's path written as `<models-dir>`: where the server
 /// keeps its files is not for every viewer of a download's progress.
 fn without_models_dir(message: &str, models_dir: &Path) -> String {
@@ -218,6 +217,7 @@ fn without_models_dir(message: &str, models_dir: &Path) -> String {
     }
 }
 
+/// Why a download request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     #[error("a download is already running ({0}); wait for it or cancel it")]
