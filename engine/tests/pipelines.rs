@@ -862,6 +862,52 @@ fn longlives_warm_up_fills_its_window_then_switches_prompts() {
     assert_eq!(sf.warm_up_plan(), (1, false));
 }
 
+/// A chunk's video leaves the Wan VAE one latent frame at a time (1 frame for the stream's
+/// first, 4 for each later one), so the first frames are out while the rest decode; a tiny
+/// autoencoder decodes a chunk's frames together. Through the media loop's [`Pipeline`], the
+/// frames emitted piece by piece are the frames `process` returns.
+#[test]
+fn the_wan_vae_hands_a_chunk_over_one_latent_frame_at_a_time() {
+    use engine::pipeline::LoadedPipeline;
+    let dir = models_dir();
+    let rt = runtime(WanPipeline::SelfForcing, json!({"prompts": ["a red fox"]}));
+    for (vae, pieces) in [
+        ("wan", [vec![1, 4, 4], vec![4, 4, 4]]),
+        ("tae", [vec![9], vec![12]]),
+    ] {
+        let params = json!({"height": H, "width": W, "seed": 3, "vae_type": vae});
+        let loaded = load(dir.path(), WanPipeline::SelfForcing, params);
+        let mut s = loaded.stream();
+        s.apply(&rt, true).unwrap();
+        for want in pieces {
+            let mut sizes = Vec::new();
+            let out = s
+                .next_chunk_pieces(None, &mut |v| sizes.push(v.dims()[2]))
+                .unwrap();
+            assert!(out.video.is_none() && out.latents.is_some());
+            assert_eq!(sizes, want, "{vae}");
+        }
+
+        let (mut whole, mut pieced) = (loaded.new_stream(), loaded.new_stream());
+        for p in [&mut whole, &mut pieced] {
+            p.prepare(&rt, true).unwrap();
+        }
+        for chunk in 0..2 {
+            let want = whole.process(Vec::new(), &rt).unwrap();
+            let mut got = Vec::new();
+            let n = pieced
+                .process_into(Vec::new(), &rt, &mut |f| got.push(f))
+                .unwrap();
+            assert_eq!(n, got.len());
+            assert_eq!(got.len(), [9, 12][chunk], "{vae}");
+            assert!(
+                got == want,
+                "{vae} chunk {chunk}: the emitted frames differ"
+            );
+        }
+    }
+}
+
 /// Every autoencoder on the same run: the DiT's latents do not depend on it, each gives the
 /// Wan VAE's frame counts (9 frames for a stream's first chunk, 12 after), and the pipeline's
 /// video is that autoencoder's streaming decode of the latents. StreamDiffusionV2 runs with

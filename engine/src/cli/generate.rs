@@ -376,12 +376,21 @@ impl WithBackend for GenerateJob<'_> {
                 None => None,
             };
             let t = Instant::now();
-            let out = stream.next_chunk(chunk_input).map_err(|e| e.to_string())?;
+            // The video comes in pieces (the Wan VAE: one latent frame's frames at a time);
+            // the first frame is out when the first piece is on the device.
+            let mut pieces = Vec::new();
+            let out = stream
+                .next_chunk_pieces(chunk_input, &mut |v| {
+                    if first_frame.is_none() {
+                        let _ = B::sync(&device);
+                        first_frame = Some(run_start.elapsed());
+                    }
+                    pieces.push(v);
+                })
+                .map_err(|e| e.to_string())?;
             let wall = t.elapsed();
-            let n = out.video.as_ref().map_or(0, |v| v.dims()[2]);
-            if n > 0 && first_frame.is_none() {
-                first_frame = Some(run_start.elapsed());
-            }
+            let video = (!pieces.is_empty()).then(|| Tensor::cat(pieces, 2));
+            let n = video.as_ref().map_or(0, |v| v.dims()[2]);
             frames_out += n;
             eprintln!(
                 "chunk {c}: {n} frames in {:.1} ms (text {:.1}, DiT {:.1}, VAE {:.1})",
@@ -393,7 +402,7 @@ impl WithBackend for GenerateJob<'_> {
             rows.push(json!({"chunk": c, "frames": n, "ms": ms(wall),
                 "text_ms": ms(out.timings.text), "dit_ms": ms(out.timings.dit),
                 "vae_ms": ms(out.timings.vae)}));
-            if let Some(v) = out.video {
+            if let Some(v) = video {
                 videos.push(v);
             }
             if let Some(l) = out.latents {

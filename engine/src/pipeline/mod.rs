@@ -105,6 +105,20 @@ pub trait Pipeline: Send {
     fn prepare(&mut self, params: &Params, reset: bool) -> Result<Requirements, PipelineError>;
     /// Turns `Requirements::input_frames` frames into output frames.
     fn process(&mut self, input: Vec<Frame>, params: &Params) -> Result<Vec<Frame>, PipelineError>;
+    /// [`Pipeline::process`] handing the frames to `emit` as they are made, in order (a
+    /// pipeline that decodes a chunk piece by piece emits each piece before decoding the
+    /// next); returns how many.
+    fn process_into(
+        &mut self,
+        input: Vec<Frame>,
+        params: &Params,
+        emit: &mut dyn FnMut(Frame),
+    ) -> Result<usize, PipelineError> {
+        let frames = self.process(input, params)?;
+        let n = frames.len();
+        frames.into_iter().for_each(emit);
+        Ok(n)
+    }
 }
 
 /// The indices of `take` frames spread uniformly over a buffer of `len` frames (first and

@@ -232,6 +232,32 @@ impl<B: Backend> VideoVae<B> {
             _ => Err(mismatch()),
         }
     }
+
+    /// [`VideoVae::decode_chunk`] handing the frames to `piece` as they are decoded, in
+    /// order: the Wan VAE decodes one latent frame at a time (1 frame for a stream's first, 4
+    /// for every later one), so a chunk's first frames are out while the rest decode; the
+    /// tiny autoencoders decode a chunk's frames together, one piece. The pieces joined along
+    /// time are `decode_chunk`'s result.
+    ///
+    /// # Shapes
+    /// - z: `[B, 16, T, h, w]` → pieces `[B, 3, T_i, 8h, 8w]`, Σ T_i = T'
+    pub fn decode_chunk_pieces(
+        &self,
+        stream: &mut DecodeStream<B>,
+        z: Tensor<B, 5>,
+        space: LatentSpace,
+        piece: &mut dyn FnMut(Tensor<B, 5>),
+    ) -> Result<(), VaeError> {
+        match self {
+            VideoVae::Wan(_) => {
+                for i in 0..z.dims()[2] {
+                    piece(self.decode_chunk(stream, z.clone().narrow(2, i, 1), space)?);
+                }
+            }
+            VideoVae::Tae(_) => piece(self.decode_chunk(stream, z, space)?),
+        }
+        Ok(())
+    }
 }
 
 fn mismatch() -> VaeError {

@@ -226,8 +226,24 @@ pub fn spawn_processor(
                         (Vec::new(), started)
                     };
                 let process_start = Instant::now();
-                let frames = match guarded(|| pipeline.process(chunk, &params)) {
-                    Ok(f) => f,
+                // Frames go out as the pipeline makes them (a Wan chunk piece by piece).
+                let mut emit = |frame| {
+                    // Counted before it is queued: the output thread's backlog is processed
+                    // − dropped − taken.
+                    stats.frames_processed.fetch_add(1, Ordering::Relaxed);
+                    let item = TimedFrame { frame, origin };
+                    if config.input_kind == InputKind::Video {
+                        // Live input: never block the loop; a full queue drops (and counts).
+                        if let Err(TrySendError::Full(_)) = output.try_send(item) {
+                            stats.dropped_out.fetch_add(1, Ordering::Relaxed);
+                        }
+                    } else {
+                        // A generator waits for room; a stopped stream drops the rest.
+                        send_waiting(&output, item, &stop);
+                    }
+                };
+                let made = match guarded(|| pipeline.process_into(chunk, &params, &mut emit)) {
+                    Ok(n) => n,
                     Err(e) => match fatal_message(e) {
                         Some(msg) => {
                             fail(msg);
@@ -236,15 +252,14 @@ pub fn spawn_processor(
                         None => continue,
                     },
                 };
-                if frames.is_empty() {
+                if made == 0 {
                     continue;
                 }
                 // Pacing rate: processing time per frame over the last two chunks; a video
                 // pipeline faster than its input goes at the input's rate (frames spread
                 // evenly instead of bursts and gaps).
                 if config.output_fps.is_none() {
-                    per_frame
-                        .push_back(process_start.elapsed().as_secs_f64() / frames.len() as f64);
+                    per_frame.push_back(process_start.elapsed().as_secs_f64() / made as f64);
                     if per_frame.len() > 2 {
                         per_frame.pop_front();
                     }
@@ -261,23 +276,7 @@ pub fn spawn_processor(
                         last_fps_update = Instant::now();
                     }
                 }
-                stats
-                    .chunk_frames
-                    .store(frames.len() as u64, Ordering::Relaxed);
-                stats
-                    .frames_processed
-                    .fetch_add(frames.len() as u64, Ordering::Relaxed);
-                for frame in frames {
-                    let item = TimedFrame { frame, origin };
-                    if config.input_kind == InputKind::Video {
-                        // Live input: never block the loop; a full queue drops (and counts).
-                        if let Err(TrySendError::Full(_)) = output.try_send(item) {
-                            stats.dropped_out.fetch_add(1, Ordering::Relaxed);
-                        }
-                    } else if !send_waiting(&output, item, &stop) {
-                        break;
-                    }
-                }
+                stats.chunk_frames.store(made as u64, Ordering::Relaxed);
             }
             // Dropping `output` here ends the output thread.
         })

@@ -94,7 +94,8 @@ impl ChunkTimings {
 /// What one chunk produced.
 #[derive(Clone, Debug)]
 pub struct ChunkOutput<B: Backend> {
-    /// `[1, 3, T, H, W]` in [-1, 1]; `None` while a stream batch fills.
+    /// `[1, 3, T, H, W]` in [-1, 1]; `None` while a stream batch fills, and from
+    /// [`WanStream::next_chunk_pieces`] (which hands the video over in pieces).
     pub video: Option<Tensor<B, 5>>,
     /// The denoised latents decoded into `video`, `[1, 16, F, H/8, W/8]`.
     pub latents: Option<Tensor<B, 5>>,
@@ -108,8 +109,26 @@ pub trait WanStream<B: Backend>: Send {
     fn apply(&mut self, params: &Params, reset: bool) -> Result<(), PipelineError>;
     /// Input frames the next chunk needs (0 for text → video).
     fn input_frames(&self) -> usize;
-    /// The next chunk. `input` is `[1, 3, T, H, W]` in [-1, 1] (video → video).
-    fn next_chunk(&mut self, input: Option<Tensor<B, 5>>) -> Result<ChunkOutput<B>, PipelineError>;
+    /// The next chunk, its decoded video handed to `piece` as it comes out of the
+    /// autoencoder (in order; `[1, 3, T_i, H, W]` in [-1, 1]; none while a stream batch
+    /// fills): a viewer sees a chunk's first frames while the rest decode. `input` is
+    /// `[1, 3, T, H, W]` in [-1, 1] (video → video).
+    fn next_chunk_pieces(
+        &mut self,
+        input: Option<Tensor<B, 5>>,
+        piece: &mut dyn FnMut(Tensor<B, 5>),
+    ) -> Result<ChunkOutput<B>, PipelineError>;
+    /// The next chunk with its whole video.
+    fn next_chunk(&mut self, input: Option<Tensor<B, 5>>) -> Result<ChunkOutput<B>, PipelineError> {
+        let mut pieces = Vec::new();
+        let mut out = self.next_chunk_pieces(input, &mut |v| pieces.push(v))?;
+        out.video = match pieces.len() {
+            0 => None,
+            1 => pieces.pop(),
+            _ => Some(Tensor::cat(pieces, 2)),
+        };
+        Ok(out)
+    }
     /// The stream's noise (to record or replay it).
     fn noise(&self) -> &Noise;
     fn set_noise(&mut self, noise: Noise);

@@ -406,7 +406,11 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
         }
     }
 
-    fn next_chunk(&mut self, input: Option<Tensor<B, 5>>) -> Result<ChunkOutput<B>, PipelineError> {
+    fn next_chunk_pieces(
+        &mut self,
+        input: Option<Tensor<B, 5>>,
+        piece: &mut dyn FnMut(Tensor<B, 5>),
+    ) -> Result<ChunkOutput<B>, PipelineError> {
         let input = input.ok_or_else(|| PipelineError::Retry("no input frames".into()))?;
         let [_, c, t, h, w] = input.dims();
         let g = &self.settings.geometry;
@@ -493,21 +497,22 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
         };
         self.last_frame = Some(last);
 
-        let video = match &output {
-            Some(x0) => {
-                let started = Instant::now();
-                let v = models
-                    .decoder
-                    .decode_chunk(&mut self.decoder, x0.clone(), LatentSpace::Normalized)
-                    .map_err(|e| PipelineError::Fatal(e.to_string()))?;
-                self.core.sync();
-                timings.vae += started.elapsed();
-                Some(v)
-            }
-            None => None,
-        };
+        if let Some(x0) = &output {
+            let started = Instant::now();
+            models
+                .decoder
+                .decode_chunk_pieces(
+                    &mut self.decoder,
+                    x0.clone(),
+                    LatentSpace::Normalized,
+                    piece,
+                )
+                .map_err(|e| PipelineError::Fatal(e.to_string()))?;
+            self.core.sync();
+            timings.vae += started.elapsed();
+        }
         Ok(ChunkOutput {
-            video,
+            video: None,
             latents: output,
             timings,
         })

@@ -86,17 +86,36 @@ impl<B: Backend> Pipeline for StreamPipeline<B> {
         })
     }
 
-    fn process(
+    fn process(&mut self, input: Vec<Frame>, params: &Params) -> Result<Vec<Frame>, PipelineError> {
+        let mut frames = Vec::new();
+        self.process_into(input, params, &mut |f| frames.push(f))?;
+        Ok(frames)
+    }
+
+    /// Each piece of the chunk's video is read back and emitted as soon as it is decoded
+    /// ([`WanStream::next_chunk_pieces`]).
+    fn process_into(
         &mut self,
         input: Vec<Frame>,
         _params: &Params,
-    ) -> Result<Vec<Frame>, PipelineError> {
+        emit: &mut dyn FnMut(Frame),
+    ) -> Result<usize, PipelineError> {
         let g = &self.geometry;
         let input = (!input.is_empty())
             .then(|| frames_to_tensor::<B>(&input, g.height, g.width, &self.device));
-        match self.stream.next_chunk(input)?.video {
-            Some(video) => tensor_to_frames(video),
-            None => Ok(Vec::new()),
-        }
+        let (mut count, mut failed) = (0, None);
+        self.stream.next_chunk_pieces(input, &mut |video| {
+            if failed.is_some() {
+                return;
+            }
+            match tensor_to_frames(video) {
+                Ok(frames) => {
+                    count += frames.len();
+                    frames.into_iter().for_each(&mut *emit);
+                }
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        failed.map_or(Ok(count), Err)
     }
 }

@@ -206,9 +206,10 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
         0
     }
 
-    fn next_chunk(
+    fn next_chunk_pieces(
         &mut self,
         _input: Option<Tensor<B, 5>>,
+        piece: &mut dyn FnMut(Tensor<B, 5>),
     ) -> Result<ChunkOutput<B>, PipelineError> {
         let mut timings = ChunkTimings::default();
         let models = self.core.models.clone();
@@ -259,9 +260,14 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
         timings.dit = started.elapsed();
 
         let started = Instant::now();
-        let video = models
+        models
             .decoder
-            .decode_chunk(&mut self.decoder, x0.clone(), LatentSpace::Normalized)
+            .decode_chunk_pieces(
+                &mut self.decoder,
+                x0.clone(),
+                LatentSpace::Normalized,
+                piece,
+            )
             .map_err(|e| PipelineError::Fatal(e.to_string()))?;
         self.core.sync();
         timings.vae = started.elapsed();
@@ -269,7 +275,7 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
         self.position += CHUNK_FRAMES;
         self.generated += CHUNK_FRAMES as u64;
         Ok(ChunkOutput {
-            video: Some(video),
+            video: None,
             latents: Some(x0),
             timings,
         })
