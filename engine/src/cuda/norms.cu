@@ -117,18 +117,20 @@ extern "C" __global__ void gated_add_bf16(const bf16_t* __restrict__ x, const bf
 // sin are at [row's batch | 0, token, pair p mod d/2] of cos/sin [B|1, L, d/2] (f32).
 // q and k of a self-attention layer go through this once each instead of an RMSNorm kernel and
 // the rotation's cast, split, multiply, stack and cast kernels. `d`: the row (every head);
-// `half_head`: half a head's width.
+// `half_head`: half a head's width; `ld`: the distance between x's rows (d, or more for a view of
+// a wider tensor such as the joined q|k|v projection).
 extern "C" __global__ void rms_norm_rope_bf16(const bf16_t* __restrict__ x,
                                               const float* __restrict__ w,
                                               const float* __restrict__ cos_t,
                                               const float* __restrict__ sin_t,
                                               bf16_t* __restrict__ y, int d, int tokens,
-                                              int half_head, int batched_angles, float eps) {
+                                              int half_head, int batched_angles, float eps,
+                                              long long ld) {
     const long long row = blockIdx.x;
     const long long angle_row = batched_angles ? row : row % tokens;
     cos_t += angle_row * half_head;
     sin_t += angle_row * half_head;
-    x += row * d;
+    x += row * ld;
     y += row * d;
     const float inv = inv_rms(x, d, eps);
     for (int p = threadIdx.x; p < d / 2; p += blockDim.x) {

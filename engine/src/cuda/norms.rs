@@ -54,13 +54,37 @@ fn row_kernel(
     shape: [usize; 3],
     scalars: Vec<Arg>,
 ) -> Tensor<Cuda, 3> {
+    row_kernel_with(entry, inputs, shape, scalars, false)
+}
+
+/// [`row_kernel`]; with `strided_x` the first input is read where it is when its rows are
+/// evenly spaced ([`even_rows`]: a view of a wider tensor's last axis, as q and k of the
+/// joined q|k|v projection are) and its row stride in elements follows `scalars` (the
+/// kernel's `ld`); otherwise it is copied first and `ld` is D.
+fn row_kernel_with(
+    entry: &'static str,
+    inputs: Vec<Fused>,
+    shape: [usize; 3],
+    scalars: Vec<Arg>,
+    strided_x: bool,
+) -> Tensor<Cuda, 3> {
     custom(entry, inputs, shape, DType::BF16, move |t| {
-        let inputs: Vec<Cube> = t.into_iter().map(contiguous).collect();
+        let mut t = t.into_iter();
+        let x = t.next().expect("an input");
+        let ld = strided_x.then(|| even_rows(&x, shape));
+        let x = match ld {
+            Some(Some(_)) => x,
+            _ => contiguous(x),
+        };
+        let inputs: Vec<Cube> = std::iter::once(x).chain(t.map(contiguous)).collect();
         let y = empty(&inputs[0], shape, DType::BF16);
         let rows = (shape[0] * shape[1]) as u32;
         if rows > 0 {
             let tensors: Vec<&Cube> = std::iter::once(&y).chain(&inputs).collect();
-            let scalars = scalars.clone();
+            let mut scalars = scalars.clone();
+            if let Some(ld) = ld {
+                scalars.push(Arg::I64(ld.unwrap_or(shape[2]) as i64));
+            }
             on_device(&tensors, move |p, stream| {
                 let args: Vec<Arg> = p[1..]
                     .iter()
@@ -68,13 +92,27 @@ fn row_kernel(
                     .map(|ptr| Arg::Ptr(*ptr))
                     .chain(scalars)
                     .collect();
-                // SAFETY: contiguous buffers of the shapes the public functions check, on
-                // cubecl's device thread and stream; the arguments in the kernel's order.
+                // SAFETY: contiguous buffers (the first, with `strided_x`, rows `ld` apart)
+                // of the shapes the public functions check, on cubecl's device thread and
+                // stream; the arguments in the kernel's order.
                 unsafe { launch(&MODULE, entry, (rows, 1, 1), (THREADS, 1, 1), stream, &args) }
             });
         }
         y
     })
+}
+
+/// The distance in elements between consecutive rows of `x` `[B, L, D]` when row `b·L + i`
+/// starts at `(b·L + i)·stride` with its D elements contiguous; `None` otherwise.
+fn even_rows(x: &Cube, [b, l, d]: [usize; 3]) -> Option<usize> {
+    let s = x.meta.strides();
+    let stride = match (b, l) {
+        (_, 1) => s[0],
+        (1, _) => s[1],
+        _ if s[0] == l * s[1] => s[1],
+        _ => return None,
+    };
+    (s[2] == 1 && stride >= d).then_some(stride)
 }
 
 /// `x / sqrt(mean(x²) + eps) · w` over the last dimension.
@@ -125,7 +163,7 @@ pub fn rms_norm_rope_bf16(
         cos.dims(),
         sin.dims()
     );
-    row_kernel(
+    row_kernel_with(
         "rms_norm_rope_bf16",
         vec![
             fused(x),
@@ -141,6 +179,7 @@ pub fn rms_norm_rope_bf16(
             Arg::I32(i32::from(cb == b && b > 1)),
             Arg::F32(eps as f32),
         ],
+        true,
     )
 }
 

@@ -97,12 +97,30 @@ fn rms_norm_with_the_rotary_embedding_matches_the_two_steps_in_f32() {
         let reference = rope
             .apply(normed.reshape([b, l, heads, d]))
             .reshape([b, l, heads * d]);
-        let ours = norms::rms_norm_rope_bf16(x, &w, &rope.cos, &rope.sin, 1e-6);
-        let err = relative_error(ours, reference);
+        let ours = norms::rms_norm_rope_bf16(x.clone(), &w, &rope.cos, &rope.sin, 1e-6);
+        let err = relative_error(ours.clone(), reference);
         println!(
             "RMSNorm + RoPE [{b}, {l}, {}], starts {starts:?}: relative error {err:.2e}",
             heads * d
         );
         assert!(err <= 1e-2, "RMSNorm + RoPE: {err}");
+        // x read in place as the middle third of a joined q|k|v projection (rows 3·D apart):
+        // the same numbers as from the contiguous x.
+        let joined = Tensor::cat(
+            vec![
+                random([b, l, heads * d]).cast(DType::BF16),
+                x,
+                random([b, l, heads * d]).cast(DType::BF16),
+            ],
+            2,
+        );
+        let view = joined.narrow(2, heads * d, heads * d);
+        let strided = norms::rms_norm_rope_bf16(view, &w, &rope.cos, &rope.sin, 1e-6);
+        let diff = (strided.cast(DType::F32) - ours.cast(DType::F32))
+            .abs()
+            .max()
+            .into_scalar();
+        println!("RMSNorm + RoPE of a q|k|v view, starts {starts:?}: max diff {diff}");
+        assert_eq!(diff, 0.0, "the strided read differs");
     }
 }
