@@ -1,8 +1,9 @@
 //! Errors of the JSON API and of start-up.
 //!
 //! [`ApiError`] is what handlers return; each variant documents its HTTP status, and the body
-//! is always `{"error": "<message>"}` (see `docs/api.md`). Internal causes are logged, never
-//! sent to the client.
+//! is always `{"error": "<message>", "kind": "<kind>"}`, one kind per status, named as the
+//! server functions' [`app::error::FnError`] kinds (see `docs/api.md`). Internal causes are
+//! logged, never sent to the client.
 
 use app::service::ServiceError;
 use axum::{
@@ -64,13 +65,30 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        let body = json!({ "error": self.to_string(), "kind": kind(status) });
+        let mut response = (status, Json(body)).into_response();
         if let ApiError::Service(ServiceError::TooManyRequests { retry_after_s, .. }) = &self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
         }
         response
+    }
+}
+
+/// The body's `kind` for a status: the server functions' kind for the same refusal
+/// (`app::error::FnError`), `bad_request` for a 400.
+pub fn kind(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        404 => "not_found",
+        409 => "conflict",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid",
+        429 => "too_many_requests",
+        _ => "internal",
     }
 }
 
@@ -136,4 +154,39 @@ pub enum StartupError {
     Engine(String),
     #[error("cannot check the data directory at start-up: {0:?}")]
     Recover(app::service::ServiceError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::error::FnError;
+
+    #[test]
+    fn the_rest_kinds_are_the_server_functions_kinds() {
+        let message = String::new;
+        for (status, e) in [
+            (401, FnError::Unauthorized { message: message() }),
+            (404, FnError::NotFound { message: message() }),
+            (409, FnError::Conflict { message: message() }),
+            (413, FnError::TooLarge { message: message() }),
+            (415, FnError::UnsupportedMediaType { message: message() }),
+            (422, FnError::Invalid { message: message() }),
+            (
+                429,
+                FnError::TooManyRequests {
+                    message: message(),
+                    retry_after_s: 1,
+                },
+            ),
+            (500, FnError::Internal { message: message() }),
+        ] {
+            let wire = serde_json::to_value(&e).unwrap();
+            assert_eq!(
+                wire["kind"],
+                kind(StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
+        }
+        assert_eq!(kind(StatusCode::BAD_REQUEST), "bad_request");
+    }
 }

@@ -34,6 +34,7 @@ async fn unknown_api_routes_are_json_404s(pool: SqlitePool) {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let body = common::json(resp).await;
     assert_eq!(body["error"], "no API route /api/v1/nope");
+    assert_eq!(body["kind"], "not_found");
 }
 
 #[sqlx::test(migrator = "MIGRATOR")]

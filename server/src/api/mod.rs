@@ -1,6 +1,6 @@
 //! The REST API of accounts, presets, history, recordings and model downloads (`/api/v1/...`).
 //!
-//! Every route answers JSON (`{"error": "..."}` on failure, see [`ApiError`]); rows belong to
+//! Every route answers JSON (`{"error": "...", "kind": "..."}` on failure, see [`ApiError`]); rows belong to
 //! the signed-in user and another user's row is a 404. The same operations are the Leptos
 //! server functions of [`app::api`]; both call [`crate::service`].
 
