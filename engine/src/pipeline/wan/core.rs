@@ -11,10 +11,13 @@ use crate::{
         PipelineError,
         params::{ParamValue, Params},
     },
-    wan::cache::CrossCache,
+    wan::{cache::CrossCache, vae::LatentSpace, video_vae::DecodeStream},
 };
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 pub(crate) struct StreamCore<B: Backend> {
     pub models: Arc<WanModels<B>>,
@@ -42,6 +45,24 @@ impl<B: Backend> StreamCore<B> {
     /// Waits for the device (chunk timings are per model).
     pub fn sync(&self) {
         let _ = B::sync(self.models.dit.device());
+    }
+
+    /// Decodes a chunk's denoised latents `x0` on the stream's `decoder`, handing the video to
+    /// `piece` as it comes ([`crate::wan::video_vae::VideoVae::decode_chunk_pieces`]); the
+    /// time it took, the device waited for.
+    pub fn decode(
+        &self,
+        decoder: &mut DecodeStream<B>,
+        x0: Tensor<B, 5>,
+        piece: &mut dyn FnMut(Tensor<B, 5>),
+    ) -> Result<Duration, PipelineError> {
+        let started = Instant::now();
+        self.models
+            .decoder
+            .decode_chunk_pieces(decoder, x0, LatentSpace::Normalized, piece)
+            .map_err(|e| PipelineError::Fatal(e.to_string()))?;
+        self.sync();
+        Ok(started.elapsed())
     }
 
     /// Standard-normal noise of `shape`, from `rng` or the replayed file.

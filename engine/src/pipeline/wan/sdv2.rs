@@ -424,7 +424,6 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
             )));
         }
         let mut timings = ChunkTimings::default();
-        let models = self.core.models.clone();
 
         let started = Instant::now();
         let (_, cross) = self.core.conditioning()?;
@@ -498,18 +497,7 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
         self.last_frame = Some(last);
 
         if let Some(x0) = &output {
-            let started = Instant::now();
-            models
-                .decoder
-                .decode_chunk_pieces(
-                    &mut self.decoder,
-                    x0.clone(),
-                    LatentSpace::Normalized,
-                    piece,
-                )
-                .map_err(|e| PipelineError::Fatal(e.to_string()))?;
-            self.core.sync();
-            timings.vae += started.elapsed();
+            timings.vae += self.core.decode(&mut self.decoder, x0.clone(), piece)?;
         }
         Ok(ChunkOutput {
             video: None,

@@ -39,7 +39,6 @@ use crate::{
         config::ROPE_MAX_POSITIONS,
         rope::Rope,
         sampling::{add_noise, x0_from_v},
-        vae::LatentSpace,
         video_vae::DecodeStream,
     },
 };
@@ -259,18 +258,7 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
         self.core.sync();
         timings.dit = started.elapsed();
 
-        let started = Instant::now();
-        models
-            .decoder
-            .decode_chunk_pieces(
-                &mut self.decoder,
-                x0.clone(),
-                LatentSpace::Normalized,
-                piece,
-            )
-            .map_err(|e| PipelineError::Fatal(e.to_string()))?;
-        self.core.sync();
-        timings.vae = started.elapsed();
+        timings.vae = self.core.decode(&mut self.decoder, x0.clone(), piece)?;
 
         self.position += CHUNK_FRAMES;
         self.generated += CHUNK_FRAMES as u64;
