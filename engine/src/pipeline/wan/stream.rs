@@ -38,24 +38,27 @@ pub fn frames_to_tensor<B: Backend>(
     )
 }
 
-/// `[1, 3, T, H, W]` in [-1, 1] → frames.
+/// `[1, 3, T, H, W]` in [-1, 1] → frames. The levels (`(x + 1)·127.5`, rounded half up,
+/// clamped) and the interleaving into RGB rows are computed on the device, so the host only
+/// narrows the read-back values to bytes, in order.
 pub fn tensor_to_frames<B: Backend>(video: Tensor<B, 5>) -> Result<Vec<Frame>, PipelineError> {
     let [_, _, t, h, w] = video.dims();
-    let values: Vec<f32> = video
-        .cast(DType::F32)
+    let levels = ((video.cast(DType::F32) + 1.0) * 127.5 + 0.5)
+        .floor()
+        .clamp(0.0, 255.0)
+        .squeeze_dim::<4>(0)
+        .permute([1, 2, 3, 0]);
+    let values: Vec<f32> = levels
         .into_data()
         .to_vec()
         .map_err(|e| PipelineError::Fatal(format!("{e:?}")))?;
-    let plane = h * w;
-    (0..t)
+    if t == 0 {
+        return Ok(Vec::new());
+    }
+    values
+        .chunks_exact(h * w * 3)
         .map(|f| {
-            let mut rgb = Vec::with_capacity(plane * 3);
-            for i in 0..plane {
-                for c in 0..3 {
-                    let x = values[(c * t + f) * plane + i];
-                    rgb.push(((x + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8);
-                }
-            }
+            let rgb = f.iter().map(|&v| v as u8).collect();
             Frame::new(w as u32, h as u32, rgb).map_err(|e| PipelineError::Fatal(e.to_string()))
         })
         .collect()
@@ -117,5 +120,48 @@ impl<B: Backend> Pipeline for StreamPipeline<B> {
             }
         })?;
         failed.map_or(Ok(count), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type B = burn::backend::Flex;
+
+    #[test]
+    fn frames_and_tensors_convert_both_ways() {
+        // Two 2×3 frames: levels −1, 1, 0 and out-of-range values in frame 0's red plane, a
+        // ramp elsewhere; [1, 3, T, H, W] → RGB rows, pixel (y, x) at 3·(y·W + x).
+        let (t, h, w) = (2, 2, 3);
+        let mut values: Vec<f32> = (0..3 * t * h * w)
+            .map(|i| (i as f32 * 0.173).sin())
+            .collect();
+        values[..6].copy_from_slice(&[-1.0, 1.0, 0.0, -1.5, 1.5, 0.25]);
+        let video = Tensor::<B, 5>::from_data(
+            TensorData::new(values.clone(), [1, 3, t, h, w]),
+            &Default::default(),
+        );
+        let frames = tensor_to_frames(video).unwrap();
+        assert_eq!(frames.len(), t);
+        let level = |x: f32| ((x + 1.0) * 127.5 + 0.5).floor().clamp(0.0, 255.0) as u8;
+        for (f, frame) in frames.iter().enumerate() {
+            assert_eq!((frame.width(), frame.height()), (w as u32, h as u32));
+            for p in 0..h * w {
+                for c in 0..3 {
+                    let x = values[(c * t + f) * h * w + p];
+                    assert_eq!(
+                        frame.data()[3 * p + c],
+                        level(x),
+                        "frame {f} pixel {p} channel {c}"
+                    );
+                }
+            }
+        }
+        let red: Vec<u8> = (0..6).map(|p| frames[0].data()[3 * p]).collect();
+        assert_eq!(red, [0, 255, 128, 0, 255, 159]);
+        // Back to a tensor and out again: the same bytes.
+        let again = tensor_to_frames(frames_to_tensor::<B>(&frames, h, w, &Default::default()));
+        assert!(again.unwrap() == frames);
     }
 }
