@@ -71,19 +71,16 @@ fn row_kernel_with(
     custom(entry, inputs, shape, DType::BF16, move |t| {
         let mut t = t.into_iter();
         let x = t.next().expect("an input");
-        let ld = strided_x.then(|| even_rows(&x, shape));
-        let x = match ld {
-            Some(Some(_)) => x,
-            _ => contiguous(x),
-        };
+        let in_place = strided_x.then(|| even_rows(&x, shape)).flatten();
+        let x = if in_place.is_some() { x } else { contiguous(x) };
         let inputs: Vec<Cube> = std::iter::once(x).chain(t.map(contiguous)).collect();
         let y = empty(&inputs[0], shape, DType::BF16);
         let rows = (shape[0] * shape[1]) as u32;
         if rows > 0 {
             let tensors: Vec<&Cube> = std::iter::once(&y).chain(&inputs).collect();
             let mut scalars = scalars.clone();
-            if let Some(ld) = ld {
-                scalars.push(Arg::I64(ld.unwrap_or(shape[2]) as i64));
+            if strided_x {
+                scalars.push(Arg::I64(in_place.unwrap_or(shape[2]) as i64));
             }
             on_device(&tensors, move |p, stream| {
                 let args: Vec<Arg> = p[1..]
