@@ -79,6 +79,8 @@ def main():
     p.add_argument("--frames", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--json")
+    p.add_argument("--ncu-range", action="store_true",
+                   help="one more full forward between cudaProfilerStart/Stop (ncu --profile-from-start off)")
     a = p.parse_args()
     torch.manual_seed(0)
     dev, dt = "cuda", torch.bfloat16
@@ -148,6 +150,12 @@ def main():
             m = build(layers, dt)
             call = lambda: m(hidden_states=xin, timestep=t, encoder_hidden_states=ctx, return_dict=False)
             rows.append((label, timed(call, a.iters), dit_flops(layers, L)))
+            if a.ncu_range and layers == 30:
+                torch.cuda.synchronize()
+                torch.cuda.profiler.start()
+                call()
+                torch.cuda.synchronize()
+                torch.cuda.profiler.stop()
             del m
             torch.cuda.empty_cache()
     peak = 2.0 * 8192**3 / (peak_ms * 1e-3) / 1e12

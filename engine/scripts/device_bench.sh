@@ -7,7 +7,9 @@
 # TESTS (a folder of GPU test binaries, e.g. .device/tests from tools/build-device-tests.sh)
 # runs them first (the CUDA ops checked against burn's f32 path);
 # CUDA_OPS=0 leaves the ops out of the bench, CUDA_OPS=both (the default) benches without and
-# with them.
+# with them; QUANT=none leaves the fp8 rows out of the bench with the ops.
+# NCU=1 then profiles one full forward of each side with Nsight Compute (every kernel's GPU
+# time, summed and grouped by ncu_summary.py into ncu.md; NCU_TIMEOUT a side, default 200 s).
 set -uo pipefail
 source "$(dirname "$0")/device_setup.sh" "$@"
 
@@ -49,6 +51,8 @@ if [ -n "${TESTS:-}" ]; then
     mods=$("$t" --list --ignored 2>&1 | sed -n 's/::.*: test$//p' | sort -u)
     [ -n "$mods" ] || echo "== $(basename "$t"): no test modules listed"
     for m in $mods; do
+      # TEST_MODULES (e.g. "norms vae") runs only those modules.
+      [ -z "${TEST_MODULES:-}" ] || [[ " $TEST_MODULES " == *" $m "* ]] || continue
       echo "== $(basename "$t") $m"
       HANZO_LIVE_CUDA_OPS=1 timeout "${TEST_TIMEOUT:-300}" "$t" --ignored --nocapture --test-threads=1 "$m::" 2>&1
       rc=$?  # before the echo's own command substitution resets $?
@@ -67,10 +71,22 @@ for ops in $(case "${CUDA_OPS:-both}" in 0) echo 0 ;; 1) echo 1 ;; *) echo 0 1 ;
   for fk in $([ "$ops" = 1 ] && echo "${FLASH_KERNELS:-cudnn}" || echo cudnn); do
     sfx=$([ "$fk" = cudnn ] || echo "_$fk")
     HANZO_LIVE_FLASH_KERNEL=$fk HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
-      --quantization $([ "$ops" = 1 ] && echo fp8_e4m3fn || echo none) --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops$sfx.json" 2>&1 |
+      --quantization $([ "$ops" = 1 ] && echo "${QUANT:-fp8_e4m3fn}" || echo none) --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops$sfx.json" 2>&1 |
       tee "$OUT/burn_ops$ops$sfx.md"
   done
 done
 echo "kernel cache: $(find /tmp/kernels/autotune -type f 2>/dev/null | wc -l) autotune files, $(find /tmp/kernels/cuda -type f 2>/dev/null | wc -l) compiled-kernel files" |
   tee "$OUT/kernel_cache.txt"
 tar czf "$OUT/kernels.tgz" -C /tmp kernels 2>/dev/null
+
+if [ -n "${NCU:-}" ]; then
+  nc="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu | head -n 1) --profile-from-start off --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv --print-units base"
+  timeout "${NCU_TIMEOUT:-200}" $nc "$BIN" --backend cuda bench --model 1.3b --dtype bf16 --frames 3 --iters 1 \
+    --rows model --ncu-range > "$OUT/ncu_ours.csv" 2> "$OUT/ncu_ours.err"
+  echo "ncu ours: exit $?"
+  timeout "${NCU_TIMEOUT:-200}" $nc python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 1 --ncu-range \
+    > "$OUT/ncu_torch.csv" 2> "$OUT/ncu_torch.err"
+  echo "ncu torch: exit $?"
+  { python3 engine/scripts/ncu_summary.py "$OUT/ncu_ours.csv" "ours (engine bench, full forward)"
+    python3 engine/scripts/ncu_summary.py "$OUT/ncu_torch.csv" "PyTorch eager (bench_dit_torch.py, full forward)"; } | tee "$OUT/ncu.md"
+fi

@@ -245,7 +245,30 @@ pub enum EngineCommand {
         /// Also write the rows as JSON here
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Row groups to time, comma-separated: the peak GEMM, the single ops, the model rows
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "peak,ops,model"
+        )]
+        rows: Vec<BenchRows>,
+        /// On CUDA: the full forward's last timed run goes between cuProfilerStart and
+        /// cuProfilerStop, so `ncu --profile-from-start off` profiles that one forward
+        #[arg(long)]
+        ncu_range: bool,
     },
+}
+
+/// A group of `bench` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchRows {
+    /// The large GEMM whose rate the others are compared with.
+    Peak,
+    /// The single ops: norms, RoPE, attention, linears.
+    Ops,
+    /// One block (a 1-layer model) and the full forward.
+    Model,
 }
 
 fn parse_vae(s: &str) -> Result<VaeType, String> {
@@ -495,6 +518,8 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             attention,
             quantization,
             json,
+            rows,
+            ncu_range,
         } => (|| {
             let config = match model.as_str() {
                 "1.3b" => WanConfig::t2v_1_3b(),
@@ -513,6 +538,8 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
                 kernel: parse_kernel(attention.as_deref(), kind)?,
                 quantization,
                 json,
+                rows,
+                ncu_range,
             };
             backend::dispatch(kind, job).map_err(|e| e.to_string())?
         })(),
@@ -696,6 +723,8 @@ struct BenchJob {
     kernel: AttentionKernel,
     quantization: Quantization,
     json: Option<PathBuf>,
+    rows: Vec<BenchRows>,
+    ncu_range: bool,
 }
 
 /// Bench rows, each also printed to stderr as soon as it is measured (a run cut short by a
@@ -833,6 +862,21 @@ fn dit_flops(c: &WanConfig, l: usize) -> f64 {
     c.num_layers as f64 * block + ends
 }
 
+/// Opens (`on`) or closes the CUDA profiler's range when `active` and `B` is burn's CUDA
+/// backend (see `bench --ncu-range`); nothing otherwise.
+#[cfg_attr(not(feature = "cuda"), allow(clippy::extra_unused_type_parameters))]
+fn profiler_range<B: Backend>(active: bool, on: bool) {
+    #[cfg(feature = "cuda")]
+    if active
+        && crate::cuda::is_cuda::<B>()
+        && let Err(e) = crate::cuda::profiler_range(on)
+    {
+        eprintln!("note: no profiler range: {e}");
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = (active, on);
+}
+
 /// Median wall time of `iters` runs after one warm-up; `f` must finish its work (sync). The
 /// stage profile ([`crate::profile`]) keeps the timed runs only.
 fn time(iters: usize, mut f: impl FnMut()) -> Duration {
@@ -883,7 +927,7 @@ impl WithBackend for BenchJob {
         } else {
             1024
         };
-        {
+        if self.rows.contains(&BenchRows::Peak) {
             let a: Tensor<B, 2> = Tensor::from_data(rand(vec![n, n]), (&device, dt));
             let bt: Tensor<B, 2> = Tensor::from_data(rand(vec![n, n]), (&device, dt)).transpose();
             let gemm = || {
@@ -912,172 +956,176 @@ impl WithBackend for BenchJob {
             );
         }
 
-        let x: Tensor<B, 3> = Tensor::from_data(rand(vec![1, l, d]), (&device, dt));
-        let weight: Tensor<B, 1> = Tensor::ones([d], (&device, DType::F32));
-        rows.push((
-            format!("RMSNorm [1,{l},{d}]"),
-            time(self.iters, || {
-                let _ = crate::wan::nn::rms_norm(x.clone(), &weight, 1e-6);
-                sync(&device)
-            }),
-        ));
-        let rope = crate::wan::rope::Rope::<B>::new(c, 0, self.frames, h / 2, w / 2, &device);
-        let q: Tensor<B, 4> = Tensor::from_data(rand(vec![1, l, heads, hd]), (&device, dt));
-        rows.push((
-            format!("RoPE [1,{l},{heads},{hd}]"),
-            time(self.iters, || {
-                let _ = rope.apply(q.clone());
-                sync(&device)
-            }),
-        ));
-        // What the DiT runs for q and k: RMSNorm across the heads, then RoPE (one kernel on
-        // CUDA); the Rope tables built as each forward builds them.
-        rows.push((
-            format!("RMSNorm + RoPE [1,{l},{d}] (one kernel on CUDA)"),
-            time(self.iters, || {
-                #[cfg(feature = "cuda")]
-                if crate::cuda::rms_norm_rope(x.clone(), &weight, &rope.cos, &rope.sin, 1e-6)
-                    .is_ok()
-                {
-                    return sync(&device);
-                }
-                let n = crate::wan::nn::rms_norm(x.clone(), &weight, 1e-6);
-                let _ = rope.apply(n.reshape([1, l, heads, hd]));
-                sync(&device)
-            }),
-        ));
-        rows.push((
-            format!("RoPE tables for {l} tokens (host, per forward)"),
-            time(self.iters, || {
-                let _ = crate::wan::rope::Rope::<B>::new(c, 0, self.frames, h / 2, w / 2, &device);
-                sync(&device)
-            }),
-        ));
-        let qh = q.clone().swap_dims(1, 2);
-        for kernel in [AttentionKernel::Fused, AttentionKernel::Naive] {
-            rows.push_flops(
-                (
-                    format!("attention {kernel:?} [1,{heads},{l},{hd}]"),
-                    time(self.iters, || {
-                        let _ = crate::wan::nn::attention(
-                            qh.clone(),
-                            qh.clone(),
-                            qh.clone(),
-                            None,
-                            kernel,
-                        );
-                        sync(&device)
-                    }),
-                ),
-                attention_flops(l, l, d),
-            );
-        }
-        // The fused CUDA kernel (engine::cuda::attention), also over a KV cache: LongLive's
-        // 12-frame window and Self-Forcing's 21 frames.
-        #[cfg(feature = "cuda")]
-        if let Some(qc) = crate::cuda::as_cuda(qh.clone()).filter(|t| t.dtype() == DType::BF16) {
-            let per_frame = l / self.frames;
-            for kv_frames in [self.frames, 12, 21] {
-                let kv = if kv_frames == self.frames {
-                    qc.clone()
-                } else {
-                    Tensor::<crate::cuda::gemm::Cuda, 4>::random(
-                        [1, heads, kv_frames * per_frame, hd],
-                        Distribution::Normal(0.0, 1.0),
-                        &qc.device(),
-                    )
-                    .cast(DType::BF16)
-                };
-                let lk = kv.dims()[2];
-                // One row: `kernel` over the key `spans` of kv.
-                let mut row = |kernel, spans: &[std::ops::Range<usize>], keys: String| {
-                    let lk = spans.iter().map(|r| r.len()).sum();
-                    rows.push_flops(
-                        (
-                            format!("attention flash {kernel:?} (CUDA) q {l} kv {keys}"),
-                            time(self.iters, || {
-                                let _ = crate::cuda::attention::flash_attention_with(
-                                    kernel,
-                                    qc.clone(),
-                                    kv.clone(),
-                                    kv.clone(),
-                                    spans,
-                                );
-                                sync(&device)
-                            }),
-                        ),
-                        attention_flops(l, lk, d),
-                    );
-                };
-                for kernel in crate::cuda::attention::FlashKernel::ALL {
-                    row(kernel, std::slice::from_ref(&(0..lk)), lk.to_string());
-                }
-                // A sink and a recent window read in place (two spans, as a cache whose
-                // attention window is shorter than its buffer reads them): the 3-frame sink
-                // and the last 9 frames of the 21.
-                if kv_frames == 21 {
-                    let spans = [0..3 * per_frame, 12 * per_frame..lk];
-                    let keys = format!("sink {} + window {}", spans[0].len(), spans[1].len());
-                    for kernel in [
-                        crate::cuda::attention::FlashKernel::Wide,
-                        crate::cuda::attention::FlashKernel::Cudnn,
-                    ] {
-                        row(kernel, &spans, keys.clone());
+        if self.rows.contains(&BenchRows::Ops) {
+            let x: Tensor<B, 3> = Tensor::from_data(rand(vec![1, l, d]), (&device, dt));
+            let weight: Tensor<B, 1> = Tensor::ones([d], (&device, DType::F32));
+            rows.push((
+                format!("RMSNorm [1,{l},{d}]"),
+                time(self.iters, || {
+                    let _ = crate::wan::nn::rms_norm(x.clone(), &weight, 1e-6);
+                    sync(&device)
+                }),
+            ));
+            let rope = crate::wan::rope::Rope::<B>::new(c, 0, self.frames, h / 2, w / 2, &device);
+            let q: Tensor<B, 4> = Tensor::from_data(rand(vec![1, l, heads, hd]), (&device, dt));
+            rows.push((
+                format!("RoPE [1,{l},{heads},{hd}]"),
+                time(self.iters, || {
+                    let _ = rope.apply(q.clone());
+                    sync(&device)
+                }),
+            ));
+            // What the DiT runs for q and k: RMSNorm across the heads, then RoPE (one kernel on
+            // CUDA); the Rope tables built as each forward builds them.
+            rows.push((
+                format!("RMSNorm + RoPE [1,{l},{d}] (one kernel on CUDA)"),
+                time(self.iters, || {
+                    #[cfg(feature = "cuda")]
+                    if crate::cuda::rms_norm_rope(x.clone(), &weight, &rope.cos, &rope.sin, 1e-6)
+                        .is_ok()
+                    {
+                        return sync(&device);
                     }
-                }
-            }
-            if let Some(why) = crate::cuda::attention::cudnn_fallback() {
-                println!("note: the Cudnn rows ran the wide kernel: {why}");
-            }
-        }
-        drop((x, q, qh));
-
-        // The DiT's linear layers (q, k, v as one: 3·d): burn's matmul, and on CUDA in bf16 the
-        // cuBLASLt op.
-        for (k_in, n_out) in [(d, d), (d, 3 * d), (d, c.ffn_dim), (c.ffn_dim, d)] {
-            let xs: Tensor<B, 2> = Tensor::from_data(rand(vec![l, k_in]), (&device, dt));
-            let w_t: Tensor<B, 2> =
-                Tensor::from_data(rand(vec![n_out, k_in]), (&device, dt)).transpose();
-            let flops = 2.0 * (l * k_in * n_out) as f64;
-            rows.push_flops(
-                (
-                    format!("linear [{l},{k_in}]→{n_out} burn matmul"),
-                    time(self.iters, || {
-                        let _ = xs.clone().matmul(w_t.clone());
-                        sync(&device)
-                    }),
-                ),
-                flops,
-            );
-            #[cfg(feature = "cuda")]
-            if dt == DType::BF16
-                && crate::cuda::gemm::available()
-                && let (Some(xc), Some(wc)) = (
-                    crate::cuda::as_cuda(xs.clone()),
-                    crate::cuda::as_cuda(w_t.clone()),
-                )
-            {
+                    let n = crate::wan::nn::rms_norm(x.clone(), &weight, 1e-6);
+                    let _ = rope.apply(n.reshape([1, l, heads, hd]));
+                    sync(&device)
+                }),
+            ));
+            rows.push((
+                format!("RoPE tables for {l} tokens (host, built anew)"),
+                time(self.iters, || {
+                    let _ =
+                        crate::wan::rope::Rope::<B>::new(c, 0, self.frames, h / 2, w / 2, &device);
+                    sync(&device)
+                }),
+            ));
+            let qh = q.clone().swap_dims(1, 2);
+            for kernel in [AttentionKernel::Fused, AttentionKernel::Naive] {
                 rows.push_flops(
                     (
-                        format!("linear [{l},{k_in}]→{n_out} cuBLASLt"),
+                        format!("attention {kernel:?} [1,{heads},{l},{hd}]"),
                         time(self.iters, || {
-                            let _ = crate::cuda::gemm::linear_bf16(xc.clone(), wc.clone(), None);
+                            let _ = crate::wan::nn::attention(
+                                qh.clone(),
+                                qh.clone(),
+                                qh.clone(),
+                                None,
+                                kernel,
+                            );
+                            sync(&device)
+                        }),
+                    ),
+                    attention_flops(l, l, d),
+                );
+            }
+            // The fused CUDA kernel (engine::cuda::attention), also over a KV cache: LongLive's
+            // 12-frame window and Self-Forcing's 21 frames.
+            #[cfg(feature = "cuda")]
+            if let Some(qc) = crate::cuda::as_cuda(qh.clone()).filter(|t| t.dtype() == DType::BF16)
+            {
+                let per_frame = l / self.frames;
+                for kv_frames in [self.frames, 12, 21] {
+                    let kv = if kv_frames == self.frames {
+                        qc.clone()
+                    } else {
+                        Tensor::<crate::cuda::gemm::Cuda, 4>::random(
+                            [1, heads, kv_frames * per_frame, hd],
+                            Distribution::Normal(0.0, 1.0),
+                            &qc.device(),
+                        )
+                        .cast(DType::BF16)
+                    };
+                    let lk = kv.dims()[2];
+                    // One row: `kernel` over the key `spans` of kv.
+                    let mut row = |kernel, spans: &[std::ops::Range<usize>], keys: String| {
+                        let lk = spans.iter().map(|r| r.len()).sum();
+                        rows.push_flops(
+                            (
+                                format!("attention flash {kernel:?} (CUDA) q {l} kv {keys}"),
+                                time(self.iters, || {
+                                    let _ = crate::cuda::attention::flash_attention_with(
+                                        kernel,
+                                        qc.clone(),
+                                        kv.clone(),
+                                        kv.clone(),
+                                        spans,
+                                    );
+                                    sync(&device)
+                                }),
+                            ),
+                            attention_flops(l, lk, d),
+                        );
+                    };
+                    for kernel in crate::cuda::attention::FlashKernel::ALL {
+                        row(kernel, std::slice::from_ref(&(0..lk)), lk.to_string());
+                    }
+                    // A sink and a recent window read in place (two spans, as a cache whose
+                    // attention window is shorter than its buffer reads them): the 3-frame sink
+                    // and the last 9 frames of the 21.
+                    if kv_frames == 21 {
+                        let spans = [0..3 * per_frame, 12 * per_frame..lk];
+                        let keys = format!("sink {} + window {}", spans[0].len(), spans[1].len());
+                        for kernel in [
+                            crate::cuda::attention::FlashKernel::Wide,
+                            crate::cuda::attention::FlashKernel::Cudnn,
+                        ] {
+                            row(kernel, &spans, keys.clone());
+                        }
+                    }
+                }
+                if let Some(why) = crate::cuda::attention::cudnn_fallback() {
+                    println!("note: the Cudnn rows ran the wide kernel: {why}");
+                }
+            }
+            drop((x, q, qh));
+
+            // The DiT's linear layers (q, k, v as one: 3·d): burn's matmul, and on CUDA in bf16 the
+            // cuBLASLt op.
+            for (k_in, n_out) in [(d, d), (d, 3 * d), (d, c.ffn_dim), (c.ffn_dim, d)] {
+                let xs: Tensor<B, 2> = Tensor::from_data(rand(vec![l, k_in]), (&device, dt));
+                let w_t: Tensor<B, 2> =
+                    Tensor::from_data(rand(vec![n_out, k_in]), (&device, dt)).transpose();
+                let flops = 2.0 * (l * k_in * n_out) as f64;
+                rows.push_flops(
+                    (
+                        format!("linear [{l},{k_in}]→{n_out} burn matmul"),
+                        time(self.iters, || {
+                            let _ = xs.clone().matmul(w_t.clone());
                             sync(&device)
                         }),
                     ),
                     flops,
                 );
-            }
-            #[cfg(feature = "cuda")]
-            if dt == DType::BF16
-                && self.quantization == Quantization::Fp8E4m3fn
-                && crate::cuda::fp8::supported()
-            {
-                let f = crate::wan::quant::Fp8Weight::from_weight_t(&w_t);
-                let runs =
-                    crate::cuda::linear_fp8(xs.clone(), &f.codes, &f.scale, None, false).is_ok();
-                if runs {
+                #[cfg(feature = "cuda")]
+                if dt == DType::BF16
+                    && crate::cuda::gemm::available()
+                    && let (Some(xc), Some(wc)) = (
+                        crate::cuda::as_cuda(xs.clone()),
+                        crate::cuda::as_cuda(w_t.clone()),
+                    )
+                {
                     rows.push_flops(
+                        (
+                            format!("linear [{l},{k_in}]→{n_out} cuBLASLt"),
+                            time(self.iters, || {
+                                let _ =
+                                    crate::cuda::gemm::linear_bf16(xc.clone(), wc.clone(), None);
+                                sync(&device)
+                            }),
+                        ),
+                        flops,
+                    );
+                }
+                #[cfg(feature = "cuda")]
+                if dt == DType::BF16
+                    && self.quantization == Quantization::Fp8E4m3fn
+                    && crate::cuda::fp8::supported()
+                {
+                    let f = crate::wan::quant::Fp8Weight::from_weight_t(&w_t);
+                    let runs = crate::cuda::linear_fp8(xs.clone(), &f.codes, &f.scale, None, false)
+                        .is_ok();
+                    if runs {
+                        rows.push_flops(
                         (
                             format!(
                                 "linear [{l},{k_in}]→{n_out} cuBLASLt fp8 (input quantized per call)"
@@ -1095,6 +1143,7 @@ impl WithBackend for BenchJob {
                         ),
                         flops,
                     );
+                    }
                 }
             }
         }
@@ -1108,10 +1157,12 @@ impl WithBackend for BenchJob {
         let t = Timesteps::per_row(&[937.5], self.frames);
         let model_rows = [(1usize, "one block (1-layer model)".to_owned())]
             .into_iter()
+            .filter(|_| self.rows.contains(&BenchRows::Model))
             .chain(
                 Some(self.layers.unwrap_or(c.num_layers))
                     .filter(|n| *n > 0)
-                    .map(|n| (n, format!("full forward ({n} layers)"))),
+                    .map(|n| (n, format!("full forward ({n} layers)")))
+                    .filter(|_| self.rows.contains(&BenchRows::Model)),
             );
         for (n, label) in model_rows {
             let mut cfg = c.clone();
@@ -1127,10 +1178,16 @@ impl WithBackend for BenchJob {
                 (
                     format!("{label}, {:?} attention", self.kernel),
                     time(self.iters, || {
+                        // The full forward's last run (the warm-up is the first of iters + 1).
+                        let ncu = self.ncu_range
+                            && label.starts_with("full forward")
+                            && queued.len() == self.iters;
+                        profiler_range::<B>(ncu, true);
                         let started = Instant::now();
                         let _ = model.forward(xin.clone(), &t, ctx.clone(), None);
                         queued.push(started.elapsed());
-                        sync(&device)
+                        sync(&device);
+                        profiler_range::<B>(ncu, false);
                     }),
                 ),
                 flops,

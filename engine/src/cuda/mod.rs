@@ -119,6 +119,13 @@ pub fn linear_fp8<B: Backend>(
     Ok(from_cuda(fp8::linear_fp8(x, c, s, b, gelu)))
 }
 
+/// Opens (`on`) or closes the profiler's collection range (`cuProfilerStart` /
+/// `cuProfilerStop`) in cubecl's CUDA context, so `ncu --profile-from-start off` profiles only
+/// the kernels launched in between.
+pub fn profiler_range(on: bool) -> Result<(), String> {
+    op::profiler_range(on)
+}
+
 /// Whether `B` is burn's CUDA backend.
 pub fn is_cuda<B: Backend>() -> bool {
     std::any::TypeId::of::<B>() == std::any::TypeId::of::<gemm::Cuda>()

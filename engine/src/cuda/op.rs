@@ -333,3 +333,29 @@ pub(crate) fn on_device_with(
         .expect("a custom op failed on cubecl's device thread (its cause is in the log)")
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// `cuProfilerStart` (`on`) or `cuProfilerStop` on cubecl's device thread of GPU 0, where its
+/// CUDA context is current.
+pub(crate) fn profiler_range(on: bool) -> Result<(), String> {
+    use burn_cubecl::cubecl::{Runtime, cuda::CudaDevice};
+    let client = CudaRuntime::client(&CudaDevice::default());
+    let status = client
+        .exclusive(move || {
+            // SAFETY: no arguments; the context is current on this thread.
+            unsafe {
+                if on {
+                    cu::cuProfilerStart()
+                } else {
+                    cu::cuProfilerStop()
+                }
+            }
+        })
+        .map_err(|e| format!("cubecl's device thread: {e:?}"))?;
+    match status {
+        cu::CUresult::CUDA_SUCCESS => Ok(()),
+        e => Err(format!(
+            "cuProfiler{}: {e:?}",
+            if on { "Start" } else { "Stop" }
+        )),
+    }
+}

@@ -11,7 +11,7 @@ use super::{
     nn::{
         AttentionKernel, Linear, attention, gelu_tanh, layer_norm, layer_norm_f32, rms_norm, tensor,
     },
-    rope::Rope,
+    rope::{Rope, RopeMemo},
     weights::{Checkpoint, LoadError},
 };
 use crate::profile::stage;
@@ -201,6 +201,8 @@ pub struct WanModel<B: Backend> {
     /// `[1, 2, D]` f32.
     head_modulation: Tensor<B, 3>,
     head: Linear<B>,
+    /// The RoPE tables of the last call's positions.
+    rope: RopeMemo<B>,
 }
 
 impl<B: Backend> WanModel<B> {
@@ -281,6 +283,7 @@ impl<B: Backend> WanModel<B> {
             blocks,
             head_modulation,
             head,
+            rope: RopeMemo::default(),
         })
     }
 
@@ -468,7 +471,10 @@ impl<B: Backend> WanModel<B> {
         let rope = stage::<B, _>(
             &self.device,
             || "RoPE tables".into(),
-            || Rope::new(&self.config, 0, f, hh / ph, ww / pw, &self.device),
+            || {
+                self.rope
+                    .rows(&self.config, &[0], f, hh / ph, ww / pw, &self.device)
+            },
         );
         self.run(x, t, &cross, &rope, SelfAttention::Full(mask))
     }
@@ -496,7 +502,10 @@ impl<B: Backend> WanModel<B> {
         let rope = stage::<B, _>(
             &self.device,
             || "RoPE tables".into(),
-            || Rope::rows(&self.config, frames, f, hh / ph, ww / pw, &self.device),
+            || {
+                self.rope
+                    .rows(&self.config, frames, f, hh / ph, ww / pw, &self.device)
+            },
         );
         let starts: Vec<usize> = frames.iter().map(|f| f * frame_tokens).collect();
         let attn = SelfAttention::Cached {
