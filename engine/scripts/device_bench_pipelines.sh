@@ -66,14 +66,15 @@ generate() { # run, height, width, timeout, args…
   local r=$1 h=$2 w=$3 t=$4 d
   shift 4
   d=$(workdir "$r" "$h" "$w" | tail -1)
-  ( while sleep "${CACHE_EVERY:-60}"; do save_cache "$r"; done ) &
+  # Its output goes nowhere: a sleep left behind must not hold a caller's pipe open.
+  ( while sleep "${CACHE_EVERY:-60}"; do save_cache "$r"; done ) >/dev/null 2>&1 &
   local saver=$!
   echo "== $r ($h×$w)"
   (cd "$d" && HANZO_LIVE_KERNEL_CACHE="$d/target" timeout "$t" "$BIN" --backend cuda generate --random-weights 1.3b --warm-up \
     --chunks "$CHUNKS" --height "$h" --width "$w" --out "/tmp/$r.safetensors" \
     --json "$OUT/$r.json" "$@") >"$OUT/$r.log" 2>&1
   echo "$r: exit $?" >>"$OUT/$r.log"
-  kill $saver 2>/dev/null
+  pkill -P $saver 2>/dev/null; kill $saver 2>/dev/null
   save_cache "$r"
   grep -v "^load:" "$OUT/$r.log" | tail -n 25
 }

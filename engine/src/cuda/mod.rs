@@ -25,14 +25,18 @@ use std::{any::Any, sync::OnceLock};
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        let off = |v: String| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "0" | "false" | "off" | "no"
-            )
-        };
-        !std::env::var("HANZO_LIVE_CUDA_OPS").is_ok_and(off)
+        !switched_off("HANZO_LIVE_CUDA_OPS")
             && compute_capability().is_some_and(|(major, _)| major >= 8)
+    })
+}
+
+/// Whether the environment variable `name` says `0`, `false`, `off` or `no`.
+fn switched_off(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "false" | "off" | "no"
+        )
     })
 }
 
@@ -271,14 +275,13 @@ pub fn causal_taps_apply<B: Backend>(
 }
 
 /// Whether the Wan VAE runs its own kernels ([`vae`]: the causal convolutions' input built
-/// channels-last, the RMS norm + SiLU in one pass): the CUDA ops [`enabled`] and
-/// `HANZO_LIVE_VAE_KERNELS=1` (off by default until their speed and the VAE goldens through
-/// them are measured on a GPU). Read once.
+/// channels-last, the RMS norm + SiLU in one pass): the CUDA ops [`enabled`], unless
+/// `HANZO_LIVE_VAE_KERNELS` is `0`, `false`, `off` or `no`. On by default since an H100 timed
+/// them at or below PyTorch's VAE and the VAE goldens passed through them (docs/perf.md).
+/// Read once.
 pub fn vae_kernels_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        enabled() && std::env::var("HANZO_LIVE_VAE_KERNELS").is_ok_and(|v| v.trim() == "1")
-    })
+    *ON.get_or_init(|| enabled() && !switched_off("HANZO_LIVE_VAE_KERNELS"))
 }
 
 /// The Wan VAE's RMS norm over the channels then SiLU through [`vae::rms_norm_silu`] where

@@ -291,7 +291,8 @@ pub(crate) unsafe fn launch_shared(
 /// stream of the first one (pass the output first).
 ///
 /// # Panics
-/// When `f` fails: a failed launch is a broken GPU state, not bad input.
+/// When `f` fails (queued: when an earlier op failed): a failed launch is a broken GPU
+/// state, not bad input.
 pub(crate) fn on_device(
     tensors: &[&Cube],
     f: impl FnOnce(&[u64], u64) -> Result<(), String> + Send + 'static,
@@ -302,14 +303,17 @@ pub(crate) fn on_device(
 /// [`on_device`] with a scratch buffer of `workspace` bytes from cubecl's pool (its pointer
 /// last; none when 0).
 ///
-/// One hand-over to the device thread per call: there cubecl's own calls (`empty`,
-/// `get_resource`) run inline, so the buffers' pointers cost no further round trips (each
-/// `get_resource` from another thread is one blocking hand-over of its own).
+/// With [`queued_ops`] the work is queued to the device thread and this returns at once (the
+/// thread runs it in order with cubecl's own launches; a failure is reported by the next
+/// call's panic); otherwise it is handed over and waited for.
 pub(crate) fn on_device_with(
     tensors: &[&Cube],
     workspace: usize,
     f: impl FnOnce(&[u64], u64) -> Result<(), String> + Send + 'static,
 ) {
+    if queued_ops() {
+        return queue(tensors, workspace, f);
+    }
     let client = tensors[0].client.clone();
     let handles: Vec<_> = tensors.iter().map(|t| t.handle.clone()).collect();
     let device = client.clone();
@@ -319,6 +323,8 @@ pub(crate) fn on_device_with(
             if workspace > 0 {
                 handles.push(device.empty(workspace));
             }
+            // One hand-over per call: there cubecl's own calls (`empty`, `get_resource`) run
+            // inline, so the buffers' pointers cost no further round trips.
             let resources = handles
                 .into_iter()
                 .map(|h| device.get_resource(h))
@@ -332,6 +338,72 @@ pub(crate) fn on_device_with(
         })
         .expect("a custom op failed on cubecl's device thread (its cause is in the log)")
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Whether custom ops are queued to cubecl's device thread without waiting for it: set
+/// `HANZO_LIVE_QUEUED_OPS=1` (off by default until timed on a GPU). The host then queues a
+/// forward as fast as burn records it instead of waiting at every op for the device thread
+/// to catch up (docs/perf.md: the host set the pace of the DiT forward). Read once.
+pub(crate) fn queued_ops() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("HANZO_LIVE_QUEUED_OPS").is_ok_and(|v| v.trim() == "1"))
+}
+
+/// The first failure of a queued op, reported by the next op queued after it.
+fn queue_failure() -> &'static Mutex<Option<String>> {
+    static FAILED: OnceLock<Mutex<Option<String>>> = OnceLock::new();
+    FAILED.get_or_init(Mutex::default)
+}
+
+/// [`on_device_with`] without the wait: `f` goes into cubecl's queue for the tensors' device
+/// (the same queue its kernel launches go through, so it runs after the work that makes its
+/// inputs and before whatever is queued after it), holding the buffers until it has run.
+///
+/// # Panics
+/// When an op queued earlier failed.
+fn queue(
+    tensors: &[&Cube],
+    workspace: usize,
+    f: impl FnOnce(&[u64], u64) -> Result<(), String> + Send + 'static,
+) {
+    use burn_cubecl::cubecl::{
+        Runtime, device::Device, device_handle::DeviceHandle, server::ComputeServer,
+        stream_id::StreamId,
+    };
+    if let Some(e) = queue_failure()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        panic!("{e}");
+    }
+    let first = tensors[0];
+    let mut handles: Vec<_> = tensors.iter().map(|t| t.handle.clone()).collect();
+    if workspace > 0 {
+        handles.push(first.client.empty(workspace));
+    }
+    let device = DeviceHandle::<<CudaRuntime as Runtime>::Server>::new(first.device.to_id());
+    device.submit(move |server| {
+        // The caller's stream (the queue runs each task under the stream it came from).
+        let stream_id = StreamId::current();
+        let resources = handles
+            .into_iter()
+            .map(|h| server.get_resource(h.binding(), stream_id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cubecl gives no device pointer: {e:?}"));
+        let done = resources.and_then(|resources| {
+            let ptrs: Vec<u64> = resources.iter().map(|r| r.resource().ptr).collect();
+            let stream = resources[0].resource().stream as u64;
+            f(&ptrs, stream)
+        });
+        if let Err(e) = done {
+            eprintln!("a queued custom op failed: {e}");
+            queue_failure()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+    });
 }
 
 /// `cuProfilerStart` (`on`) or `cuProfilerStop` on cubecl's device thread of GPU 0, where its
