@@ -15,6 +15,8 @@ const MODULE: Module = Module {
     source: include_str!("norms.cu"),
 };
 const THREADS: u32 = 256;
+/// The widest row the `_v8` kernels take: 8 elements a thread, 1024 threads.
+const V8_MAX_D: usize = 8 * 1024;
 
 /// Whether the row kernels take a modulation of these dims for `x`: one row per batch row and
 /// frame (the portable path also broadcasts a batch or frame of 1; the kernels do not).
@@ -54,19 +56,22 @@ fn row_kernel(
     shape: [usize; 3],
     scalars: Vec<Arg>,
 ) -> Tensor<Cuda, 3> {
-    row_kernel_with(entry, inputs, shape, scalars, false)
+    row_kernel_with(entry, inputs, shape, scalars, false, true)
 }
 
 /// [`row_kernel`]; with `strided_x` the first input is read where it is when its rows are
 /// evenly spaced ([`even_rows`]: a view of a wider tensor's last axis, as q and k of the
 /// joined q|k|v projection are) and its row stride in elements follows `scalars` (the
-/// kernel's `ld`); otherwise it is copied first and `ld` is D.
+/// kernel's `ld`); otherwise it is copied first and `ld` is D. The kernel's `_v8` form runs
+/// where `v8` and the layout allow it (D and `ld` multiples of 8, D ≤ [`V8_MAX_D`], every
+/// buffer 16-byte aligned), the form for any D otherwise.
 fn row_kernel_with(
     entry: &'static str,
     inputs: Vec<Fused>,
     shape: [usize; 3],
     scalars: Vec<Arg>,
     strided_x: bool,
+    v8: bool,
 ) -> Tensor<Cuda, 3> {
     custom(entry, inputs, shape, DType::BF16, move |t| {
         let mut t = t.into_iter();
@@ -79,10 +84,17 @@ fn row_kernel_with(
         if rows > 0 {
             let tensors: Vec<&Cube> = std::iter::once(&y).chain(&inputs).collect();
             let mut scalars = scalars.clone();
+            let (d, ld) = (shape[2], in_place.unwrap_or(shape[2]));
             if strided_x {
-                scalars.push(Arg::I64(in_place.unwrap_or(shape[2]) as i64));
+                scalars.push(Arg::I64(ld as i64));
             }
+            let v8 = v8 && d.is_multiple_of(8) && ld.is_multiple_of(8) && d <= V8_MAX_D;
             on_device(&tensors, move |p, stream| {
+                let (name, threads) = if v8 && p.iter().all(|ptr| ptr.is_multiple_of(16)) {
+                    (format!("{entry}_v8"), (d / 8).next_multiple_of(32) as u32)
+                } else {
+                    (entry.to_owned(), THREADS)
+                };
                 let args: Vec<Arg> = p[1..]
                     .iter()
                     .chain(&p[..1])
@@ -92,7 +104,7 @@ fn row_kernel_with(
                 // SAFETY: contiguous buffers (the first, with `strided_x`, rows `ld` apart)
                 // of the shapes the public functions check, on cubecl's device thread and
                 // stream; the arguments in the kernel's order.
-                unsafe { launch(&MODULE, entry, (rows, 1, 1), (THREADS, 1, 1), stream, &args) }
+                unsafe { launch(&MODULE, &name, (rows, 1, 1), (threads, 1, 1), stream, &args) }
             });
         }
         y
@@ -177,6 +189,8 @@ pub fn rms_norm_rope_bf16(
             Arg::F32(eps as f32),
         ],
         true,
+        // A thread's four pairs turn by four consecutive angles of one head.
+        half.is_multiple_of(4),
     )
 }
 

@@ -714,11 +714,11 @@ impl<B: Backend> WanModel<B> {
             || format!("self-attention: q, k, v linear ({l} tokens)"),
             || {
                 let qkv = a.qkv.forward(x);
-                (
-                    qkv.clone().narrow(2, 0, d),
-                    qkv.clone().narrow(2, d, d),
-                    qkv.narrow(2, 2 * d, d),
-                )
+                // v's heads as a view of the last third: splitting the whole row into heads
+                // first keeps it one (burn copies a reshape of the narrowed [1, L, D] instead).
+                let (h, hd) = (self.config.num_heads, self.config.head_dim());
+                let v = qkv.clone().reshape([b, l, 3 * h, hd]).narrow(2, 2 * h, h);
+                (qkv.clone().narrow(2, 0, d), qkv.narrow(2, d, d), v)
             },
         );
         let (q, k) = stage::<B, _>(
@@ -731,7 +731,6 @@ impl<B: Backend> WanModel<B> {
                 )
             },
         );
-        let v = self.heads(v);
         let o = |out: Tensor<B, 4>| {
             stage::<B, _>(
                 dev,

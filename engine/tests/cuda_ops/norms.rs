@@ -35,8 +35,14 @@ fn a_broadcast_modulation_keeps_the_portable_path() {
 #[ignore = "needs an NVIDIA GPU (compute capability 8.0+) and NVRTC"]
 fn the_fused_row_kernels_match_burns_f32_ops() {
     // (batch, tokens, dim, frames): Wan 1.3B's dim over one 3-frame chunk's tokens at a small
-    // size, an odd dim, the 14B's dim.
-    for (b, l, d, f) in [(1, 3 * 390, 1536, 3), (2, 21, 1000, 3), (1, 12, 5120, 1)] {
+    // size, another dim, the 14B's dim (the kernels' 8-wide forms), a dim that is not a
+    // multiple of 8 (the forms for any dim).
+    for (b, l, d, f) in [
+        (1, 3 * 390, 1536, 3),
+        (2, 21, 1000, 3),
+        (1, 12, 5120, 1),
+        (2, 10, 36, 2),
+    ] {
         let x = random([b, l, d]).cast(DType::BF16);
         let x32 = x.clone().cast(DType::F32);
 
@@ -79,14 +85,18 @@ fn the_fused_row_kernels_match_burns_f32_ops() {
 #[ignore = "needs an NVIDIA GPU (compute capability 8.0+) and NVRTC"]
 fn rms_norm_with_the_rotary_embedding_matches_the_two_steps_in_f32() {
     use engine::wan::{WanConfig, rope::Rope};
-    let cfg = WanConfig::t2v_1_3b();
-    let (heads, d) = (cfg.num_heads, cfg.head_dim());
     let device = Default::default();
-    // One chunk of 3 frames of 3×5 tokens (starting at frame 5), then a
-    // stream batch of 2 rows at different frames (per-row angles).
-    for starts in [vec![5usize], vec![2, 7]] {
+    // The 1.3B's heads (128 wide: the kernel's 8-wide form), the tiny config's (12 wide: six
+    // pairs, the form for any width); one chunk of 3 frames of 3×5 tokens (starting at frame
+    // 5), then a stream batch of 2 rows at different frames (per-row angles).
+    let configs = [WanConfig::t2v_1_3b(), WanConfig::tiny()];
+    for (cfg, starts) in configs
+        .iter()
+        .flat_map(|c| [(c, vec![5usize]), (c, vec![2, 7])])
+    {
+        let (heads, d) = (cfg.num_heads, cfg.head_dim());
         let b = starts.len();
-        let rope = Rope::<Cuda>::rows(&cfg, &starts, 3, 3, 5, &device);
+        let rope = Rope::<Cuda>::rows(cfg, &starts, 3, 3, 5, &device);
         let l = rope.cos.dims()[1];
         let x = random([b, l, heads * d]).cast(DType::BF16);
         let w = random([heads * d]);
