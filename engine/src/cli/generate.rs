@@ -346,6 +346,7 @@ impl WithBackend for GenerateJob<'_> {
         let mut latents = Vec::new();
         let mut rows = Vec::new();
         let mut frames_out = 0;
+        crate::profile::clear(); // the load's stages are not the stream's
         let run_start = Instant::now();
         let mut first_frame = None;
         for c in 0..a.chunks {
@@ -399,6 +400,10 @@ impl WithBackend for GenerateJob<'_> {
                 ms(out.timings.dit),
                 ms(out.timings.vae)
             );
+            // HANZO_LIVE_PROFILE: the chunk's stages (each waited for; the report clears them).
+            if let Some(table) = crate::profile::report(1) {
+                eprintln!("profile of chunk {c} (HANZO_LIVE_PROFILE):\n{table}");
+            }
             rows.push(json!({"chunk": c, "frames": n, "ms": ms(wall),
                 "text_ms": ms(out.timings.text), "dit_ms": ms(out.timings.dit),
                 "vae_ms": ms(out.timings.vae)}));

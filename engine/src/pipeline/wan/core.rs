@@ -111,10 +111,13 @@ impl<B: Backend> StreamCore<B> {
     /// context changed).
     pub fn conditioning(&mut self) -> Result<(ChunkConditioning, CrossCache<B>), PipelineError> {
         let models = self.models.clone();
-        let cond = self
-            .cond
-            .next_chunk(&mut |p| models.encode(p))
-            .map_err(|e| PipelineError::Fatal(format!("cannot encode the prompt: {e}")))?;
+        let device = models.dit.device().clone();
+        let cond = crate::profile::stage::<B, _>(
+            &device,
+            || "text: the chunk's context (prompt encodes, blend)".into(),
+            || self.cond.next_chunk(&mut |p| models.encode(p)),
+        )
+        .map_err(|e| PipelineError::Fatal(format!("cannot encode the prompt: {e}")))?;
         let cross = match (&self.cross, cond.changed) {
             (Some(c), false) => c.clone(),
             _ => {
@@ -124,7 +127,11 @@ impl<B: Backend> StreamCore<B> {
                     TensorData::new(c.values.to_vec(), [1, rows, c.dim]),
                     (models.dit.device(), DType::F32),
                 );
-                let cross = models.dit.cross_cache(ctx);
+                let cross = crate::profile::stage::<B, _>(
+                    &device,
+                    || "text: cross-attention K/V".into(),
+                    || models.dit.cross_cache(ctx),
+                );
                 self.cross = Some(cross.clone());
                 cross
             }
