@@ -8,7 +8,7 @@
 # runs them first (the CUDA ops checked against burn's f32 path);
 # CUDA_OPS=0 leaves the ops out of the bench, CUDA_OPS=both (the default) benches without and
 # with them; QUANT=none leaves the fp8 rows out of the bench with the ops.
-# NCU=1 then profiles one full forward of each side with Nsight Compute (every kernel's GPU
+# NCU=1 then profiles one full forward of each side (NCU=ours: ours only) with Nsight Compute (every kernel's GPU
 # time, summed and grouped by ncu_summary.py into ncu.md; NCU_TIMEOUT a side, default 200 s).
 set -uo pipefail
 source "$(dirname "$0")/device_setup.sh" "$@"
@@ -67,12 +67,16 @@ fi
 # its own, so cubecl's ./target default cannot pass for it); a second bench reuses them.
 # FLASH_KERNELS (e.g. "wide cudnn") benches the CUDA ops once per attention kernel
 # (HANZO_LIVE_FLASH_KERNEL); files of a kernel other than the default (cudnn) are suffixed.
+# QUEUED (e.g. "0 1") benches the ops once per way of handing them to burn-cuda's device thread
+# (HANZO_LIVE_QUEUED_OPS; the queued run's files end in _q); ROWS picks `bench --rows`.
 for ops in $(case "${CUDA_OPS:-both}" in 0) echo 0 ;; 1) echo 1 ;; *) echo 0 1 ;; esac); do
   for fk in $([ "$ops" = 1 ] && echo "${FLASH_KERNELS:-cudnn}" || echo cudnn); do
-    sfx=$([ "$fk" = cudnn ] || echo "_$fk")
-    HANZO_LIVE_FLASH_KERNEL=$fk HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
-      --quantization $([ "$ops" = 1 ] && echo "${QUANT:-fp8_e4m3fn}" || echo none) --dtype bf16 --frames 3 --iters "${ITERS:-5}" --json "$OUT/burn_ops$ops$sfx.json" 2>&1 |
-      tee "$OUT/burn_ops$ops$sfx.md"
+    for q in $([ "$ops" = 1 ] && echo "${QUEUED:-0}" || echo 0); do
+      sfx=$([ "$fk" = cudnn ] || echo "_$fk")$([ "$q" = 1 ] && echo _q)
+      HANZO_LIVE_QUEUED_OPS=$q HANZO_LIVE_FLASH_KERNEL=$fk HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
+        --quantization $([ "$ops" = 1 ] && echo "${QUANT:-fp8_e4m3fn}" || echo none) --dtype bf16 --frames 3 --iters "${ITERS:-5}" \
+        --rows "${ROWS:-peak,ops,model}" --json "$OUT/burn_ops$ops$sfx.json" 2>&1 | tee "$OUT/burn_ops$ops$sfx.md"
+    done
   done
 done
 echo "kernel cache: $(find /tmp/kernels/autotune -type f 2>/dev/null | wc -l) autotune files, $(find /tmp/kernels/cuda -type f 2>/dev/null | wc -l) compiled-kernel files" |
@@ -84,9 +88,13 @@ if [ -n "${NCU:-}" ]; then
   timeout "${NCU_TIMEOUT:-200}" $nc "$BIN" --backend cuda bench --model 1.3b --dtype bf16 --frames 3 --iters 1 \
     --rows model --ncu-range > "$OUT/ncu_ours.csv" 2> "$OUT/ncu_ours.err"
   echo "ncu ours: exit $?"
-  timeout "${NCU_TIMEOUT:-200}" $nc python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 1 --ncu-range \
-    > "$OUT/ncu_torch.csv" 2> "$OUT/ncu_torch.err"
-  echo "ncu torch: exit $?"
+  # NCU=ours leaves PyTorch's side out.
+  if [ "$NCU" != ours ]; then
+    timeout "${NCU_TIMEOUT:-200}" $nc python3 engine/scripts/bench_dit_torch.py --frames 3 --iters 1 --ncu-range \
+      > "$OUT/ncu_torch.csv" 2> "$OUT/ncu_torch.err"
+    echo "ncu torch: exit $?"
+  fi
   { python3 engine/scripts/ncu_summary.py "$OUT/ncu_ours.csv" "ours (engine bench, full forward)"
-    python3 engine/scripts/ncu_summary.py "$OUT/ncu_torch.csv" "PyTorch eager (bench_dit_torch.py, full forward)"; } | tee "$OUT/ncu.md"
+    [ -f "$OUT/ncu_torch.csv" ] &&
+      python3 engine/scripts/ncu_summary.py "$OUT/ncu_torch.csv" "PyTorch eager (bench_dit_torch.py, full forward)"; } | tee "$OUT/ncu.md"
 fi

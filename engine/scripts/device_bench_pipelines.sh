@@ -4,7 +4,8 @@
 # to first frame and the text / DiT / VAE share of a chunk. Results go to $OUT.
 # Usage: engine/scripts/device_bench_pipelines.sh <engine binary built with --features cuda> <wheels dir>
 #
-# RUNS (default "sf ll sd512 sd480"; also sftae, lltae, sd480tae, sd512tae: the TAE decoder) picks the runs; CHUNKS the chunks per run; T_<RUN> (e.g.
+# RUNS (default "sf ll sd512 sd480"; also sftae, lltae, sd480tae, sd512tae: the TAE decoder;
+# llbf16: LongLive with the Wan VAE in bf16) picks the runs; CHUNKS the chunks per run; T_<RUN> (e.g.
 # T_SF) a run's time limit in seconds.
 #
 # burn-cuda compiles (NVRTC) and autotunes each new kernel shape on first use, minutes per
@@ -88,6 +89,10 @@ run() {
           --input /tmp/clip_512x512.safetensors --prompt "a dog in the grass" ;;
     sd480) clip 480 832 "$CHUNKS"; generate sd480 480 832 "${T_SD:-300}" --pipeline streamdiffusionv2 \
           --input /tmp/clip_480x832.safetensors --prompt "a dog in the grass" ;;
+    # LongLive with the Wan VAE in bf16 (as upstream runs it), starting from ll's kernel caches.
+    llbf16) [ -d /tmp/w/ll ] && [ ! -d /tmp/w/llbf16 ] && cp -r /tmp/w/ll /tmp/w/llbf16
+          generate llbf16 480 832 "${T_LL:-300}" --pipeline longlive --prompt "a panda walks in a park" \
+          ${LL_SWITCH:---switch 4:fox} --vae-dtype bf16 ;;
     # The same with TAEHV decoding (and, for video → video, the Wan encoder): vae_type tae.
     sftae) generate sftae 480 832 "${T_SF:-300}" --pipeline self-forcing --prompt "a red fox in the snow" \
           --set vae_type=tae ;;
