@@ -394,7 +394,12 @@ fn queue(
         let done = resources.and_then(|resources| {
             let ptrs: Vec<u64> = resources.iter().map(|r| r.resource().ptr).collect();
             let stream = resources[0].resource().stream as u64;
-            f(&ptrs, stream)
+            // A panic here would only reach cubecl's log: it becomes this op's failure.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&ptrs, stream)))
+                .unwrap_or_else(|p| {
+                    let why = crate::panic_message(&*p).unwrap_or_else(|| "no message".into());
+                    Err(format!("panicked: {why}"))
+                })
         });
         if let Err(e) = done {
             eprintln!("a queued custom op failed: {e}");
