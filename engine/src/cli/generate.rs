@@ -273,17 +273,20 @@ impl WithBackend for GenerateJob<'_> {
             (None, Some(dir)) => Weights::Files(dir.clone()),
             (None, None) => return Err("--models-dir or --random-weights".into()),
         };
-        let progress: Arc<dyn Fn(LoadProgress) + Send + Sync> = Arc::new(|p: LoadProgress| {
+        // Each stage's start and end, with the seconds since the load began.
+        let load_start = Instant::now();
+        let progress: Arc<dyn Fn(LoadProgress) + Send + Sync> = Arc::new(move |p: LoadProgress| {
             if p.stage_fraction == 0.0 || p.stage_fraction == 1.0 {
                 eprintln!(
-                    "load: {:?} {} ({:.0}%)",
+                    "load: {:?} {} ({:.0}%, {:.1} s)",
                     p.stage,
                     if p.stage_fraction == 0.0 {
                         "…"
                     } else {
                         "done"
                     },
-                    p.overall * 100.0
+                    p.overall * 100.0,
+                    load_start.elapsed().as_secs_f64()
                 );
             }
         });
