@@ -3,7 +3,7 @@
 //!
 //! The operation runs where burn's own kernels run ([`super::op::custom`]): the fusion stream
 //! hands it the inner `CubeTensor`s in order, and on cubecl's device thread it takes each
-//! buffer's device pointer from cubecl (`ComputeClient::get_resource`, which also orders the
+//! buffer's device pointer from cubecl (its server's `get_resource`, which also orders the
 //! buffer's stream after earlier kernels) and enqueues `cublasLtMatmul` on the CUDA stream
 //! cubecl runs that tensor's kernels on (the vendored cubecl-cuda exposes it:
 //! `engine/vendor/README.md`), so it lands in order with the kernels before and after it and

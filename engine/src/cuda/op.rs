@@ -303,41 +303,47 @@ pub(crate) fn on_device(
 /// [`on_device`] with a scratch buffer of `workspace` bytes from cubecl's pool (its pointer
 /// last; none when 0).
 ///
-/// With [`queued_ops`] the work is queued to the device thread and this returns at once (the
-/// thread runs it in order with cubecl's own launches; a failure is reported by the next
-/// call's panic); otherwise it is handed over and waited for.
+/// The work goes to cubecl's device thread through the queue its own launches use, so it runs
+/// after the work that makes its inputs and before whatever is queued after it. With
+/// [`queued_ops`] this returns at once (a failure is reported by the next call's panic);
+/// otherwise it waits until the work is queued on the stream.
 pub(crate) fn on_device_with(
     tensors: &[&Cube],
     workspace: usize,
     f: impl FnOnce(&[u64], u64) -> Result<(), String> + Send + 'static,
 ) {
-    if queued_ops() {
-        return queue(tensors, workspace, f);
+    use burn_cubecl::cubecl::{Runtime, device::Device, device_handle::DeviceHandle};
+    let queued = queued_ops();
+    if queued
+        && let Some(e) = queue_failure()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    {
+        panic!("{e}");
     }
-    let client = tensors[0].client.clone();
-    let handles: Vec<_> = tensors.iter().map(|t| t.handle.clone()).collect();
-    let device = client.clone();
-    client
-        .exclusive(move || {
-            let mut handles = handles;
-            if workspace > 0 {
-                handles.push(device.empty(workspace));
-            }
-            // One hand-over per call: there cubecl's own calls (`empty`, `get_resource`) run
-            // inline, so the buffers' pointers cost no further round trips.
-            let resources = handles
-                .into_iter()
-                .map(|h| device.get_resource(h))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("cubecl gives no device pointer: {e:?}"))?;
-            let ptrs: Vec<u64> = resources.iter().map(|r| r.resource().ptr).collect();
-            let stream = resources[0].resource().stream as u64;
-            // The resources keep the buffers alive until the work is queued; later reuse of
-            // a buffer is ordered after it on the same stream.
-            f(&ptrs, stream)
-        })
-        .expect("a custom op failed on cubecl's device thread (its cause is in the log)")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let first = tensors[0];
+    let mut handles: Vec<_> = tensors.iter().map(|t| t.handle.clone()).collect();
+    if workspace > 0 {
+        handles.push(first.client.empty(workspace));
+    }
+    let device = DeviceHandle::<<CudaRuntime as Runtime>::Server>::new(first.device.to_id());
+    if !queued {
+        device
+            .submit_blocking(move |server| run_on(server, handles, f))
+            .expect("cubecl's device thread is gone")
+            .unwrap_or_else(|e| panic!("{e}"));
+        return;
+    }
+    device.submit(move |server| {
+        if let Err(e) = run_on(server, handles, f) {
+            eprintln!("a queued custom op failed: {e}");
+            queue_failure()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+    });
 }
 
 /// Whether custom ops are queued to cubecl's device thread without waiting for it: set
@@ -355,60 +361,30 @@ fn queue_failure() -> &'static Mutex<Option<String>> {
     FAILED.get_or_init(Mutex::default)
 }
 
-/// [`on_device_with`] without the wait: `f` goes into cubecl's queue for the tensors' device
-/// (the same queue its kernel launches go through, so it runs after the work that makes its
-/// inputs and before whatever is queued after it), holding the buffers until it has run.
-///
-/// # Panics
-/// When an op queued earlier failed.
-fn queue(
-    tensors: &[&Cube],
-    workspace: usize,
-    f: impl FnOnce(&[u64], u64) -> Result<(), String> + Send + 'static,
-) {
-    use burn_cubecl::cubecl::{
-        Runtime, device::Device, device_handle::DeviceHandle, server::ComputeServer,
-        stream_id::StreamId,
-    };
-    if let Some(e) = queue_failure()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-    {
-        panic!("{e}");
-    }
-    let first = tensors[0];
-    let mut handles: Vec<_> = tensors.iter().map(|t| t.handle.clone()).collect();
-    if workspace > 0 {
-        handles.push(first.client.empty(workspace));
-    }
-    let device = DeviceHandle::<<CudaRuntime as Runtime>::Server>::new(first.device.to_id());
-    device.submit(move |server| {
-        // The caller's stream (the queue runs each task under the stream it came from).
-        let stream_id = StreamId::current();
-        let resources = handles
-            .into_iter()
-            .map(|h| server.get_resource(h.binding(), stream_id))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("cubecl gives no device pointer: {e:?}"));
-        let done = resources.and_then(|resources| {
-            let ptrs: Vec<u64> = resources.iter().map(|r| r.resource().ptr).collect();
-            let stream = resources[0].resource().stream as u64;
-            // A panic here would only reach cubecl's log: it becomes this op's failure.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&ptrs, stream)))
-                .unwrap_or_else(|p| {
-                    let why = crate::panic_message(&*p).unwrap_or_else(|| "no message".into());
-                    Err(format!("panicked: {why}"))
-                })
-        });
-        if let Err(e) = done {
-            eprintln!("a queued custom op failed: {e}");
-            queue_failure()
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
-        }
-    });
+/// On cubecl's device thread: `f` with the buffers' device pointers and the CUDA stream of
+/// the first one (the caller's stream: the queue runs each task under the stream it came
+/// from). The resources keep the buffers alive until the work is queued; later reuse of a
+/// buffer is ordered after it on the same stream. A panic in `f` becomes its failure.
+fn run_on(
+    server: &mut <CudaRuntime as burn_cubecl::cubecl::Runtime>::Server,
+    handles: Vec<burn_cubecl::cubecl::server::Handle>,
+    f: impl FnOnce(&[u64], u64) -> Result<(), String>,
+) -> Result<(), String> {
+    use burn_cubecl::cubecl::{server::ComputeServer, stream_id::StreamId};
+    let stream_id = StreamId::current();
+    let resources = handles
+        .into_iter()
+        .map(|h| server.get_resource(h.binding(), stream_id))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cubecl gives no device pointer: {e:?}"))?;
+    let ptrs: Vec<u64> = resources.iter().map(|r| r.resource().ptr).collect();
+    let stream = resources[0].resource().stream as u64;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&ptrs, stream))).unwrap_or_else(
+        |p| {
+            let why = crate::panic_message(&*p).unwrap_or_else(|| "no message".into());
+            Err(format!("panicked: {why}"))
+        },
+    )
 }
 
 /// `cuProfilerStart` (`on`) or `cuProfilerStop` on cubecl's device thread of GPU 0, where its
