@@ -67,11 +67,12 @@ fi
 # its own, so cubecl's ./target default cannot pass for it); a second bench reuses them.
 # FLASH_KERNELS (e.g. "wide cudnn") benches the CUDA ops once per attention kernel
 # (HANZO_LIVE_FLASH_KERNEL); files of a kernel other than the default (cudnn) are suffixed.
-# QUEUED (e.g. "0 1") benches the ops once per way of handing them to burn-cuda's device thread
-# (HANZO_LIVE_QUEUED_OPS; the queued run's files end in _q); ROWS picks `bench --rows`.
+# QUEUED (default 1, the engine's default; e.g. "0 1") benches the ops once per way of handing
+# them to burn-cuda's device thread (HANZO_LIVE_QUEUED_OPS; the queued run's files end in _q);
+# ROWS picks `bench --rows`.
 for ops in $(case "${CUDA_OPS:-both}" in 0) echo 0 ;; 1) echo 1 ;; *) echo 0 1 ;; esac); do
   for fk in $([ "$ops" = 1 ] && echo "${FLASH_KERNELS:-cudnn}" || echo cudnn); do
-    for q in $([ "$ops" = 1 ] && echo "${QUEUED:-0}" || echo 0); do
+    for q in $([ "$ops" = 1 ] && echo "${QUEUED:-1}" || echo 0); do
       sfx=$([ "$fk" = cudnn ] || echo "_$fk")$([ "$q" = 1 ] && echo _q)
       HANZO_LIVE_QUEUED_OPS=$q HANZO_LIVE_FLASH_KERNEL=$fk HANZO_LIVE_CUDA_OPS=$ops timeout "${BURN_TIMEOUT:-480}" "$BIN" --backend cuda bench --model 1.3b \
         --quantization $([ "$ops" = 1 ] && echo "${QUANT:-fp8_e4m3fn}" || echo none) --dtype bf16 --frames 3 --iters "${ITERS:-5}" \

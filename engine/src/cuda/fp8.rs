@@ -138,6 +138,7 @@ pub fn linear_fp8(
                         d: out,
                         ldd: n as i64,
                         bias,
+                        c: None,
                         gelu,
                         workspace,
                         fp8: Some([w_scale, x_scale]),

@@ -54,7 +54,7 @@ pub fn linear_bf16(
     w_t: Tensor<Cuda, 2>,
     bias: Option<Tensor<Cuda, 1>>,
 ) -> Tensor<Cuda, 2> {
-    linear_epilogue(x, w_t, bias, false)
+    linear_epilogue(x, w_t, bias, None, false)
 }
 
 /// [`linear_bf16`] followed by GELU (tanh approximation, `nn.GELU(approximate='tanh')`),
@@ -67,13 +67,28 @@ pub fn linear_gelu_bf16(
     w_t: Tensor<Cuda, 2>,
     bias: Option<Tensor<Cuda, 1>>,
 ) -> Tensor<Cuda, 2> {
-    linear_epilogue(x, w_t, bias, true)
+    linear_epilogue(x, w_t, bias, None, true)
+}
+
+/// `residual + x·w_t (+ bias)` through cuBLASLt: the residual is the GEMM's C input (β = 1),
+/// so the sum is rounded to bf16 once, from f32 (PyTorch's `x + linear(y)` rounds twice).
+///
+/// # Shapes
+/// As [`linear_bf16`]; residual: `[M, N]` bf16 (copied when not contiguous).
+pub fn linear_residual_bf16(
+    x: Tensor<Cuda, 2>,
+    w_t: Tensor<Cuda, 2>,
+    bias: Option<Tensor<Cuda, 1>>,
+    residual: Tensor<Cuda, 2>,
+) -> Tensor<Cuda, 2> {
+    linear_epilogue(x, w_t, bias, Some(residual), false)
 }
 
 fn linear_epilogue(
     x: Tensor<Cuda, 2>,
     w_t: Tensor<Cuda, 2>,
     bias: Option<Tensor<Cuda, 1>>,
+    residual: Option<Tensor<Cuda, 2>>,
     gelu: bool,
 ) -> Tensor<Cuda, 2> {
     let ([m, k], [k2, n]) = (x.dims(), w_t.dims());
@@ -88,8 +103,22 @@ fn linear_epilogue(
         assert_eq!(b.dims(), [n], "linear_bf16: bias must be [{n}]");
         assert_eq!(b.dtype(), DType::BF16, "linear_bf16: bias must be bf16");
     }
+    if let Some(r) = &residual {
+        assert_eq!(
+            r.dims(),
+            [m, n],
+            "linear_bf16: the residual must be [{m}, {n}]"
+        );
+        assert_eq!(
+            r.dtype(),
+            DType::BF16,
+            "linear_bf16: the residual must be bf16"
+        );
+    }
+    let has_bias = bias.is_some();
     let mut inputs = vec![fused(x), fused(w_t)];
     inputs.extend(bias.map(fused));
+    inputs.extend(residual.map(fused));
     custom(
         "cublaslt_linear_bf16",
         inputs,
@@ -98,13 +127,14 @@ fn linear_epilogue(
         move |t| {
             let mut t = t.into_iter();
             let (x, w) = (t.next().expect("x"), t.next().expect("w"));
-            gemm(x, w, t.next(), gelu)
+            let b = if has_bias { t.next() } else { None };
+            gemm(x, w, b, t.next(), gelu)
         },
     )
 }
 
 /// The GEMM on inner tensors: queues copies where a layout needs one, then cuBLASLt.
-fn gemm(x: Cube, w: Cube, b: Option<Cube>, gelu: bool) -> Cube {
+fn gemm(x: Cube, w: Cube, b: Option<Cube>, residual: Option<Cube>, gelu: bool) -> Cube {
     // Rows must be `ldx ≥ K` apart with unit stride along them; an expanded (stride 0) or
     // overlapping row layout is copied first.
     let (rows, cols) = (x.meta.shape()[0], x.meta.shape()[1]);
@@ -128,9 +158,14 @@ fn gemm(x: Cube, w: Cube, b: Option<Cube>, gelu: bool) -> Cube {
         (into_contiguous(w), false, n)
     };
     let b = b.map(into_contiguous);
+    let r = residual.map(into_contiguous);
     let out = empty(&x, [m, n], DType::BF16);
-    let has_bias = b.is_some();
-    let tensors: Vec<&Cube> = [&out, &x, &w].into_iter().chain(b.as_ref()).collect();
+    let (has_bias, has_residual) = (b.is_some(), r.is_some());
+    let tensors: Vec<&Cube> = [&out, &x, &w]
+        .into_iter()
+        .chain(b.as_ref())
+        .chain(r.as_ref())
+        .collect();
     on_device_with(&tensors, WORKSPACE, move |p, stream| {
         // Column-major view of the row-major product: D (N×M) = op(W)·Xᵀ, so D's memory is y
         // [M, N] row-major; the bias runs along D's rows, i.e. y's columns.
@@ -147,6 +182,7 @@ fn gemm(x: Cube, w: Cube, b: Option<Cube>, gelu: bool) -> Cube {
             d: p[0],
             ldd: n as i64,
             bias: has_bias.then(|| p[3]),
+            c: has_residual.then(|| p[3 + usize::from(has_bias)]),
             gelu,
             workspace: p[p.len() - 1],
             fp8: None,
@@ -174,6 +210,8 @@ pub(crate) struct Gemm {
     pub(crate) d: u64,
     pub(crate) ldd: i64,
     pub(crate) bias: Option<u64>,
+    /// C, added to the product (β = 1): D's layout, another buffer.
+    pub(crate) c: Option<u64>,
     pub(crate) gelu: bool,
     pub(crate) workspace: u64,
     /// fp8 operands: A and B are e4m3fn, scaled by the f32s at these device addresses
@@ -192,9 +230,11 @@ struct AlgoKey {
     ldb: i64,
     ldd: i64,
     bias: bool,
+    residual: bool,
     gelu: bool,
     fp8: bool,
-    align: [u32; 3],
+    /// A, B, C (D's when there is no C), D.
+    align: [u32; 4],
 }
 
 /// The largest power of two (≤ 256) that divides the address: cuBLASLt's heuristic assumes
@@ -313,9 +353,15 @@ impl Gemm {
                     ldb: self.ldb,
                     ldd: self.ldd,
                     bias: self.bias.is_some(),
+                    residual: self.c.is_some(),
                     gelu: self.gelu,
                     fp8: self.fp8.is_some(),
-                    align: [alignment(self.a), alignment(self.b), alignment(self.d)],
+                    align: [
+                        alignment(self.a),
+                        alignment(self.b),
+                        alignment(self.c.unwrap_or(self.d)),
+                        alignment(self.d),
+                    ],
                 };
                 let cached = algorithms()
                     .lock()
@@ -336,7 +382,7 @@ impl Gemm {
                                 (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align[0]),
                                 (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align[1]),
                                 (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align[2]),
-                                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align[2]),
+                                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align[3]),
                             ] {
                                 set_pref(pref, attr, &a)?;
                             }
@@ -351,7 +397,9 @@ impl Gemm {
                         algo
                     }
                 };
-                let (alpha, beta) = (1f32, 0f32);
+                // β = 0 ignores C: it is then D itself.
+                let (alpha, beta) = (1f32, if self.c.is_some() { 1f32 } else { 0f32 });
+                let c = self.c.unwrap_or(self.d);
                 lt::matmul(
                     handle,
                     desc,
@@ -361,7 +409,7 @@ impl Gemm {
                     la,
                     self.b as *const c_void,
                     lb,
-                    self.d as *const c_void,
+                    c as *const c_void,
                     ld,
                     self.d as *mut c_void,
                     ld,

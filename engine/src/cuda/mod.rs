@@ -90,6 +90,35 @@ pub fn linear<B: Backend>(
     }))
 }
 
+/// `residual + x·w_t (+ bias)`, the residual as cuBLASLt's C input (one rounding to bf16),
+/// under [`linear`]'s conditions (and a bf16 residual); `Err(x)` (untouched) otherwise.
+///
+/// # Shapes
+/// - x: `[M, K]`, w_t: `[K, N]`, bias: `[N]`, residual: `[M, N]` → `[M, N]`
+pub fn linear_residual<B: Backend>(
+    x: Tensor<B, 2>,
+    w_t: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+    residual: &Tensor<B, 2>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    let bf16 = x.dtype() == DType::BF16
+        && w_t.dtype() == DType::BF16
+        && residual.dtype() == DType::BF16
+        && bias.is_none_or(|b| b.dtype() == DType::BF16);
+    if !bf16 || !enabled() || !gemm::available() {
+        return Err(x);
+    }
+    let (Some(w), Ok(b), Some(r)) = (
+        as_cuda(w_t.clone()),
+        as_cuda_opt(bias),
+        as_cuda(residual.clone()),
+    ) else {
+        return Err(x);
+    };
+    let x = as_cuda(x).expect("x has the weight's backend");
+    Ok(from_cuda(gemm::linear_residual_bf16(x, w, b, r)))
+}
+
 /// An fp8 Linear layer (`codes·w_scale` the weight, see [`crate::wan::quant`]) through
 /// [`fp8::linear_fp8`] when `B` is burn's CUDA backend and [`fp8::supported`], `x` (and the
 /// bias) are bf16 and the shapes suit cuBLASLt's fp8 GEMM; `Err(x)` (untouched) otherwise.

@@ -346,13 +346,14 @@ pub(crate) fn on_device_with(
     });
 }
 
-/// Whether custom ops are queued to cubecl's device thread without waiting for it: set
-/// `HANZO_LIVE_QUEUED_OPS=1` (off by default until timed on a GPU). The host then queues a
-/// forward as fast as burn records it instead of waiting at every op for the device thread
-/// to catch up (docs/perf.md: the host set the pace of the DiT forward). Read once.
+/// Whether custom ops are queued to cubecl's device thread without waiting for it: on unless
+/// `HANZO_LIVE_QUEUED_OPS=0`. The host then queues a forward as fast as burn records it
+/// instead of waiting at every op for the device thread to catch up (docs/perf.md, H100: the
+/// full DiT forward's host time 11.8 ms instead of 23.0, its wall 33.3 ms instead of 34.3, the
+/// same output). Read once.
 pub(crate) fn queued_ops() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("HANZO_LIVE_QUEUED_OPS").is_ok_and(|v| v.trim() == "1"))
+    *ON.get_or_init(|| std::env::var("HANZO_LIVE_QUEUED_OPS").map_or(true, |v| v.trim() != "0"))
 }
 
 /// The first failure of a queued op, reported by the next op queued after it.

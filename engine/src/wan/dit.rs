@@ -662,8 +662,7 @@ impl<B: Backend> WanModel<B> {
             || "cross-attention: LayerNorm (affine)".into(),
             || layer_norm(x.clone(), eps, Some(&blk.norm3)),
         );
-        let y = self.cross_attention(&blk.cross_attn, normed, cross);
-        let x = stage::<B, _>(dev, || "cross-attention: residual add".into(), || x + y);
+        let x = self.cross_attention(&blk.cross_attn, normed, cross, x);
 
         // FFN on LN(x)·(1+scale2)+shift2, gated by gate2.
         let h = norm_modulate(x.clone(), 3, 4);
@@ -790,16 +789,18 @@ impl<B: Backend> WanModel<B> {
         o(out)
     }
 
-    /// Queries from `x`, keys and values from the context's cross cache (batch 1 is
-    /// shared by every row).
+    /// `residual` plus the cross-attention: queries from `x`, keys and values from the
+    /// context's cross cache (batch 1 is shared by every row); the residual add is the o
+    /// GEMM's epilogue on CUDA.
     ///
     /// # Shapes
-    /// - x: `[B, L, D]`, cross: `[B|1, H, text_len, d]` twice → `[B, L, D]`
+    /// - x, residual: `[B, L, D]`, cross: `[B|1, H, text_len, d]` twice → `[B, L, D]`
     fn cross_attention(
         &self,
         a: &AttentionWeights<B>,
         x: Tensor<B, 3>,
         cross: &(Tensor<B, 4>, Tensor<B, 4>),
+        residual: Tensor<B, 3>,
     ) -> Tensor<B, 3> {
         let eps = self.config.eps;
         let [b, l, d] = x.dims();
@@ -811,13 +812,13 @@ impl<B: Backend> WanModel<B> {
         }
         stage::<B, _>(
             &self.device,
-            || format!("cross-attention: q, RMSNorm, kernel, o ({l} × {lk} tokens)"),
+            || format!("cross-attention: q, RMSNorm, kernel, o + residual ({l} × {lk} tokens)"),
             || {
                 let q = self
                     .heads(rms_norm(a.q.forward(x), &a.norm_q, eps))
                     .swap_dims(1, 2);
                 let out = attention(q, k, v, None, self.kernel);
-                a.o.forward(out.swap_dims(1, 2).reshape([b, l, d]))
+                a.o.forward_residual(out.swap_dims(1, 2).reshape([b, l, d]), residual)
             },
         )
     }

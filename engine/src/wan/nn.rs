@@ -186,6 +186,42 @@ impl<B: Backend> Linear<B> {
         self.project(x, false)
     }
 
+    /// `residual + self.forward(x)`; on CUDA in bf16 (dense weights) one cuBLASLt GEMM with the
+    /// residual as its C input, rounded once.
+    ///
+    /// # Shapes
+    /// - x: `[..., in]` (rank `D`), residual: `[..., out]` → `[..., out]`
+    pub fn forward_residual<const D: usize>(
+        &self,
+        x: Tensor<B, D>,
+        residual: Tensor<B, D>,
+    ) -> Tensor<B, D> {
+        #[cfg(feature = "cuda")]
+        let x = match &self.weight {
+            Weight::Dense(w) => {
+                let dims = residual.dims();
+                let d_in = x.dims()[D - 1];
+                let rows: usize = dims[..D - 1].iter().product();
+                let r = residual.clone().reshape([rows, dims[D - 1]]);
+                match crate::cuda::linear_residual(
+                    x.reshape([rows, d_in]),
+                    w,
+                    self.bias.as_ref(),
+                    &r,
+                ) {
+                    Ok(y) => return y.reshape(dims),
+                    Err(x) => {
+                        let mut shape = dims;
+                        shape[D - 1] = d_in;
+                        x.reshape(shape)
+                    }
+                }
+            }
+            _ => x,
+        };
+        residual + self.forward(x)
+    }
+
     /// `x·Wᵀ + b`, then GELU when `gelu`, over the rows of `x`: one cuBLASLt GEMM with the
     /// bias (and GELU) in its epilogue where it applies (bf16 or fp8 on CUDA), burn's matmul
     /// otherwise.
@@ -424,6 +460,22 @@ mod tests {
         // Rows of x·Wᵀ for the unit vectors are the columns of W'.
         let y: Vec<f32> = lin.forward(x).into_data().to_vec().unwrap();
         assert_eq!(y, vec![1.5, 3.5, 2., 5., 4., 5.]);
+    }
+
+    #[test]
+    fn forward_residual_adds_the_residual_to_the_projection() {
+        // W = [[1, 2, 3], [4, 5, 6]], b = [1, -1]; x = [1, 1, 0] → x·Wᵀ + b = [4, 8]; + [0.5, 2].
+        let w = t2(vec![1., 2., 3., 4., 5., 6.], [2, 3]);
+        let lin = Linear::<B>::new(
+            w.transpose(),
+            Some(Tensor::from_data([1f32, -1.], &Default::default())),
+        );
+        let y: Vec<f32> = lin
+            .forward_residual(t2(vec![1., 1., 0.], [1, 3]), t2(vec![0.5, 2.], [1, 2]))
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(y, vec![4.5, 10.]);
     }
 
     #[test]

@@ -137,6 +137,55 @@ fn the_gelu_epilogue_matches_gelu_tanh_in_f32() {
 }
 
 #[test]
+#[ignore = "needs an NVIDIA GPU with libcublasLt (the CUDA ops not turned off by HANZO_LIVE_CUDA_OPS=0)"]
+fn the_residual_epilogue_adds_c_once_and_leaves_it_untouched() {
+    assert!(available(), "libcublasLt cannot be loaded here");
+    let device = Default::default();
+    let normal = Distribution::Normal(0.0, 1.0);
+    // The cross-attention's o projection over one chunk at 480×832; a small odd one whose
+    // residual is a transposed (strided) view, so it is copied first.
+    for (m, k, n, strided) in [(4680, 1536, 1536, false), (37, 24, 40, true)] {
+        let x = Tensor::<Cuda, 2>::random([m, k], normal, &device).cast(DType::BF16);
+        let w_t = Tensor::<Cuda, 2>::random([n, k], normal, &device)
+            .cast(DType::BF16)
+            .transpose();
+        let bias = Tensor::<Cuda, 1>::random([n], normal, &device).cast(DType::BF16);
+        let residual = if strided {
+            Tensor::<Cuda, 2>::random([n, m], normal, &device)
+                .cast(DType::BF16)
+                .transpose()
+        } else {
+            // Made by a burn kernel just before: the GEMM must wait for it.
+            Tensor::<Cuda, 2>::random([m, n], normal, &device).cast(DType::BF16) * 4.0
+        };
+        let before = residual.clone().cast(DType::F32).into_data();
+        let reference = linear_f32(&x, &w_t, Some(&bias)) + residual.clone().cast(DType::F32);
+        let ours = engine::cuda::gemm::linear_residual_bf16(x, w_t, Some(bias), residual.clone());
+        assert_eq!(ours.dims(), [m, n]);
+        let err = relative_error(ours, reference);
+        println!(
+            "residual epilogue [{m}, {k}] x [{k}, {n}] strided={strided}: relative error {err:.2e}"
+        );
+        assert!(err <= 1e-2, "relative error {err}");
+        // C is read, never written.
+        residual
+            .cast(DType::F32)
+            .into_data()
+            .assert_eq(&before, true);
+    }
+    // Through the engine's Linear, [batch, tokens, D] as the DiT's blocks call it.
+    let w = Tensor::<Cuda, 2>::random([64, 96], normal, &device).cast(DType::BF16);
+    let linear = engine::wan::nn::Linear::new(w.clone().transpose(), None);
+    let x = Tensor::<Cuda, 3>::random([2, 50, 96], normal, &device).cast(DType::BF16);
+    let r = Tensor::<Cuda, 3>::random([2, 50, 64], normal, &device).cast(DType::BF16);
+    let ours = linear.forward_residual(x.clone(), r.clone());
+    let reference = linear.forward(x).cast(DType::F32) + r.cast(DType::F32);
+    let err = relative_error(ours.reshape([100, 64]), reference.reshape([100, 64]));
+    println!("Linear::forward_residual [2, 50, 96] → 64: relative error {err:.2e}");
+    assert!(err <= 1e-2, "relative error {err}");
+}
+
+#[test]
 #[ignore = "needs an NVIDIA GPU with fp8 tensor cores (8.9+), libcublasLt (the CUDA ops not turned off by HANZO_LIVE_CUDA_OPS=0)"]
 fn the_fp8_gemm_matches_its_emulation_and_stays_near_bf16() {
     use engine::wan::{
