@@ -862,6 +862,42 @@ fn longlives_warm_up_fills_its_window_then_switches_prompts() {
     assert_eq!(sf.warm_up_plan(), (1, false));
 }
 
+#[test]
+fn streamdiffusionv2s_warm_up_fills_the_stream_batch_and_the_ring_and_refreshes_rope() {
+    let dir = models_dir();
+    let loaded = load(
+        dir.path(),
+        WanPipeline::StreamDiffusionV2,
+        json!({"height": H, "width": W}),
+    );
+    // The default ring (6 frames) and steps (2): 6 + 2 + 1 chunks, no prompt switch.
+    assert_eq!(loaded.warm_up_plan(), (9, false));
+    let (chunks, _) = loaded.warm_up_plan();
+    let mut s = loaded.warm_up_stream();
+    s.apply(&runtime(WanPipeline::StreamDiffusionV2, json!({})), true)
+        .unwrap();
+    let mut outputs = Vec::new();
+    for _ in 0..chunks {
+        let input = Tensor::zeros([1, 3, s.input_frames(), H, W], &Default::default());
+        outputs.push(s.next_chunk(Some(input)).unwrap().video.is_some());
+    }
+    // The stream batch's lag (one chunk without output), then output from every chunk, and
+    // at least one RoPE refresh with chunks after it: every shape of a long stream.
+    assert_eq!(outputs[..3], [true, false, true]);
+    assert!(outputs[2..].iter().all(|o| *o), "{outputs:?}");
+    assert!(s.rebases() >= 1, "the warm-up never reached a RoPE refresh");
+    // A stream proper refreshes at frame 50, far beyond the warm-up's chunks.
+    let mut plain = loaded.stream();
+    plain
+        .apply(&runtime(WanPipeline::StreamDiffusionV2, json!({})), true)
+        .unwrap();
+    for _ in 0..chunks {
+        let input = Tensor::zeros([1, 3, plain.input_frames(), H, W], &Default::default());
+        plain.next_chunk(Some(input)).unwrap();
+    }
+    assert_eq!(plain.rebases(), 0);
+}
+
 /// A chunk's video leaves the Wan VAE one latent frame at a time (1 frame for the stream's
 /// first, 4 for each later one), so the first frames are out while the rest decode; a tiny
 /// autoencoder decodes a chunk's frames together. Through the media loop's [`Pipeline`], the

@@ -132,6 +132,8 @@ pub trait WanStream<B: Backend>: Send {
     /// The stream's noise (to record or replay it).
     fn noise(&self) -> &Noise;
     fn set_noise(&mut self, noise: Noise);
+    /// How often its RoPE positions have moved back (re-based) so far.
+    fn rebases(&self) -> u64;
 }
 
 /// Load parameters every Wan pipeline has.
@@ -253,7 +255,7 @@ impl<B: Backend> LoadedWan<B> {
             ctx.report(LoadStage::WarmUp, 0.0);
             let (chunks, switch) = loaded.warm_up_plan();
             let total = chunks + usize::from(switch);
-            let mut s = loaded.stream();
+            let mut s = loaded.warm_up_stream();
             let spec = &loaded.spec.runtime_params;
             let defaults = params::defaults(spec);
             load::guarded("the warm-up", || -> Result<(), PipelineError> {
@@ -293,6 +295,12 @@ impl<B: Backend> LoadedWan<B> {
     /// re-caches as a running stream's does (the sink kept, the rest of the window
     /// recomputed); the others' prompt changes keep their shapes. (Self-Forcing's cache still
     /// grows over its first 7 chunks; those lengths go through shape-agnostic kernels.)
+    ///
+    /// StreamDiffusionV2's shapes change over a stream's first chunks (the stream batch fills
+    /// one slot per step, the cache rows fill one frame per chunk, then the ring replaces and
+    /// the adaptive sink compares) and at each RoPE refresh: its warm-up runs `num_kv_cache +
+    /// steps + 1` chunks of a stream ([`Self::warm_up_stream`]) whose refresh comes early, so
+    /// all of them happen during the load (on an H100 they had cost 2–37 s mid-stream).
     pub fn warm_up_plan(&self) -> (usize, bool) {
         match self.kind {
             WanPipeline::LongLive => {
@@ -300,7 +308,32 @@ impl<B: Backend> LoadedWan<B> {
                     .map_or(t2v::CHUNK_FRAMES, |s| s.local_attn_size);
                 (window.div_ceil(t2v::CHUNK_FRAMES) + 1, true)
             }
+            WanPipeline::StreamDiffusionV2 => {
+                let kv =
+                    sdv2::Settings::from_params(&self.load_params).map_or(6, |s| s.num_kv_cache);
+                let steps =
+                    match params::defaults(&self.spec.runtime_params).get("denoising_step_list") {
+                        Some(ParamValue::Steps(s)) => s.len(),
+                        _ => 1,
+                    };
+                (kv + steps + 1, false)
+            }
             _ => (1, false),
+        }
+    }
+
+    /// The stream the warm-up runs: [`Self::stream`], except that StreamDiffusionV2's RoPE
+    /// refresh comes at frame `num_kv_cache + 1` (so [`Self::warm_up_plan`]'s chunks reach
+    /// it) instead of 50.
+    pub fn warm_up_stream(&self) -> Box<dyn WanStream<B>> {
+        match self.kind {
+            WanPipeline::StreamDiffusionV2 => {
+                let mut settings = sdv2::Settings::from_params(&self.load_params)
+                    .unwrap_or_else(|e| unreachable!("{e}"));
+                settings.rope_refresh = settings.num_kv_cache + 1;
+                Box::new(sdv2::Sdv2Stream::new(self.models.clone(), settings))
+            }
+            _ => self.stream(),
         }
     }
 

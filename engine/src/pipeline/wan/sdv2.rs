@@ -513,6 +513,10 @@ impl<B: Backend> WanStream<B> for Sdv2Stream<B> {
     fn set_noise(&mut self, noise: Noise) {
         self.core.noise = noise;
     }
+
+    fn rebases(&self) -> u64 {
+        self.rebases
+    }
 }
 
 impl<B: Backend> Sdv2Stream<B> {

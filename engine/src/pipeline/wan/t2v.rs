@@ -276,4 +276,8 @@ impl<B: Backend> WanStream<B> for T2vStream<B> {
     fn set_noise(&mut self, noise: Noise) {
         self.core.noise = noise;
     }
+
+    fn rebases(&self) -> u64 {
+        self.rebases
+    }
 }
