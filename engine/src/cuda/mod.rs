@@ -333,6 +333,39 @@ pub fn vae_rms_norm_silu<B: Backend>(
     }
 }
 
+/// Whether the Wan VAE's residual adds run [`vae::residual_add`]: the VAE's kernels
+/// ([`vae_kernels_enabled`]) and `HANZO_LIVE_VAE_ADD_KERNEL=1` — off by default until timed
+/// and checked on a GPU (an H100's profile put burn's add of a channels-last and a
+/// frame-major operand at ~4.4 ms a call, several times its bandwidth cost). Read once.
+pub fn vae_add_kernel_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        vae_kernels_enabled()
+            && std::env::var("HANZO_LIVE_VAE_ADD_KERNEL").is_ok_and(|v| v.trim() == "1")
+    })
+}
+
+/// The Wan VAE's residual `y + h` through [`vae::residual_add`] where
+/// [`vae_add_kernel_enabled`] and `B` is burn's CUDA backend; both given back otherwise.
+///
+/// # Shapes
+/// - y, h: `[B, T, C, H, W]` → `[B, T, C, H, W]`
+#[allow(clippy::type_complexity)]
+pub fn vae_residual_add<B: Backend>(
+    y: Tensor<B, 5>,
+    h: Tensor<B, 5>,
+) -> Result<Tensor<B, 5>, (Tensor<B, 5>, Tensor<B, 5>)> {
+    if !vae_add_kernel_enabled() {
+        return Err((y, h));
+    }
+    match (as_cuda(y.clone()), as_cuda(h.clone())) {
+        (Some(cy), Some(ch)) if vae::add_supports(&cy, &ch) => {
+            Ok(from_cuda(vae::residual_add(cy, ch)))
+        }
+        _ => Err((y, h)),
+    }
+}
+
 /// RMSNorm through [`norms::rms_norm_bf16`] when `B` is burn's CUDA backend, the ops are
 /// [`enabled`] and `x` is bf16; `x` given back otherwise.
 ///

@@ -104,3 +104,57 @@ __device__ __forceinline__ bf16_t store_bf16(float v) {
 
 RMS_NORM_SILU(rms_norm_silu_channels_f32, float, load_f32, store_f32)
 RMS_NORM_SILU(rms_norm_silu_channels_bf16, bf16_t, load_bf16, store_bf16)
+
+// The residual blocks' `y + h`, written frame-major ([B, T, C, H, W] contiguous, what the RMS
+// norm and the causal taps read best). Each operand comes through its own strides: a
+// convolution's channels-last result (channel stride 1), or a frame-major tensor. One block
+// takes a 32-channel × 32-pixel tile of one frame: an operand with channel stride 1 is read
+// along the channels, any other along the pixels (both coalesced), summed in shared memory in
+// f32, and written along the pixels. bf16 rounded to nearest even, as burn's bf16 add.
+
+#define RESIDUAL_TILE_LOAD(SRC, SB, ST, SC, SY, SX, LOAD, FIRST)                                \
+    {                                                                                          \
+        const T* base = SRC + b * SB + t * ST;                                                 \
+        if (SC == 1) {                                                                         \
+            for (int i = ty; i < TILE; i += ROWS) {                                            \
+                const int p = p0 + i, c = c0 + tx;                                             \
+                float v = 0.0f;                                                                \
+                if (p < pixels && c < channels)                                                \
+                    v = LOAD(base[c + (long long)(p / width) * SY + (long long)(p % width) * SX]); \
+                if (FIRST) tile[tx][i] = v; else tile[tx][i] += v;                             \
+            }                                                                                  \
+        } else {                                                                               \
+            for (int i = ty; i < TILE; i += ROWS) {                                            \
+                const int c = c0 + i, p = p0 + tx;                                             \
+                float v = 0.0f;                                                                \
+                if (p < pixels && c < channels)                                                \
+                    v = LOAD(base[(long long)c * SC + (long long)(p / width) * SY +            \
+                                  (long long)(p % width) * SX]);                               \
+                if (FIRST) tile[i][tx] = v; else tile[i][tx] += v;                             \
+            }                                                                                  \
+        }                                                                                      \
+        __syncthreads();                                                                       \
+    }
+
+#define RESIDUAL_ADD(NAME, TY, LOAD, STORE)                                                    \
+    extern "C" __global__ void __launch_bounds__(TILE * ROWS) NAME(                            \
+        const TY* y, long long yb, long long yt, long long yc, long long yy, long long yx,     \
+        const TY* h, long long hb, long long ht, long long hc, long long hy, long long hx,     \
+        TY* out, int t_len, int channels, int width, int pixels) {                             \
+        typedef TY T;                                                                          \
+        __shared__ float tile[TILE][TILE + 1];                                                 \
+        const int p0 = blockIdx.x * TILE, c0 = blockIdx.y * TILE;                              \
+        const long long f = blockIdx.z;                                                        \
+        const long long t = f % t_len, b = f / t_len;                                          \
+        const int tx = threadIdx.x % TILE, ty = threadIdx.x / TILE;                            \
+        RESIDUAL_TILE_LOAD(y, yb, yt, yc, yy, yx, LOAD, 1)                                     \
+        RESIDUAL_TILE_LOAD(h, hb, ht, hc, hy, hx, LOAD, 0)                                     \
+        T* dst = out + f * channels * (long long)pixels;                                       \
+        for (int i = ty; i < TILE; i += ROWS) {                                                \
+            const int c = c0 + i, p = p0 + tx;                                                 \
+            if (p < pixels && c < channels) dst[(long long)c * pixels + p] = STORE(tile[i][tx]); \
+        }                                                                                      \
+    }
+
+RESIDUAL_ADD(residual_add_f32, float, load_f32, store_f32)
+RESIDUAL_ADD(residual_add_bf16, bf16_t, load_bf16, store_bf16)

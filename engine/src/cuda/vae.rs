@@ -6,6 +6,8 @@
 //!   the convolution would otherwise make.
 //! - [`rms_norm_silu`]: the RMS norm over the channels then SiLU in one pass, reading the
 //!   convolutions' channels-last results in place.
+//! - [`residual_add`]: the residual blocks' `y + h` of a channels-last convolution result and
+//!   a frame-major (or channels-last) shortcut, both read coalesced, written frame-major.
 
 use super::{
     gemm::Cuda,
@@ -193,6 +195,81 @@ pub fn rms_norm_silu(x: Tensor<Cuda, 5>, gamma: &Tensor<Cuda, 1>) -> Tensor<Cuda
                 args.extend([t, c, h, w].map(|v| Arg::I32(v as i32)));
                 args.push(Arg::I64(pixels));
                 // SAFETY: live buffers of the shapes and strides given (g contiguous [C] f32),
+                // cubecl's stream and device thread; the arguments in the kernel's order and
+                // types.
+                unsafe { launch(&MODULE, entry, grid, (256, 1, 1), stream, &args) }
+            });
+            out
+        },
+    )
+}
+
+/// Whether [`residual_add`] takes these: one shape, one dtype (f32 or bf16), sizes within the
+/// kernel's integer ranges and grid.
+pub fn add_supports(y: &Tensor<Cuda, 5>, h: &Tensor<Cuda, 5>) -> bool {
+    let [b, t, c, hh, w] = y.dims();
+    matches!(y.dtype(), DType::F32 | DType::BF16)
+        && h.dtype() == y.dtype()
+        && h.dims() == y.dims()
+        && [b, t, c, hh, w].iter().all(|d| *d > 0)
+        && b * t < 65_536
+        && c.div_ceil(32) < 65_536
+        && hh * w < i32::MAX as usize
+        && c < i32::MAX as usize
+}
+
+/// `y + h` in one kernel, each operand read through its own strides (a convolution's
+/// channels-last result or a frame-major tensor, coalesced either way), the sum in f32.
+///
+/// # Shapes
+/// - y, h: `[B, T, C, H, W]` (any strides) → `[B, T, C, H, W]` contiguous (frame-major)
+///
+/// # Panics
+/// When [`add_supports`] says no.
+pub fn residual_add(y: Tensor<Cuda, 5>, h: Tensor<Cuda, 5>) -> Tensor<Cuda, 5> {
+    assert!(
+        add_supports(&y, &h),
+        "residual_add: y {:?} {:?}, h {:?} {:?}",
+        y.dims(),
+        y.dtype(),
+        h.dims(),
+        h.dtype()
+    );
+    let shape = y.dims();
+    let [b, t, c, hh, w] = shape;
+    let dtype = y.dtype();
+    custom(
+        "vae_residual_add",
+        vec![fused(y), fused(h)],
+        shape,
+        dtype,
+        move |inputs| {
+            let [y, h]: [Cube; 2] = inputs.try_into().expect("two inputs");
+            let out = empty(&y, shape, dtype);
+            let strides = |x: &Cube| {
+                let s = x.meta.strides();
+                [s[0], s[1], s[2], s[3], s[4]].map(|v| v as i64)
+            };
+            let (ys, hs) = (strides(&y), strides(&h));
+            let pixels = hh * w;
+            let entry = if dtype == DType::BF16 {
+                "residual_add_bf16"
+            } else {
+                "residual_add_f32"
+            };
+            let grid = (
+                pixels.div_ceil(32) as u32,
+                c.div_ceil(32) as u32,
+                (b * t) as u32,
+            );
+            on_device(&[&out, &y, &h], move |p, stream| {
+                let mut args = vec![Arg::Ptr(p[1])];
+                args.extend(ys.map(Arg::I64));
+                args.push(Arg::Ptr(p[2]));
+                args.extend(hs.map(Arg::I64));
+                args.push(Arg::Ptr(p[0]));
+                args.extend([t, c, w, pixels].map(|v| Arg::I32(v as i32)));
+                // SAFETY: live buffers of the shape and the strides given (out contiguous),
                 // cubecl's stream and device thread; the arguments in the kernel's order and
                 // types.
                 unsafe { launch(&MODULE, entry, grid, (256, 1, 1), stream, &args) }

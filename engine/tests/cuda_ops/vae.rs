@@ -1,11 +1,11 @@
 //! The Wan VAE's own kernels on the GPU: the causal convolution's folded input built
 //! channels-last against the same built by concatenations in burn, exactly (a copy: no
-//! arithmetic); the RMS norm + SiLU against burn's in f32.
+//! arithmetic); the RMS norm + SiLU against burn's in f32; the residual add against burn's.
 
 use burn::tensor::{DType, Distribution, Tensor};
 use engine::cuda::{
     gemm::Cuda,
-    vae::{Taps, causal_taps_nhwc, rms_norm_silu},
+    vae::{Taps, causal_taps_nhwc, residual_add, rms_norm_silu},
 };
 
 /// The reference: zeros ++ history ++ x along the frames, then output frame t's taps
@@ -178,6 +178,61 @@ fn the_norm_kernel_matches_burns_on_frame_major_and_channels_last_inputs() {
                 assert!(
                     err <= tolerance,
                     "{dtype:?} [{b}, {t}, {c}, {h}, {w}]: {err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU (run with --ignored on the GPU machine)"]
+fn the_residual_add_kernel_matches_burns_add_in_every_pair_of_layouts() {
+    let device = Default::default();
+    let normal = Distribution::Normal(0.0, 1.0);
+    // The decoder's last stage at 480×832 / 8 (odd pixel and channel tiles), a small odd one
+    // with two batches, and 384 channels over two frames.
+    for (b, t, c, h, w) in [(1, 4, 96, 60, 104), (2, 3, 40, 17, 33), (1, 2, 384, 8, 12)] {
+        let frame_major = || Tensor::<Cuda, 5>::random([b, t, c, h, w], normal, &device);
+        let channels_last =
+            || Tensor::<Cuda, 5>::random([b, t, h, w, c], normal, &device).permute([0, 1, 4, 2, 3]);
+        let pairs = [
+            (
+                "channels-last + frame-major",
+                channels_last(),
+                frame_major(),
+            ),
+            (
+                "frame-major + channels-last",
+                frame_major(),
+                channels_last(),
+            ),
+            (
+                "channels-last + channels-last",
+                channels_last(),
+                channels_last(),
+            ),
+            ("frame-major + frame-major", frame_major(), frame_major()),
+        ];
+        for (name, y, x) in pairs {
+            for dtype in [DType::F32, DType::BF16] {
+                let (y, x) = (y.clone().cast(dtype), x.clone().cast(dtype));
+                let expected = (y.clone() + x.clone()).cast(DType::F32);
+                let ours = residual_add(y, x);
+                assert_eq!(ours.dims(), [b, t, c, h, w]);
+                assert_eq!(ours.dtype(), dtype);
+                // f32: the same one addition, exactly; bf16: the f32 sum rounded once, within
+                // a bf16 rounding of burn's.
+                let scale = expected.clone().abs().max().into_scalar();
+                let d = (ours.cast(DType::F32) - expected).abs().max().into_scalar();
+                println!("[{b}, {t}, {c}, {h}, {w}] {name} {dtype:?}: max difference {d:e}");
+                let tolerance = if dtype == DType::F32 {
+                    0.0
+                } else {
+                    scale / 128.0
+                };
+                assert!(
+                    d <= tolerance,
+                    "{name} {dtype:?} [{b}, {t}, {c}, {h}, {w}]: {d}"
                 );
             }
         }

@@ -11,12 +11,17 @@
 //! window). A chunk written again (the same start: later denoising steps of the first chunk)
 //! overwrites the slots it took.
 //!
+//! The adaptive choice is made on the device (the similarity, its minimum against the
+//! threshold, the slot written through a mask over the row's frames), so a DiT call never
+//! waits for the GPU per layer; the host's bookkeeping (the FIFO, the occupants, the refresh
+//! count) reads all of a call's choices back at once, when the next call starts or when asked.
+//!
 //! Upstream also runs the similarity check while the buffer is still filling, comparing
 //! against sink slots that may not be written yet, and queues the result for the first
 //! eviction; here the check runs when a frame is about to be evicted, the only time it can
 //! change what is kept.
 
-use burn::tensor::{Bool, DType, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData, backend::Backend};
 use std::collections::VecDeque;
 
 use crate::wan::{
@@ -64,8 +69,23 @@ pub struct RingCache<B: Backend> {
     layers: Vec<Layer<B>>,
     /// The cache rows the next call's batch rows use.
     active: std::ops::Range<usize>,
-    /// How many times a sink was replaced (all layers and rows).
-    pub sink_refreshes: u64,
+    /// How many times a sink was replaced (all layers and rows), as far as settled.
+    refreshes: u64,
+    /// Choices made on the device whose bookkeeping is not done yet.
+    pending: Vec<Pending<B>>,
+}
+
+/// A frame written to the slot the device chose (a sink or the FIFO's oldest).
+#[derive(Clone, Debug)]
+struct Pending<B: Backend> {
+    layer: usize,
+    row: usize,
+    /// The frame's first token.
+    start: i64,
+    /// The slot it took unless a sink was replaced.
+    fifo: usize,
+    /// `[1]`: the slot written.
+    slot: Tensor<B, 1, Int>,
 }
 
 impl<B: Backend> RingCache<B> {
@@ -95,7 +115,8 @@ impl<B: Backend> RingCache<B> {
                 })
                 .collect(),
             active: 0..rows,
-            sink_refreshes: 0,
+            refreshes: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -112,6 +133,7 @@ impl<B: Backend> RingCache<B> {
     /// Copies row 0 into `rows` rows (after the first chunk, StreamDiffusionV2 replicates
     /// the cache once per denoising step).
     pub fn replicate(&mut self, rows: usize) {
+        self.settle();
         for l in &mut self.layers {
             let k = l.k.clone().narrow(0, 0, 1);
             let v = l.v.clone().narrow(0, 0, 1);
@@ -124,13 +146,49 @@ impl<B: Backend> RingCache<B> {
     }
 
     /// The first token of the frame in each slot of (`layer`, `row`).
-    pub fn occupants(&self, layer: usize, row: usize) -> Vec<Option<i64>> {
+    pub fn occupants(&mut self, layer: usize, row: usize) -> Vec<Option<i64>> {
+        self.settle();
         self.layers[layer].rows[row].occupant.clone()
+    }
+
+    /// How many times a sink was replaced (all layers and rows).
+    pub fn sink_refreshes(&mut self) -> u64 {
+        self.settle();
+        self.refreshes
+    }
+
+    /// The bookkeeping of the choices made on the device: one read of all of them, then per
+    /// choice, in order, the FIFO advanced (or the refresh counted), the occupant and the
+    /// chunk's slot noted.
+    fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let slots = Tensor::cat(pending.iter().map(|p| p.slot.clone()).collect(), 0);
+        let slots: Vec<i64> = slots
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .expect("the chosen slots read back");
+        for (p, slot) in pending.iter().zip(slots) {
+            let slot = slot as usize;
+            let state = &mut self.layers[p.layer].rows[p.row];
+            if slot == p.fifo {
+                let s = state.queue.pop_front().unwrap_or(p.fifo);
+                state.queue.push_back(s);
+            } else {
+                self.refreshes += 1;
+            }
+            state.occupant[slot] = Some(p.start);
+            state.last = Some((p.start, vec![slot]));
+        }
     }
 
     /// Moves every position back by `delta_tokens` (see [`crate::wan::cache`]): keys rotated
     /// by `shift`, bookkeeping shifted.
     pub fn rebase(&mut self, shift: &Rope<B>, delta_tokens: usize) {
+        self.settle();
         for l in &mut self.layers {
             let k = take_tensor(&mut l.k);
             l.k = shift.apply(k);
@@ -145,19 +203,20 @@ impl<B: Backend> RingCache<B> {
         }
     }
 
-    /// `(cos_k + cos_v)/2` of each sink frame against the new frame, for cache row `row`.
+    /// `(cos_k + cos_v)/2` of each sink frame against the new frame, for cache row `row`,
+    /// on the device (f32).
     ///
     /// # Shapes
-    /// - k, v: the new frame's `[1, frame_tokens, H, d]`
+    /// - k, v: the new frame's `[1, frame_tokens, H, d]` → `[sink]`
     fn sink_similarity(
         layer: &Layer<B>,
         cfg: &RingConfig,
         row: usize,
         k: &Tensor<B, 4>,
         v: &Tensor<B, 4>,
-    ) -> Vec<f64> {
+    ) -> Tensor<B, 1> {
         let fs = cfg.frame_tokens;
-        let cos = |cache: &Tensor<B, 4>, new: &Tensor<B, 4>| -> Vec<f64> {
+        let cos = |cache: &Tensor<B, 4>, new: &Tensor<B, 4>| -> Tensor<B, 1> {
             let [_, _, h, d] = new.dims();
             let sink = cache
                 .clone()
@@ -176,14 +235,49 @@ impl<B: Backend> RingCache<B> {
             let dot = (sink.clone() * new.clone()).sum_dim(1);
             let norms =
                 (sink.clone() * sink).sum_dim(1).sqrt() * (new.clone() * new).sum_dim(1).sqrt();
-            let values: Vec<f32> = (dot / norms.clamp_min(1e-8))
-                .into_data()
-                .to_vec()
-                .unwrap_or_default();
-            values.into_iter().map(f64::from).collect()
+            (dot / norms.clamp_min(1e-8)).reshape([cfg.sink])
         };
-        let (ck, cv) = (cos(&layer.k, k), cos(&layer.v, v));
-        ck.iter().zip(&cv).map(|(a, b)| (a + b) / 2.0).collect()
+        (cos(&layer.k, k) + cos(&layer.v, v)) / 2.0
+    }
+
+    /// The §8 rule on the device: the least similar sink when the lowest similarity is below
+    /// the threshold, else `fifo`.
+    ///
+    /// # Shapes
+    /// - similarity: `[sink]` → `[1]`
+    fn adaptive_slot(similarity: Tensor<B, 1>, threshold: f64, fifo: usize) -> Tensor<B, 1, Int> {
+        let device = similarity.device();
+        let refresh = similarity.clone().min().lower_elem(threshold as f32).int();
+        let least = similarity.argmin(0);
+        let fifo = Tensor::<B, 1, Int>::from_data(TensorData::from([fifo as i64]), &device);
+        least * refresh.clone() + fifo * (refresh.neg() + 1)
+    }
+
+    /// Writes one frame's `value` into the slot `slot` of cache row `row` of `t`, the slot
+    /// chosen on the device: the row's frames replaced through a mask.
+    ///
+    /// # Shapes
+    /// - t: `[rows, frames·fs, H, d]`, value: `[1, fs, H, d]`, slot: `[1]`
+    fn write_chosen(
+        t: &mut Tensor<B, 4>,
+        row: usize,
+        frames: usize,
+        value: Tensor<B, 4>,
+        slot: &Tensor<B, 1, Int>,
+    ) {
+        let [_, tokens, h, d] = t.dims();
+        let fs = tokens / frames;
+        let device = t.device();
+        let current = t.clone().narrow(0, row, 1).reshape([1, frames, fs, h, d]);
+        let hit = Tensor::<B, 1, Int>::arange(0..frames as i64, &device)
+            .equal(slot.clone().expand([frames]))
+            .reshape([1, frames, 1, 1, 1])
+            .expand([1, frames, fs, h, d]);
+        let value = value
+            .reshape([1, 1, fs, h, d])
+            .expand([1, frames, fs, h, d]);
+        let updated = current.mask_where(hit, value).reshape([1, tokens, h, d]);
+        write_rows(t, row..row + 1, 0..tokens, updated);
     }
 }
 
@@ -215,41 +309,52 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
         assert_eq!(starts.len(), active.len(), "one start per active row");
         // −1 (or below) is off: no cosine similarity is below it.
         let adaptive = cfg.sink > 0 && cfg.adapt_threshold > -1.0 && n == 1;
-        let mut refreshes = 0;
+        // A new call (its first layer), or a row of this layer with a choice still on the
+        // device: the bookkeeping first (one read for all of them).
+        if layer_index == 0
+            || self
+                .pending
+                .iter()
+                .any(|p| p.layer == layer_index && active.contains(&p.row))
+        {
+            self.settle();
+        }
         let layer = &mut self.layers[layer_index];
         for (bi, row) in active.clone().enumerate() {
             let start = starts[bi] as i64;
             let (rk, rv) = (k.clone().narrow(0, bi, 1), v.clone().narrow(0, bi, 1));
             let state = &layer.rows[row];
+            let evicts = !matches!(&state.last, Some((s, _)) if *s == start)
+                && state.filled + n > cfg.frames;
+            if adaptive && evicts {
+                // The choice stays on the device; `settle` does the bookkeeping.
+                let fifo = state.queue.front().copied().unwrap_or(cfg.sink);
+                let similarity = RingCache::sink_similarity(layer, &cfg, row, &rk, &rv);
+                let slot = RingCache::adaptive_slot(similarity, cfg.adapt_threshold, fifo);
+                RingCache::write_chosen(&mut layer.k, row, cfg.frames, rk, &slot);
+                RingCache::write_chosen(&mut layer.v, row, cfg.frames, rv, &slot);
+                self.pending.push(Pending {
+                    layer: layer_index,
+                    row,
+                    start,
+                    fifo,
+                    slot,
+                });
+                continue;
+            }
             let slots: Vec<usize> = match &state.last {
                 Some((s, slots)) if *s == start => slots.clone(),
                 _ if state.filled + n <= cfg.frames => (state.filled..state.filled + n).collect(),
                 _ => {
-                    let mut slots = Vec::with_capacity(n);
-                    for j in 0..n {
-                        let choice = if adaptive {
-                            let fk = rk.clone().narrow(1, j * fs, fs);
-                            let fv = rv.clone().narrow(1, j * fs, fs);
-                            let sim = RingCache::sink_similarity(layer, &cfg, row, &fk, &fv);
-                            adaptive_sink_choice(&sim, cfg.adapt_threshold)
-                        } else {
-                            None
-                        };
-                        let state = &mut layer.rows[row];
-                        let slot = match choice {
-                            Some(sink) => {
-                                refreshes += 1;
-                                sink
-                            }
-                            None => {
-                                let s = state.queue.pop_front().unwrap_or(cfg.sink);
-                                state.queue.push_back(s);
-                                s
-                            }
-                        };
-                        slots.push(slot);
-                    }
-                    slots
+                    // Without the adaptive sink: the FIFO's oldest, one per frame.
+                    let state = &mut layer.rows[row];
+                    (0..n)
+                        .map(|_| {
+                            let s = state.queue.pop_front().unwrap_or(cfg.sink);
+                            state.queue.push_back(s);
+                            s
+                        })
+                        .collect()
                 }
             };
             let state = &mut layer.rows[row];
@@ -285,7 +390,6 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
                 }
             }
         }
-        self.sink_refreshes += refreshes;
         let layer = &self.layers[layer_index];
         let filled: Vec<usize> = active.clone().map(|r| layer.rows[r].filled).collect();
         let max = filled.iter().copied().max().unwrap_or(0);
@@ -325,6 +429,81 @@ mod tests {
         assert_eq!(adaptive_sink_choice(&[0.9, 0.1], -1.0), None);
     }
 
+    #[test]
+    fn the_devices_choice_is_the_rules() {
+        let device = Default::default();
+        for (similarity, threshold) in [
+            (vec![0.9, 0.1, 0.5], 0.2),
+            (vec![0.9, 0.3, 0.5], 0.2),
+            (vec![0.5, -0.4, 0.7], 0.2),
+            (vec![0.9, 0.1], -1.0),
+            (vec![0.19999, 0.3], 0.2),
+        ] {
+            let sims: Vec<f32> = similarity.iter().map(|v| *v as f32).collect();
+            let n = sims.len();
+            let t = Tensor::<B, 1>::from_data(TensorData::new(sims, [n]), &device);
+            let fifo = 7;
+            let slot: Vec<i64> = RingCache::<B>::adaptive_slot(t, threshold, fifo)
+                .into_data()
+                .convert::<i64>()
+                .to_vec()
+                .unwrap();
+            let rule = adaptive_sink_choice(&similarity, threshold).unwrap_or(fifo);
+            assert_eq!(slot, [rule as i64], "{similarity:?} at {threshold}");
+        }
+    }
+
+    #[test]
+    fn choices_settle_per_layer_and_row_in_order() {
+        // Two layers, two rows: each (layer, row) keeps its own FIFO and sinks; the choices
+        // of a call are settled when the next call starts.
+        let cfg = RingConfig {
+            frames: 3,
+            sink: 1,
+            frame_tokens: 1,
+            adapt_threshold: 0.2,
+        };
+        let mut ring = RingCache::<B>::new(cfg, 1, 2, 1, 2, &Default::default(), DType::F32);
+        let both = |a: [f32; 2], b: [f32; 2]| Tensor::cat(vec![frame(a), frame(b)], 0);
+        for (start, dir) in [(0, [1.0, 0.0]), (1, [1.0, 1.0]), (2, [1.0, 1.0])] {
+            for layer in 0..2 {
+                ring.attend(layer, &[start], frame(dir), frame(dir));
+            }
+        }
+        ring.replicate(2);
+        // Row 0 gets a frame like the sink (the FIFO's oldest, slot 1, goes), row 1 one
+        // opposite to it (the sink goes), in both layers.
+        for layer in 0..2 {
+            let kv = both([1.0, 0.5], [-1.0, 0.0]);
+            ring.attend(layer, &[3, 3], kv.clone(), kv);
+        }
+        for layer in 0..2 {
+            assert_eq!(ring.occupants(layer, 0), [Some(0), Some(3), Some(2)]);
+            assert_eq!(ring.occupants(layer, 1), [Some(3), Some(1), Some(2)]);
+        }
+        assert_eq!(ring.sink_refreshes(), 2);
+        // The next call: row 0's FIFO moved on to slot 2, row 1's did not (slot 1 still).
+        for layer in 0..2 {
+            let kv = both([1.0, 0.5], [-1.0, 0.1]);
+            ring.attend(layer, &[4, 4], kv.clone(), kv);
+        }
+        for layer in 0..2 {
+            assert_eq!(ring.occupants(layer, 0), [Some(0), Some(3), Some(4)]);
+            assert_eq!(ring.occupants(layer, 1), [Some(3), Some(4), Some(2)]);
+        }
+        assert_eq!(ring.sink_refreshes(), 2);
+        // What the rows attend to holds the frames written where the bookkeeping says.
+        let seen = ring.attend(
+            0,
+            &[4, 4],
+            both([1.0, 0.5], [-1.0, 0.1]),
+            both([1.0, 0.5], [-1.0, 0.1]),
+        );
+        let k: Vec<f32> = seen.k.into_data().to_vec().unwrap();
+        assert_eq!(&k[..6], &[1.0, 0.0, 1.0, 0.5, 1.0, 0.5]);
+        assert_eq!(&k[6..], &[-1.0, 0.0, -1.0, 0.1, 1.0, 1.0]);
+    }
+
     /// A frame whose keys and values all point along `dir` (one token per frame, one head).
     fn frame(dir: [f32; 2]) -> Tensor<B, 4> {
         Tensor::from_data(
@@ -361,7 +540,7 @@ mod tests {
         // is the least similar and is replaced; the FIFO is left as it was.
         write(&mut ring, 6, [-1.0, 0.0]);
         assert_eq!(ring.occupants(0, 0), [Some(6), Some(1), Some(4), Some(5)]);
-        assert_eq!(ring.sink_refreshes, 1);
+        assert_eq!(ring.sink_refreshes(), 1);
         // Close to both sinks again (cos 0.71): the FIFO's oldest, slot 2.
         write(&mut ring, 7, [-1.0, 1.0]);
         assert_eq!(ring.occupants(0, 0), [Some(6), Some(1), Some(7), Some(5)]);

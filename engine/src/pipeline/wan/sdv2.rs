@@ -189,8 +189,8 @@ impl<B: Backend> Sdv2Stream<B> {
     }
 
     /// Sinks the adaptive rule has replaced so far (all layers and rows).
-    pub fn sink_refreshes(&self) -> u64 {
-        self.cache.as_ref().map_or(0, |c| c.sink_refreshes)
+    pub fn sink_refreshes(&mut self) -> u64 {
+        self.cache.as_mut().map_or(0, |c| c.sink_refreshes())
     }
 
     /// Whether the next chunk is a stream's first.

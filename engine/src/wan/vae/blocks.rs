@@ -72,6 +72,19 @@ impl<B: Backend> ResidualBlock<B> {
         let device = x.device();
         let y = self.conv1.forward(norm_silu(x, &self.norm1), slots);
         let y = self.conv2.forward(norm_silu(y, &self.norm2), slots);
+        #[cfg(feature = "cuda")]
+        let (y, h) = if crate::cuda::is_cuda::<B>() {
+            match stage::<B, _>(
+                &device,
+                || "residual add (one kernel)".into(),
+                || crate::cuda::vae_residual_add(y, h),
+            ) {
+                Ok(out) => return out,
+                Err(yh) => yh,
+            }
+        } else {
+            (y, h)
+        };
         stage::<B, _>(&device, || "residual add".into(), || y + h)
     }
 }
