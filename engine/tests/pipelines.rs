@@ -822,7 +822,7 @@ fn a_load_reports_its_stages_in_order() {
 }
 
 #[test]
-fn longlives_warm_up_fills_its_window_then_switches_prompts() {
+fn the_text_to_video_warm_ups_fill_and_roll_the_window_switch_prompts_and_rebase() {
     let dir = models_dir();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
@@ -847,7 +847,11 @@ fn longlives_warm_up_fills_its_window_then_switches_prompts() {
         .map(|p| p.stage_fraction)
         .collect();
     assert_eq!(warm, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]);
-    // LongLive's default window (12 frames) takes five; the others one chunk, no switch.
+    // The switch chunk also re-bases the positions (the warm-up's stream re-bases early).
+    let s = loaded.warm_up(&Default::default(), &mut |_| {}).unwrap();
+    assert_eq!(s.rebases(), 1);
+    // LongLive's default window (12 frames) takes five; Self-Forcing fills its 21 frames in
+    // seven, rolls them, then re-bases: nine, no switch.
     let default = load(
         dir.path(),
         WanPipeline::LongLive,
@@ -859,7 +863,22 @@ fn longlives_warm_up_fills_its_window_then_switches_prompts() {
         WanPipeline::SelfForcing,
         json!({"height": H, "width": W}),
     );
-    assert_eq!(sf.warm_up_plan(), (1, false));
+    assert_eq!(sf.warm_up_plan(), (9, false));
+    let mut fractions = Vec::new();
+    let s = sf
+        .warm_up(&Default::default(), &mut |f| fractions.push(f))
+        .unwrap();
+    assert_eq!(s.rebases(), 1);
+    assert_eq!(fractions.len(), 9);
+    // A stream proper re-bases only near the 1024-frame table's end.
+    let mut plain = sf.stream();
+    plain
+        .apply(&runtime(WanPipeline::SelfForcing, json!({})), true)
+        .unwrap();
+    for _ in 0..9 {
+        plain.next_chunk(None).unwrap();
+    }
+    assert_eq!(plain.rebases(), 0);
 }
 
 #[test]

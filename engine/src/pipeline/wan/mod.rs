@@ -253,35 +253,8 @@ impl<B: Backend> LoadedWan<B> {
         };
         if ctx.warm_up {
             ctx.report(LoadStage::WarmUp, 0.0);
-            let (chunks, switch) = loaded.warm_up_plan();
-            let total = chunks + usize::from(switch);
-            let mut s = loaded.warm_up_stream();
-            let spec = &loaded.spec.runtime_params;
-            let defaults = params::defaults(spec);
-            load::guarded("the warm-up", || -> Result<(), PipelineError> {
-                s.apply(&defaults, true)?;
-                for i in 0..total {
-                    if switch && i == chunks {
-                        // Another prompt: LongLive re-caches its full window with it.
-                        let mut other = defaults.clone();
-                        other.extend(
-                            params::validate_object(
-                                spec,
-                                &serde_json::json!({ "prompts": [WARM_UP_SWITCH_PROMPT] }),
-                                false,
-                            )
-                            .map_err(|e| PipelineError::Fatal(e.to_string()))?,
-                        );
-                        s.apply(&other, false)?;
-                    }
-                    let input = (s.input_frames() > 0).then(|| {
-                        let f = loaded.frame();
-                        Tensor::zeros([1, 3, s.input_frames(), f.height, f.width], device)
-                    });
-                    s.next_chunk(input)?;
-                    ctx.report(LoadStage::WarmUp, (i + 1) as f64 / total as f64);
-                }
-                Ok(())
+            load::guarded("the warm-up", || {
+                loaded.warm_up(device, &mut |f| ctx.report(LoadStage::WarmUp, f))
             })?
             .map_err(|e| WanLoadError::Panic(format!("the warm-up chunk failed: {e}")))?;
         }
@@ -289,25 +262,59 @@ impl<B: Backend> LoadedWan<B> {
         Ok(loaded)
     }
 
+    /// Runs the warm-up ([`Self::warm_up_plan`]'s chunks of [`Self::warm_up_stream`], the
+    /// default runtime parameters, zero frames for video → video), reporting the fraction
+    /// done; returns the stream it ran.
+    pub fn warm_up(
+        &self,
+        device: &B::Device,
+        progress: &mut dyn FnMut(f64),
+    ) -> Result<Box<dyn WanStream<B>>, PipelineError> {
+        let (chunks, switch) = self.warm_up_plan();
+        let total = chunks + usize::from(switch);
+        let mut s = self.warm_up_stream();
+        let spec = &self.spec.runtime_params;
+        let defaults = params::defaults(spec);
+        s.apply(&defaults, true)?;
+        for i in 0..total {
+            if switch && i == chunks {
+                // Another prompt: LongLive re-caches its full window with it.
+                let mut other = defaults.clone();
+                other.extend(
+                    params::validate_object(
+                        spec,
+                        &serde_json::json!({ "prompts": [WARM_UP_SWITCH_PROMPT] }),
+                        false,
+                    )
+                    .map_err(|e| PipelineError::Fatal(e.to_string()))?,
+                );
+                s.apply(&other, false)?;
+            }
+            let input = (s.input_frames() > 0).then(|| {
+                let f = self.frame();
+                Tensor::zeros([1, 3, s.input_frames(), f.height, f.width], device)
+            });
+            s.next_chunk(input)?;
+            progress((i + 1) as f64 / total as f64);
+        }
+        Ok(s)
+    }
+
     /// The warm-up's chunks before a prompt switch and whether it switches, so that the
     /// shapes a stream meets after its first seconds are compiled and tuned during the load,
-    /// not mid-stream. LongLive fills its attention window and rolls it once, so the switch
-    /// re-caches as a running stream's does (the sink kept, the rest of the window
-    /// recomputed); the others' prompt changes keep their shapes. (Self-Forcing's cache still
-    /// grows over its first 7 chunks; those lengths go through shape-agnostic kernels.)
+    /// not mid-stream (cuDNN's attention plans and burn's kernels are made per shape).
+    /// Self-Forcing and LongLive fill their attention window and roll it, and reach a RoPE
+    /// re-base (early in the warm-up's stream, [`Self::warm_up_stream`]); LongLive's last
+    /// chunk switches prompts, so its re-cache runs as a running stream's does (the sink
+    /// kept, the rest of the window recomputed).
     ///
     /// StreamDiffusionV2's shapes change over a stream's first chunks (the stream batch fills
     /// one slot per step, the cache rows fill one frame per chunk, then the ring replaces and
     /// the adaptive sink compares) and at each RoPE refresh: its warm-up runs `num_kv_cache +
-    /// steps + 1` chunks of a stream ([`Self::warm_up_stream`]) whose refresh comes early, so
-    /// all of them happen during the load (on an H100 they had cost 2–37 s mid-stream).
+    /// steps + 1` chunks whose refresh comes early, so all of them happen during the load (on
+    /// an H100 they had cost 2–37 s mid-stream).
     pub fn warm_up_plan(&self) -> (usize, bool) {
         match self.kind {
-            WanPipeline::LongLive => {
-                let window = t2v::Settings::from_params(self.kind, &self.load_params)
-                    .map_or(t2v::CHUNK_FRAMES, |s| s.local_attn_size);
-                (window.div_ceil(t2v::CHUNK_FRAMES) + 1, true)
-            }
             WanPipeline::StreamDiffusionV2 => {
                 let kv =
                     sdv2::Settings::from_params(&self.load_params).map_or(6, |s| s.num_kv_cache);
@@ -318,13 +325,24 @@ impl<B: Backend> LoadedWan<B> {
                     };
                 (kv + steps + 1, false)
             }
-            _ => (1, false),
+            kind => {
+                let window = t2v::Settings::from_params(kind, &self.load_params)
+                    .map_or(t2v::CHUNK_FRAMES, |s| s.local_attn_size);
+                // The chunk at position ≥ window + 3 re-bases (`warm_up_stream`): LongLive's
+                // switch chunk, Self-Forcing's last.
+                let fill = window.div_ceil(t2v::CHUNK_FRAMES) + 1;
+                match kind {
+                    WanPipeline::LongLive => (fill, true),
+                    _ => (fill + 1, false),
+                }
+            }
         }
     }
 
-    /// The stream the warm-up runs: [`Self::stream`], except that StreamDiffusionV2's RoPE
-    /// refresh comes at frame `num_kv_cache + 1` (so [`Self::warm_up_plan`]'s chunks reach
-    /// it) instead of 50.
+    /// The stream the warm-up runs: [`Self::stream`] with its RoPE re-base early, so
+    /// [`Self::warm_up_plan`]'s chunks reach one: StreamDiffusionV2's refresh at frame
+    /// `num_kv_cache + 1` instead of 50; the text → video streams' re-base before a chunk
+    /// would pass frame `local_attn_size + 5` instead of the 1024-frame table's end.
     pub fn warm_up_stream(&self) -> Box<dyn WanStream<B>> {
         match self.kind {
             WanPipeline::StreamDiffusionV2 => {
@@ -333,7 +351,12 @@ impl<B: Backend> LoadedWan<B> {
                 settings.rope_refresh = settings.num_kv_cache + 1;
                 Box::new(sdv2::Sdv2Stream::new(self.models.clone(), settings))
             }
-            _ => self.stream(),
+            kind => {
+                let mut settings = t2v::Settings::from_params(kind, &self.load_params)
+                    .unwrap_or_else(|e| unreachable!("{e}"));
+                settings.rope_limit = settings.local_attn_size + t2v::CHUNK_FRAMES + 2;
+                Box::new(t2v::T2vStream::new(self.models.clone(), settings))
+            }
         }
     }
 
