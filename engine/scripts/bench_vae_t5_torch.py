@@ -17,7 +17,7 @@ Timing: wall clock after a warm-up, CUDA synchronised, median of --iters.
 
 Usage: python bench_vae_t5_torch.py [--device cuda|cpu] [--skip-vae] [--skip-text]
        [--height 480 --width 832] [--tokens 32] [--layers 24] [--iters 3] [--json out.json]
-       [--vae-dtype f32|bf16] [--profile]
+       [--vae-dtype f32|bf16 [--check-f32]] [--profile]
 """
 
 import argparse
@@ -97,6 +97,21 @@ def bench_vae(args, rows):
         vae.encoder(video[:, :, :1], feat_cache=vae._enc_feat_map, feat_idx=vae._enc_conv_idx)
         snapshot["enc"] = list(vae._enc_feat_map)
         rows.append((f"encode next 4 frames → 1 latent frame {args.height}×{args.width}", timed(encode_next, args.iters, dev)))
+        if args.check_f32 and dtype != torch.float32:
+            # The same weights and latent in f32: how far this dtype moves a first frame.
+            # (The f32 model made again from the same seed: unrounded weights, as the
+            # engine's --check-f32 compares.)
+            vae.clear_cache()
+            got = vae.decode(z[:, :, :1]).sample.float()
+            torch.manual_seed(0)
+            ref = AutoencoderKLWan().to(dev, torch.float32).eval()
+            want = ref.decode(z[:, :, :1].float()).sample
+            rel = ((got - want).abs().max() / want.abs().max()).item()
+            clamped = 100.0 * (want.abs() >= 1.0).float().mean().item()
+            print(f"check: decode of a first latent frame in {args.vae_dtype} vs f32: "
+                  f"max |Δ| / max |f32| = {rel:.3e} ({clamped:.1f} % of the f32 values clamped)",
+                  flush=True)
+            del ref
     del vae
     if dev == "cuda":
         torch.cuda.empty_cache()
@@ -152,6 +167,8 @@ def main():
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--skip-vae", action="store_true")
     p.add_argument("--vae-dtype", choices=["f32", "bf16"], default="f32")
+    p.add_argument("--check-f32", action="store_true",
+                   help="with --vae-dtype bf16: also decode a first latent frame in f32 (same weights) and print the difference")
     p.add_argument("--profile", action="store_true",
                    help="also print torch.profiler's CUDA time per op for the decode of a later latent")
     p.add_argument("--skip-text", action="store_true")

@@ -176,6 +176,10 @@ pub enum EngineCommand {
         /// weights and input, and print the relative difference
         #[arg(long)]
         check_cpu: bool,
+        /// Then decode one latent frame in f32 on this backend with the same weights and
+        /// input, and print the relative difference of --dtype's result from it
+        #[arg(long)]
+        check_f32: bool,
         /// Rows to time, comma-separated
         #[arg(
             long,
@@ -475,6 +479,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
             dtype,
             json,
             check_cpu,
+            check_f32,
             rows,
         } => parse_dtype(&dtype).and_then(|dtype| {
             let job = models::BenchVaeJob {
@@ -485,6 +490,7 @@ pub fn run_with(args: EngineArgs, codec: Option<&dyn VideoCodec>) -> i32 {
                 dtype,
                 json,
                 check_cpu,
+                check_f32,
                 rows,
             };
             backend::dispatch(kind, job).map_err(|e| e.to_string())?

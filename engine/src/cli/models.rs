@@ -319,6 +319,10 @@ pub struct BenchVaeJob {
     /// Also decode a stream's first latent frame on the CPU (flex) with the same weights and
     /// input, and print the relative error of this backend's result against it.
     pub check_cpu: bool,
+    /// Also decode a stream's first latent frame in f32 on this backend with the same
+    /// weights and input, and print the relative difference of `dtype`'s result from it
+    /// (how far bf16 moves the output: `bench_vae_t5_torch.py --check-f32` prints PyTorch's).
+    pub check_f32: bool,
     /// The rows to time, in this order.
     pub rows: Vec<VaeRow>,
 }
@@ -401,18 +405,23 @@ fn check_against_cpu<B: Backend>(
     let started = Instant::now();
     let cpu = random_vae::<burn::backend::Flex>(job.vae, &Default::default(), job.dtype)?;
     let want = decode_check(&cpu, &Default::default(), h, w)?;
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = got
-        .iter()
-        .zip(&want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     println!(
         "check: decode of a first latent frame on {kind} vs flex (CPU, {:.1} s): \
          max |Δ| / max |flex| = {:.3e}",
         started.elapsed().as_secs_f64(),
-        diff / scale.max(f32::MIN_POSITIVE)
+        relative_difference(&got, &want)
     );
     Ok(())
+}
+
+/// `max |got − want| / max |want|`.
+fn relative_difference(got: &[f32], want: &[f32]) -> f32 {
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    diff / scale.max(f32::MIN_POSITIVE)
 }
 
 #[cfg(not(feature = "flex"))]
@@ -518,6 +527,22 @@ impl WithBackend for BenchVaeJob {
         }
         if self.check_cpu {
             check_against_cpu(&vae, &device, &self, kind, (h, w))?;
+        }
+        if self.check_f32 {
+            let got = decode_check(&vae, &device, h, w)?;
+            drop(vae);
+            let f32_vae = random_vae::<B>(self.vae, &device, DType::F32)?;
+            let want = decode_check(&f32_vae, &device, h, w)?;
+            // The decode clamps to [-1, 1]: the share of clamped values says how much of
+            // the output the difference could not show.
+            let clamped = want.iter().filter(|v| v.abs() >= 1.0).count() as f64;
+            println!(
+                "check: decode of a first latent frame in {:?} vs f32 on {kind}: \
+                 max |Δ| / max |f32| = {:.3e} ({:.1} % of the f32 values clamped)",
+                self.dtype,
+                relative_difference(&got, &want),
+                100.0 * clamped / want.len().max(1) as f64
+            );
         }
         rows.finish(kind, self.dtype, self.json.as_deref())
     }
