@@ -84,7 +84,12 @@ pub fn linear_residual_bf16(
     linear_epilogue(x, w_t, bias, Some(residual), false)
 }
 
-fn linear_epilogue(
+/// `x·w_t (+ bias)`, then GELU when `gelu`, plus `residual` when given: one GEMM, the rest
+/// in its epilogue ([`linear_bf16`], [`linear_gelu_bf16`], [`linear_residual_bf16`]).
+///
+/// # Shapes
+/// As [`linear_residual_bf16`].
+pub(crate) fn linear_epilogue(
     x: Tensor<Cuda, 2>,
     w_t: Tensor<Cuda, 2>,
     bias: Option<Tensor<Cuda, 1>>,

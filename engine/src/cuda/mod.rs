@@ -60,63 +60,37 @@ pub fn compute_capability() -> Option<(i32, i32)> {
     }
 }
 
-/// A Linear layer's `x·w_t (+ bias)`, then GELU (tanh approximation) when `gelu`, through
-/// cuBLASLt (the bias and the GELU in its epilogue) when `B` is burn's CUDA backend, the ops
+/// A Linear layer's `x·w_t (+ bias)`, then GELU (tanh approximation) when `gelu`, plus
+/// `residual` when given (cuBLASLt's C input: rounded to bf16 once), through cuBLASLt (the
+/// bias, the GELU and the residual in its epilogue) when `B` is burn's CUDA backend, the ops
 /// are [`enabled`], libcublasLt loads and everything is bf16; `Err(x)` (given back untouched)
 /// otherwise.
 ///
 /// # Shapes
-/// - x: `[M, K]`, w_t: `[K, N]`, bias: `[N]` → `[M, N]`
+/// - x: `[M, K]`, w_t: `[K, N]`, bias: `[N]`, residual: `[M, N]` → `[M, N]`
 pub fn linear<B: Backend>(
     x: Tensor<B, 2>,
     w_t: &Tensor<B, 2>,
     bias: Option<&Tensor<B, 1>>,
+    residual: Option<&Tensor<B, 2>>,
     gelu: bool,
 ) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
     let bf16 = x.dtype() == DType::BF16
         && w_t.dtype() == DType::BF16
-        && bias.is_none_or(|b| b.dtype() == DType::BF16);
+        && bias.is_none_or(|b| b.dtype() == DType::BF16)
+        && residual.is_none_or(|r| r.dtype() == DType::BF16);
     if !bf16 || !enabled() || !gemm::available() {
         return Err(x);
     }
-    let (Some(w), Ok(b)) = (as_cuda(w_t.clone()), as_cuda_opt(bias)) else {
-        return Err(x);
-    };
-    let x = as_cuda(x).expect("x has the weight's backend");
-    Ok(from_cuda(if gelu {
-        gemm::linear_gelu_bf16(x, w, b)
-    } else {
-        gemm::linear_bf16(x, w, b)
-    }))
-}
-
-/// `residual + x·w_t (+ bias)`, the residual as cuBLASLt's C input (one rounding to bf16),
-/// under [`linear`]'s conditions (and a bf16 residual); `Err(x)` (untouched) otherwise.
-///
-/// # Shapes
-/// - x: `[M, K]`, w_t: `[K, N]`, bias: `[N]`, residual: `[M, N]` → `[M, N]`
-pub fn linear_residual<B: Backend>(
-    x: Tensor<B, 2>,
-    w_t: &Tensor<B, 2>,
-    bias: Option<&Tensor<B, 1>>,
-    residual: &Tensor<B, 2>,
-) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
-    let bf16 = x.dtype() == DType::BF16
-        && w_t.dtype() == DType::BF16
-        && residual.dtype() == DType::BF16
-        && bias.is_none_or(|b| b.dtype() == DType::BF16);
-    if !bf16 || !enabled() || !gemm::available() {
-        return Err(x);
-    }
-    let (Some(w), Ok(b), Some(r)) = (
+    let (Some(w), Ok(b), Ok(r)) = (
         as_cuda(w_t.clone()),
         as_cuda_opt(bias),
-        as_cuda(residual.clone()),
+        as_cuda_opt(residual),
     ) else {
         return Err(x);
     };
     let x = as_cuda(x).expect("x has the weight's backend");
-    Ok(from_cuda(gemm::linear_residual_bf16(x, w, b, r)))
+    Ok(from_cuda(gemm::linear_epilogue(x, w, b, r, gelu)))
 }
 
 /// An fp8 Linear layer (`codes·w_scale` the weight, see [`crate::wan::quant`]) through

@@ -353,7 +353,7 @@ pub(crate) fn on_device_with(
 /// same output). Read once.
 pub(crate) fn queued_ops() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("HANZO_LIVE_QUEUED_OPS").map_or(true, |v| v.trim() != "0"))
+    *ON.get_or_init(|| !super::switched_off("HANZO_LIVE_QUEUED_OPS"))
 }
 
 /// The first failure of a queued op, reported by the next op queued after it.

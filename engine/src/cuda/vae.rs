@@ -76,12 +76,8 @@ pub fn causal_taps_nhwc(
         let hist = if with_history { t.next() } else { None };
         let out = empty(&x, shape, dtype);
         let nh = hist.as_ref().map_or(0, |h| h.meta.shape()[1]);
-        let strides = |t: &Cube| {
-            let s = t.meta.strides();
-            [s[0] as i64, s[1] as i64, s[2] as i64]
-        };
-        let xs = strides(&x);
-        let hs = hist.as_ref().map_or([0; 3], strides);
+        let xs = strides::<3>(&x);
+        let hs = hist.as_ref().map_or([0; 3], strides::<3>);
         let pixels = h * w;
         let grid = (
             pixels.div_ceil(32) as u32,
@@ -122,6 +118,12 @@ pub fn causal_taps_nhwc(
         });
         out
     })
+}
+
+/// The first `N` strides of `t`, in elements, as the kernels take them.
+fn strides<const N: usize>(t: &Cube) -> [i64; N] {
+    let s = t.meta.strides();
+    std::array::from_fn(|i| s[i] as i64)
 }
 
 /// `t` itself where each frame's `H×W` plane is contiguous (the kernel reads pixels at
@@ -179,8 +181,7 @@ pub fn rms_norm_silu(x: Tensor<Cuda, 5>, gamma: &Tensor<Cuda, 1>) -> Tensor<Cuda
             let [x, g]: [Cube; 2] = inputs.try_into().expect("two inputs");
             let g = contiguous(g);
             let out = empty(&x, shape, dtype);
-            let s = x.meta.strides();
-            let strides = [s[0], s[1], s[2], s[3], s[4]].map(|v| v as i64);
+            let strides = strides::<5>(&x);
             let pixels = (b * t * h * w) as i64;
             let entry = if dtype == DType::BF16 {
                 "rms_norm_silu_channels_bf16"
@@ -246,11 +247,7 @@ pub fn residual_add(y: Tensor<Cuda, 5>, h: Tensor<Cuda, 5>) -> Tensor<Cuda, 5> {
         move |inputs| {
             let [y, h]: [Cube; 2] = inputs.try_into().expect("two inputs");
             let out = empty(&y, shape, dtype);
-            let strides = |x: &Cube| {
-                let s = x.meta.strides();
-                [s[0], s[1], s[2], s[3], s[4]].map(|v| v as i64)
-            };
-            let (ys, hs) = (strides(&y), strides(&h));
+            let (ys, hs) = (strides::<5>(&y), strides::<5>(&h));
             let pixels = hh * w;
             let entry = if dtype == DType::BF16 {
                 "residual_add_bf16"

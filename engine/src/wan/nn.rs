@@ -199,22 +199,18 @@ impl<B: Backend> Linear<B> {
         #[cfg(feature = "cuda")]
         let x = match &self.weight {
             Weight::Dense(w) => {
-                let dims = residual.dims();
-                let d_in = x.dims()[D - 1];
+                let (x_dims, dims) = (x.dims(), residual.dims());
                 let rows: usize = dims[..D - 1].iter().product();
                 let r = residual.clone().reshape([rows, dims[D - 1]]);
-                match crate::cuda::linear_residual(
-                    x.reshape([rows, d_in]),
+                match crate::cuda::linear(
+                    x.reshape([rows, x_dims[D - 1]]),
                     w,
                     self.bias.as_ref(),
-                    &r,
+                    Some(&r),
+                    false,
                 ) {
                     Ok(y) => return y.reshape(dims),
-                    Err(x) => {
-                        let mut shape = dims;
-                        shape[D - 1] = d_in;
-                        x.reshape(shape)
-                    }
+                    Err(x) => x.reshape(x_dims),
                 }
             }
             _ => x,
@@ -263,7 +259,7 @@ impl<B: Backend> Linear<B> {
             }
         };
         #[cfg(feature = "cuda")]
-        let x = match crate::cuda::linear(x, &weight_t, self.bias.as_ref(), gelu) {
+        let x = match crate::cuda::linear(x, &weight_t, self.bias.as_ref(), None, gelu) {
             Ok(y) => return y.reshape(out),
             Err(x) => x,
         };
