@@ -12,6 +12,7 @@ pub mod fp8;
 pub mod gemm;
 pub mod norms;
 mod op;
+pub mod ring;
 mod sdpa;
 pub mod vae;
 
@@ -308,15 +309,61 @@ pub fn vae_rms_norm_silu<B: Backend>(
 }
 
 /// Whether the Wan VAE's residual adds run [`vae::residual_add`]: the VAE's kernels
-/// ([`vae_kernels_enabled`]) and `HANZO_LIVE_VAE_ADD_KERNEL=1` — off by default until timed
-/// and checked on a GPU (an H100's profile put burn's add of a channels-last and a
-/// frame-major operand at ~4.4 ms a call, several times its bandwidth cost). Read once.
+/// ([`vae_kernels_enabled`]) unless `HANZO_LIVE_VAE_ADD_KERNEL` is `0`, `false`, `off` or
+/// `no`. On by default since an H200 timed it (the decoder's 42 adds of a LongLive chunk
+/// 22 ms instead of burn's 185 ms for a channels-last and a frame-major operand) and its GPU
+/// test found it equal to burn's add in every pair of layouts (docs/perf.md). Read once.
 pub fn vae_add_kernel_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| vae_kernels_enabled() && !switched_off("HANZO_LIVE_VAE_ADD_KERNEL"))
+}
+
+/// Whether StreamDiffusionV2's adaptive sink runs [`ring::adaptive_write`]: the CUDA ops
+/// [`enabled`] and `HANZO_LIVE_RING_KERNEL=1` — off by default until its GPU tests have run
+/// and it is timed (an H200's profile put burn's ~60 operations a row at 83 ms of a 157 ms
+/// DiT call at 512×512, docs/perf.md). Read once.
+pub fn ring_kernel_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        vae_kernels_enabled()
-            && std::env::var("HANZO_LIVE_VAE_ADD_KERNEL").is_ok_and(|v| v.trim() == "1")
+        enabled() && std::env::var("HANZO_LIVE_RING_KERNEL").is_ok_and(|v| v.trim() == "1")
     })
+}
+
+/// The adaptive sink's writes through [`ring::adaptive_write`] where [`ring_kernel_enabled`],
+/// `B` is burn's CUDA backend and the kernels take the shapes; the four tensors given back
+/// otherwise.
+///
+/// # Shapes
+/// - ring_k, ring_v: `[rows, frames·fs, H, d]`, new_k, new_v: `[batch, fs, H, d]` →
+///   `([rows, frames·fs, H, d], [rows, frames·fs, H, d], [writes])` (the slots, as floats)
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+pub fn ring_adaptive_write<B: Backend>(
+    ring_k: Tensor<B, 4>,
+    ring_v: Tensor<B, 4>,
+    new_k: Tensor<B, 4>,
+    new_v: Tensor<B, 4>,
+    frames: usize,
+    sink: usize,
+    threshold: f64,
+    writes: &[ring::AdaptiveWrite],
+) -> Result<(Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 1>), [Tensor<B, 4>; 4]> {
+    let given = [ring_k, ring_v, new_k, new_v];
+    if !ring_kernel_enabled() {
+        return Err(given);
+    }
+    let cuda: Option<Vec<Tensor<gemm::Cuda, 4>>> =
+        given.iter().map(|t| as_cuda(t.clone())).collect();
+    match cuda.map(|c| <[_; 4]>::try_from(c).ok()) {
+        Some(Some([rk, rv, nk, nv]))
+            if ring::supports([&rk, &rv], [&nk, &nv], frames, sink, writes) =>
+        {
+            drop(given);
+            let (k, v, slots) =
+                ring::adaptive_write(rk, rv, nk, nv, frames, sink, threshold, writes);
+            Ok((from_cuda(k), from_cuda(v), from_cuda(slots)))
+        }
+        _ => Err(given),
+    }
 }
 
 /// The Wan VAE's residual `y + h` through [`vae::residual_add`] where

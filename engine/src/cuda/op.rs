@@ -61,6 +61,68 @@ pub(crate) fn custom<const D: usize>(
     Tensor::from_primitive(TensorPrimitive::Float(y))
 }
 
+/// [`custom`] with several float outputs: `run` returns them in the order of `outputs`
+/// (shapes and dtypes), which must match. An output may be an input's buffer written in place
+/// when that input was moved in (its last use) and nothing else holds it
+/// ([`CubeTensor::can_mut`]).
+pub(crate) fn custom_many(
+    name: &'static str,
+    inputs: Vec<Fused>,
+    outputs: Vec<(Vec<usize>, DType)>,
+    run: impl Fn(Vec<Cube>) -> Vec<Cube> + Send + Sync + 'static,
+) -> Vec<Fused> {
+    let client = inputs[0].client.clone();
+    let mut streams = OperationStreams::default();
+    for t in &inputs {
+        streams.tensor(t);
+    }
+    let outs: Vec<TensorIr> = outputs
+        .into_iter()
+        .map(|(shape, dtype)| {
+            TensorIr::uninit(client.create_empty_handle(), Shape::from(shape), dtype)
+        })
+        .collect();
+    let irs: Vec<_> = inputs.into_iter().map(|t| t.into_ir()).collect();
+    let desc = CustomOpIr::new(name, &irs, &outs);
+    client.register(
+        streams,
+        OperationIr::Custom(desc.clone()),
+        ManyOp {
+            desc,
+            run: Arc::new(run),
+        },
+    )
+}
+
+type RunMany = dyn Fn(Vec<Cube>) -> Vec<Cube> + Send + Sync;
+
+struct ManyOp {
+    desc: CustomOpIr,
+    run: Arc<RunMany>,
+}
+
+impl std::fmt::Debug for ManyOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManyOp").field("desc", &self.desc).finish()
+    }
+}
+
+impl Operation<Runtime> for ManyOp {
+    fn execute(&self, handles: &mut Handles) {
+        let inputs = self
+            .desc
+            .inputs
+            .iter()
+            .map(|t| handles.get_float_tensor::<Inner>(t))
+            .collect();
+        let ys = (self.run)(inputs);
+        assert_eq!(ys.len(), self.desc.outputs.len(), "one tensor per output");
+        for (out, y) in self.desc.outputs.iter().zip(ys) {
+            handles.register_float_tensor::<Inner>(&out.id, y);
+        }
+    }
+}
+
 struct FnOp {
     desc: CustomOpIr,
     run: Arc<Run>,

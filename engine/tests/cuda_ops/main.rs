@@ -13,6 +13,7 @@ mod attention;
 mod conv;
 mod gemm;
 mod norms;
+mod ring;
 mod vae;
 
 /// max |ours − reference| / max |reference|, `ours` in any float dtype.

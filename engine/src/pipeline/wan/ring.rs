@@ -75,17 +75,16 @@ pub struct RingCache<B: Backend> {
     pending: Vec<Pending<B>>,
 }
 
-/// A frame written to the slot the device chose (a sink or the FIFO's oldest).
+/// Frames written to slots the device chose (each a sink or the FIFO's oldest), one layer's
+/// rows at a time.
 #[derive(Clone, Debug)]
 struct Pending<B: Backend> {
     layer: usize,
-    row: usize,
-    /// The frame's first token.
-    start: i64,
-    /// The slot it took unless a sink was replaced.
-    fifo: usize,
-    /// `[1]`: the slot written.
-    slot: Tensor<B, 1, Int>,
+    /// Per frame: the cache row, the frame's first token and the slot it took unless a sink
+    /// was replaced.
+    writes: Vec<(usize, i64, usize)>,
+    /// `[writes]`: the slots written (whole numbers, as floats).
+    slots: Tensor<B, 1>,
 }
 
 impl<B: Backend> RingCache<B> {
@@ -165,23 +164,26 @@ impl<B: Backend> RingCache<B> {
             return;
         }
         let pending = std::mem::take(&mut self.pending);
-        let slots = Tensor::cat(pending.iter().map(|p| p.slot.clone()).collect(), 0);
-        let slots: Vec<i64> = slots
+        let slots = Tensor::cat(pending.iter().map(|p| p.slots.clone()).collect(), 0);
+        let slots: Vec<f32> = slots
             .into_data()
-            .convert::<i64>()
+            .convert::<f32>()
             .to_vec()
             .expect("the chosen slots read back");
-        for (p, slot) in pending.iter().zip(slots) {
+        let writes = pending
+            .iter()
+            .flat_map(|p| p.writes.iter().map(move |w| (p.layer, *w)));
+        for ((layer, (row, start, fifo)), slot) in writes.zip(slots) {
             let slot = slot as usize;
-            let state = &mut self.layers[p.layer].rows[p.row];
-            if slot == p.fifo {
-                let s = state.queue.pop_front().unwrap_or(p.fifo);
+            let state = &mut self.layers[layer].rows[row];
+            if slot == fifo {
+                let s = state.queue.pop_front().unwrap_or(fifo);
                 state.queue.push_back(s);
             } else {
                 self.refreshes += 1;
             }
-            state.occupant[slot] = Some(p.start);
-            state.last = Some((p.start, vec![slot]));
+            state.occupant[slot] = Some(start);
+            state.last = Some((start, vec![slot]));
         }
     }
 
@@ -281,6 +283,71 @@ impl<B: Backend> RingCache<B> {
     }
 }
 
+impl<B: Backend> RingCache<B> {
+    /// The adaptive sink's writes of one layer (the frames of `k`/`v`'s batch rows in
+    /// `chosen`: batch row, cache row, FIFO slot, first token), on the device: through the
+    /// CUDA kernels where they run, else burn's operations a row at a time.
+    ///
+    /// # Shapes
+    /// - k, v: `[batch, fs, H, d]`
+    fn write_adaptive(
+        layer: &mut Layer<B>,
+        cfg: &RingConfig,
+        k: &Tensor<B, 4>,
+        v: &Tensor<B, 4>,
+        chosen: &[(usize, usize, usize, i64)],
+    ) -> Pending<B> {
+        let writes = chosen
+            .iter()
+            .map(|&(_, row, fifo, start)| (row, start, fifo))
+            .collect();
+        #[cfg(feature = "cuda")]
+        {
+            let kernel_writes: Vec<_> = chosen
+                .iter()
+                .map(|&(batch, row, fifo, _)| crate::cuda::ring::AdaptiveWrite { batch, row, fifo })
+                .collect();
+            let (rk, rv) = (take_tensor(&mut layer.k), take_tensor(&mut layer.v));
+            match crate::cuda::ring_adaptive_write(
+                rk,
+                rv,
+                k.clone(),
+                v.clone(),
+                cfg.frames,
+                cfg.sink,
+                cfg.adapt_threshold,
+                &kernel_writes,
+            ) {
+                Ok((rk, rv, slots)) => {
+                    (layer.k, layer.v) = (rk, rv);
+                    return Pending {
+                        layer: 0,
+                        writes,
+                        slots,
+                    };
+                }
+                Err([rk, rv, _, _]) => (layer.k, layer.v) = (rk, rv),
+            }
+        }
+        let slots = chosen
+            .iter()
+            .map(|&(bi, row, fifo, _)| {
+                let (rk, rv) = (k.clone().narrow(0, bi, 1), v.clone().narrow(0, bi, 1));
+                let similarity = RingCache::sink_similarity(layer, cfg, row, &rk, &rv);
+                let slot = RingCache::adaptive_slot(similarity, cfg.adapt_threshold, fifo);
+                RingCache::write_chosen(&mut layer.k, row, cfg.frames, rk, &slot);
+                RingCache::write_chosen(&mut layer.v, row, cfg.frames, rv, &slot);
+                slot.float()
+            })
+            .collect();
+        Pending {
+            layer: 0,
+            writes,
+            slots: Tensor::cat(slots, 0),
+        }
+    }
+}
+
 /// The sink slot the adaptive rule replaces, if any: the least similar one when the lowest
 /// similarity is below the threshold (first on ties, as `argmin`).
 pub fn adaptive_sink_choice(similarity: &[f64], threshold: f64) -> Option<usize> {
@@ -315,11 +382,14 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
             || self
                 .pending
                 .iter()
-                .any(|p| p.layer == layer_index && active.contains(&p.row))
+                .any(|p| p.layer == layer_index && p.writes.iter().any(|w| active.contains(&w.0)))
         {
             self.settle();
         }
         let layer = &mut self.layers[layer_index];
+        // Rows whose frame goes where the device chooses: (batch row, cache row, FIFO slot,
+        // first token).
+        let mut chosen = Vec::new();
         for (bi, row) in active.clone().enumerate() {
             let start = starts[bi] as i64;
             let (rk, rv) = (k.clone().narrow(0, bi, 1), v.clone().narrow(0, bi, 1));
@@ -329,17 +399,7 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
             if adaptive && evicts {
                 // The choice stays on the device; `settle` does the bookkeeping.
                 let fifo = state.queue.front().copied().unwrap_or(cfg.sink);
-                let similarity = RingCache::sink_similarity(layer, &cfg, row, &rk, &rv);
-                let slot = RingCache::adaptive_slot(similarity, cfg.adapt_threshold, fifo);
-                RingCache::write_chosen(&mut layer.k, row, cfg.frames, rk, &slot);
-                RingCache::write_chosen(&mut layer.v, row, cfg.frames, rv, &slot);
-                self.pending.push(Pending {
-                    layer: layer_index,
-                    row,
-                    start,
-                    fifo,
-                    slot,
-                });
+                chosen.push((bi, row, fifo, start));
                 continue;
             }
             let slots: Vec<usize> = match &state.last {
@@ -389,6 +449,13 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
                     write_rows(&mut layer.v, row..row + 1, range, fv);
                 }
             }
+        }
+        if !chosen.is_empty() {
+            let pending = RingCache::write_adaptive(layer, &cfg, &k, &v, &chosen);
+            self.pending.push(Pending {
+                layer: layer_index,
+                ..pending
+            });
         }
         let layer = &self.layers[layer_index];
         let filled: Vec<usize> = active.clone().map(|r| layer.rows[r].filled).collect();
