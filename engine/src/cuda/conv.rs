@@ -75,6 +75,19 @@ pub fn conv2d(
         bias.as_ref().is_none_or(|b| b.dims() == [o]),
         "cuda::conv2d: the bias must be [{o}]"
     );
+    if padded_out(x.dims()[1], o) {
+        // Zero filters up to the next multiple of 8, the channels-last convolution, then the
+        // first `o` channels (a view).
+        let extra = o.next_multiple_of(8) - o;
+        let (device, dtype) = (w.device(), w.dtype());
+        let zeros = Tensor::zeros([extra, w.dims()[1], kh, kw], (&device, dtype));
+        let w = Tensor::cat(vec![w, zeros], 0);
+        let bias = bias.map(|b| {
+            let zeros = Tensor::zeros([extra], (&device, b.dtype()));
+            Tensor::cat(vec![b, zeros], 0)
+        });
+        return conv2d(x, w, bias, stride, pad).narrow(1, 0, o);
+    }
     assert!(
         h + 2 * pad[0] >= kh && wd + 2 * pad[1] >= kw,
         "cuda::conv2d: the kernel is larger than the padded input"
@@ -131,11 +144,24 @@ pub fn conv2d(
 }
 
 /// Whether a convolution from `c` to `o` channels runs channels-last: where both are
-/// multiples of 8, the shapes cuDNN's tensor-core kernels take. Otherwise NCHW, which was
-/// faster for the Wan VAE's 96 → 3 output convolution (19.6 ms NCHW, 38.0 ms channels-last
-/// on an H100, docs/perf.md).
+/// multiples of 8, the shapes cuDNN's tensor-core kernels take, or `o` is padded to one
+/// ([`padded_out`]). Otherwise NCHW, which was faster for the Wan VAE's 96 → 3 output
+/// convolution unpadded (19.6 ms NCHW, 38.0 ms channels-last on an H100, docs/perf.md).
 pub(crate) fn channels_last(c: usize, o: usize) -> bool {
-    c.is_multiple_of(8) && o.is_multiple_of(8)
+    c.is_multiple_of(8) && (o.is_multiple_of(8) || padded_out(c, o))
+}
+
+/// Whether a convolution from `c` to `o` channels runs with its filters padded with zeros to
+/// the next multiple of 8 (channels-last on the tensor cores, then the first `o` channels of
+/// the result): `c` a multiple of 8, `o` not, and `HANZO_LIVE_CONV_PAD_OUT=1` — off by default
+/// until timed (the Wan VAE's 96 → 3 output convolution took 14.9 ms a call NCHW on an H200 at
+/// 480×832, 4 frames: 13 % of a latent's decode, for 25 GFLOP).
+fn padded_out(c: usize, o: usize) -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    c.is_multiple_of(8)
+        && !o.is_multiple_of(8)
+        && *ON
+            .get_or_init(|| std::env::var("HANZO_LIVE_CONV_PAD_OUT").is_ok_and(|v| v.trim() == "1"))
 }
 
 /// One convolution's shapes and options (the key of the algorithm cache).
