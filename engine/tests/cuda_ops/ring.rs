@@ -52,6 +52,7 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 #[ignore = "needs an NVIDIA GPU and NVRTC"]
 fn the_ring_kernels_write_the_frame_where_the_rule_says() {
     let device = Default::default();
+    Cuda::seed(&device, 11);
     let (rows, frames, sink, fs, h, d) = (3, 6, 3, 37, 2, 64);
     let hd = h * d;
     for dtype in [DType::F32, DType::BF16] {
@@ -124,11 +125,22 @@ fn the_ring_kernels_write_the_frame_where_the_rule_says() {
             hi - lo > 1e-3,
             "the rows' minima too close to split: {minima:?}"
         );
-        for threshold in [lo - 0.5, (lo + hi) / 2.0, hi + 0.5] {
-            let held = ring_k.clone();
+        // The last case moves the rings in (nothing else holds them: written in place); the
+        // others keep clones (written to copies, the clones untouched).
+        let mut rings = Some((ring_k, ring_v));
+        for (i, threshold) in [lo - 0.5, (lo + hi) / 2.0, hi + 0.5]
+            .into_iter()
+            .enumerate()
+        {
+            let (ring_k, ring_v) = if i == 2 {
+                rings.take().unwrap()
+            } else {
+                rings.clone().unwrap()
+            };
+            let held = (i < 2).then(|| ring_k.clone());
             let (k, v, slots) = adaptive_write(
-                ring_k.clone(),
-                ring_v.clone(),
+                ring_k,
+                ring_v,
                 new_k.clone(),
                 new_v.clone(),
                 frames,
@@ -161,17 +173,31 @@ fn the_ring_kernels_write_the_frame_where_the_rule_says() {
                 values(v) == ev,
                 "{dtype:?} at {threshold}: V written elsewhere"
             );
-            assert!(
-                values(held) == rk,
-                "{dtype:?}: a ring still held was written"
-            );
+            if let Some(held) = held {
+                assert!(
+                    values(held) == rk,
+                    "{dtype:?}: a ring still held was written"
+                );
+            }
             println!("{dtype:?} at {threshold:.3}: slots {expected:?} ({similarities:.3?})");
         }
     }
 }
 
-/// Writes `chunks` one-frame chunks into a ring of one row on `B` and returns each slot's
-/// occupant after every chunk, the refresh count and the last attended keys.
+/// The ring the stream test uses: 5 slots, 2 of them sinks, threshold 0.2.
+fn stream_config(fs: usize) -> RingConfig {
+    RingConfig {
+        frames: 5,
+        sink: 2,
+        frame_tokens: fs,
+        adapt_threshold: 0.2,
+    }
+}
+
+/// Writes one-frame chunks into a 2-layer ring of two rows on `B` (row 0 gets frame `i` of
+/// chunk `i`, row 1 frame `i + 5`, wrapping) and returns every layer's and row's slot
+/// occupants after each chunk, the refresh count and each layer's last attended keys.
+#[allow(clippy::type_complexity)]
 fn stream<B: Backend>(
     device: &B::Device,
     frames_k: &[Vec<f32>],
@@ -179,25 +205,26 @@ fn stream<B: Backend>(
     fs: usize,
     h: usize,
     d: usize,
-) -> (Vec<Vec<Option<i64>>>, u64, Vec<f32>) {
-    let config = RingConfig {
-        frames: 5,
-        sink: 2,
-        frame_tokens: fs,
-        adapt_threshold: 0.2,
+) -> (Vec<Vec<Option<i64>>>, u64, Vec<Vec<f32>>) {
+    let mut ring = RingCache::<B>::new(stream_config(fs), 2, 2, h, d, device, DType::F32);
+    let n = frames_k.len();
+    let two = |frames: &[Vec<f32>], i: usize| {
+        let values = [frames[i].clone(), frames[(i + 5) % n].clone()].concat();
+        Tensor::<B, 4>::from_data(TensorData::new(values, [2, fs, h, d]), device)
     };
-    let mut ring = RingCache::<B>::new(config, 1, 2, h, d, device, DType::F32);
     let mut occupants = vec![];
-    let mut last = vec![];
-    for (i, (fk, fv)) in frames_k.iter().zip(frames_v).enumerate() {
+    let mut last = vec![vec![]; 2];
+    for i in 0..n {
         let start = i * fs;
-        let k = Tensor::<B, 4>::from_data(TensorData::new(fk.clone(), [1, fs, h, d]), device);
-        let v = Tensor::<B, 4>::from_data(TensorData::new(fv.clone(), [1, fs, h, d]), device);
-        for layer in 0..2 {
-            let attend = ring.attend(layer, &[start], k.clone(), v.clone());
-            last = values(attend.k);
+        let (k, v) = (two(frames_k, i), two(frames_v, i));
+        for (layer, last) in last.iter_mut().enumerate() {
+            *last = values(ring.attend(layer, &[start, start], k.clone(), v.clone()).k);
         }
-        occupants.push(ring.occupants(1, 0));
+        for layer in 0..2 {
+            for row in 0..2 {
+                occupants.push(ring.occupants(layer, row));
+            }
+        }
     }
     (occupants, ring.sink_refreshes(), last)
 }
@@ -211,6 +238,22 @@ fn a_ring_cache_stream_on_the_gpu_keeps_the_cpus_books() {
     );
     let (fs, h, d, chunks) = (24, 2, 32, 16);
     let hd = h * d;
+    // The kernels take the stream's shapes (else both streams would take burn's operations).
+    let device = Default::default();
+    let ring = Tensor::<Cuda, 4>::zeros([2, 5 * fs, h, d], &device);
+    let new = Tensor::<Cuda, 4>::zeros([2, fs, h, d], &device);
+    let write = |batch| AdaptiveWrite {
+        batch,
+        row: batch,
+        fifo: 2,
+    };
+    assert!(engine::cuda::ring::supports(
+        [&ring, &ring],
+        [&new, &new],
+        stream_config(fs).frames,
+        stream_config(fs).sink,
+        &[write(0), write(1)],
+    ));
     // Frames that wander between a few directions: some similar to the sinks, some not.
     let mut seed = 7u64;
     let mut next = || {
@@ -233,7 +276,7 @@ fn a_ring_cache_stream_on_the_gpu_keeps_the_cpus_books() {
         .map(|i| frame(&directions[(pick[i] + 1) % 4], &mut next))
         .collect();
     let (gpu_occ, gpu_refreshes, gpu_last) =
-        stream::<Cuda>(&Default::default(), &frames_k, &frames_v, fs, h, d);
+        stream::<Cuda>(&device, &frames_k, &frames_v, fs, h, d);
     let (cpu_occ, cpu_refreshes, cpu_last) =
         stream::<Flex>(&Default::default(), &frames_k, &frames_v, fs, h, d);
     println!(

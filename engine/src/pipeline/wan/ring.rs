@@ -302,7 +302,7 @@ impl<B: Backend> RingCache<B> {
             .map(|&(_, row, fifo, start)| (row, start, fifo))
             .collect();
         #[cfg(feature = "cuda")]
-        {
+        if crate::cuda::is_cuda::<B>() && crate::cuda::ring_kernel_enabled() {
             let kernel_writes: Vec<_> = chosen
                 .iter()
                 .map(|&(batch, row, fifo, _)| crate::cuda::ring::AdaptiveWrite { batch, row, fifo })
