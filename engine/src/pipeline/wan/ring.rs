@@ -291,6 +291,7 @@ impl<B: Backend> RingCache<B> {
     /// # Shapes
     /// - k, v: `[batch, fs, H, d]`
     fn write_adaptive(
+        layer_index: usize,
         layer: &mut Layer<B>,
         cfg: &RingConfig,
         k: &Tensor<B, 4>,
@@ -321,7 +322,7 @@ impl<B: Backend> RingCache<B> {
                 Ok((rk, rv, slots)) => {
                     (layer.k, layer.v) = (rk, rv);
                     return Pending {
-                        layer: 0,
+                        layer: layer_index,
                         writes,
                         slots,
                     };
@@ -341,7 +342,7 @@ impl<B: Backend> RingCache<B> {
             })
             .collect();
         Pending {
-            layer: 0,
+            layer: layer_index,
             writes,
             slots: Tensor::cat(slots, 0),
         }
@@ -451,11 +452,8 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
             }
         }
         if !chosen.is_empty() {
-            let pending = RingCache::write_adaptive(layer, &cfg, &k, &v, &chosen);
-            self.pending.push(Pending {
-                layer: layer_index,
-                ..pending
-            });
+            let pending = RingCache::write_adaptive(layer_index, layer, &cfg, &k, &v, &chosen);
+            self.pending.push(pending);
         }
         let layer = &self.layers[layer_index];
         let filled: Vec<usize> = active.clone().map(|r| layer.rows[r].filled).collect();
