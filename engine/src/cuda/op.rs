@@ -9,7 +9,7 @@ use burn_cubecl::{
     tensor::CubeTensor,
 };
 use burn_fusion::stream::{Operation, OperationStreams};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 use cudarc::{driver::sys as cu, nvrtc::result as nvrtc};
 use std::{
     collections::HashMap,
@@ -21,7 +21,6 @@ pub(crate) type Inner = CubeBackend<CudaRuntime, f32, i32, u8>;
 pub(crate) type Cube = CubeTensor<CudaRuntime>;
 type Runtime = FusionCubeRuntime<CudaRuntime>;
 type Handles = HandleContainer<<Runtime as burn_fusion::FusionRuntime>::FusionHandle>;
-type Run = dyn Fn(Vec<Cube>) -> Cube + Send + Sync;
 /// A tensor of burn's CUDA backend as its fusion stream holds it (float or int alike).
 pub(crate) type Fused = burn_fusion::FusionTensor<Runtime>;
 
@@ -40,24 +39,11 @@ pub(crate) fn custom<const D: usize>(
     dtype: DType,
     run: impl Fn(Vec<Cube>) -> Cube + Send + Sync + 'static,
 ) -> Tensor<Cuda, D> {
-    let client = inputs[0].client.clone();
-    let mut streams = OperationStreams::default();
-    for t in &inputs {
-        streams.tensor(t);
-    }
-    let out = TensorIr::uninit(client.create_empty_handle(), Shape::new(shape), dtype);
-    let irs: Vec<_> = inputs.into_iter().map(|t| t.into_ir()).collect();
-    let desc = CustomOpIr::new(name, &irs, &[out]);
-    let y = client
-        .register(
-            streams,
-            OperationIr::Custom(desc.clone()),
-            FnOp {
-                desc,
-                run: Arc::new(run),
-            },
-        )
-        .output();
+    let [y]: [Fused; 1] = custom_many(name, inputs, vec![(shape.to_vec(), dtype)], move |t| {
+        vec![run(t)]
+    })
+    .try_into()
+    .expect("one output");
     Tensor::from_primitive(TensorPrimitive::Float(y))
 }
 
@@ -87,27 +73,29 @@ pub(crate) fn custom_many(
     client.register(
         streams,
         OperationIr::Custom(desc.clone()),
-        ManyOp {
+        CustomOp {
             desc,
             run: Arc::new(run),
         },
     )
 }
 
-type RunMany = dyn Fn(Vec<Cube>) -> Vec<Cube> + Send + Sync;
+type Run = dyn Fn(Vec<Cube>) -> Vec<Cube> + Send + Sync;
 
-struct ManyOp {
+struct CustomOp {
     desc: CustomOpIr,
-    run: Arc<RunMany>,
+    run: Arc<Run>,
 }
 
-impl std::fmt::Debug for ManyOp {
+impl std::fmt::Debug for CustomOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManyOp").field("desc", &self.desc).finish()
+        f.debug_struct("CustomOp")
+            .field("desc", &self.desc)
+            .finish()
     }
 }
 
-impl Operation<Runtime> for ManyOp {
+impl Operation<Runtime> for CustomOp {
     fn execute(&self, handles: &mut Handles) {
         let inputs = self
             .desc
@@ -120,30 +108,6 @@ impl Operation<Runtime> for ManyOp {
         for (out, y) in self.desc.outputs.iter().zip(ys) {
             handles.register_float_tensor::<Inner>(&out.id, y);
         }
-    }
-}
-
-struct FnOp {
-    desc: CustomOpIr,
-    run: Arc<Run>,
-}
-
-impl std::fmt::Debug for FnOp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FnOp").field("desc", &self.desc).finish()
-    }
-}
-
-impl Operation<Runtime> for FnOp {
-    fn execute(&self, handles: &mut Handles) {
-        let inputs = self
-            .desc
-            .inputs
-            .iter()
-            .map(|t| handles.get_float_tensor::<Inner>(t))
-            .collect();
-        let y = (self.run)(inputs);
-        handles.register_float_tensor::<Inner>(&self.desc.outputs[0].id, y);
     }
 }
 

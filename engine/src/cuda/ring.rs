@@ -123,29 +123,45 @@ pub fn adaptive_write(
                 let new_offset = (w.batch * fs * hd) as i64;
                 let mean_i = means + (i * 2 * (sink + 1) * hd * 4) as u64;
                 let slot_i = slots + (i * 4) as u64;
-                // SAFETY (the three launches): live buffers of the shapes above (rings
-                // and new frames contiguous; means and slots f32),
-                // cubecl's stream and device thread; the arguments in the kernels' order
-                // and types.
+                // Both per-row kernels start with the rings, the row, the new frames and the
+                // batch row.
+                let frames = [
+                    Arg::Ptr(rk),
+                    Arg::Ptr(rv),
+                    Arg::I64(row_offset),
+                    Arg::Ptr(nk),
+                    Arg::Ptr(nv),
+                    Arg::I64(new_offset),
+                ];
+                let with = |rest: &[Arg]| [&frames[..], rest].concat();
+                let means_args = with(&[
+                    Arg::Ptr(mean_i),
+                    Arg::I32(sink as i32),
+                    Arg::I32(fs as i32),
+                    Arg::I32(hd as i32),
+                ]);
+                let choose_args = [
+                    Arg::Ptr(mean_i),
+                    Arg::I32(sink as i32),
+                    Arg::I32(hd as i32),
+                    Arg::F32(threshold as f32),
+                    Arg::I32(w.fifo as i32),
+                    Arg::Ptr(slot_i),
+                ];
+                let write_args = with(&[Arg::Ptr(slot_i), Arg::I64(count)]);
+                let means_grid = (hd.div_ceil(32) as u32, (sink + 1) as u32, 2);
+                let write_grid = ((count as usize).div_ceil(256) as u32, 1, 2);
+                // SAFETY (the three launches): live buffers of the shapes above (rings and
+                // new frames contiguous; means and slots f32), cubecl's stream and device
+                // thread; the arguments in the kernels' order and types.
                 unsafe {
                     launch(
                         &MODULE,
                         means_entry,
-                        (hd.div_ceil(32) as u32, (sink + 1) as u32, 2),
+                        means_grid,
                         (256, 1, 1),
                         stream,
-                        &[
-                            Arg::Ptr(rk),
-                            Arg::Ptr(rv),
-                            Arg::I64(row_offset),
-                            Arg::Ptr(nk),
-                            Arg::Ptr(nv),
-                            Arg::I64(new_offset),
-                            Arg::Ptr(mean_i),
-                            Arg::I32(sink as i32),
-                            Arg::I32(fs as i32),
-                            Arg::I32(hd as i32),
-                        ],
+                        &means_args,
                     )?;
                     launch(
                         &MODULE,
@@ -153,31 +169,15 @@ pub fn adaptive_write(
                         (1, 1, 1),
                         (256, 1, 1),
                         stream,
-                        &[
-                            Arg::Ptr(mean_i),
-                            Arg::I32(sink as i32),
-                            Arg::I32(hd as i32),
-                            Arg::F32(threshold as f32),
-                            Arg::I32(w.fifo as i32),
-                            Arg::Ptr(slot_i),
-                        ],
+                        &choose_args,
                     )?;
                     launch(
                         &MODULE,
                         write_entry,
-                        ((count as usize).div_ceil(256) as u32, 1, 2),
+                        write_grid,
                         (256, 1, 1),
                         stream,
-                        &[
-                            Arg::Ptr(rk),
-                            Arg::Ptr(rv),
-                            Arg::I64(row_offset),
-                            Arg::Ptr(nk),
-                            Arg::Ptr(nv),
-                            Arg::I64(new_offset),
-                            Arg::Ptr(slot_i),
-                            Arg::I64(count),
-                        ],
+                        &write_args,
                     )?;
                 }
             }
