@@ -310,9 +310,10 @@ pub fn vae_rms_norm_silu<B: Backend>(
 
 /// Whether the Wan VAE's residual adds run [`vae::residual_add`]: the VAE's kernels
 /// ([`vae_kernels_enabled`]) unless `HANZO_LIVE_VAE_ADD_KERNEL` is `0`, `false`, `off` or
-/// `no`. On by default since an H200 timed it (the decoder's 42 adds of a LongLive chunk
-/// 22 ms instead of burn's 185 ms for a channels-last and a frame-major operand) and its GPU
-/// test found it equal to burn's add in every pair of layouts (docs/perf.md). Read once.
+/// `no`. On by default since it was timed (the decoder's 42 adds of a LongLive chunk: 22 ms
+/// on an H200, where burn's add of a channels-last and a frame-major operand took 185 ms on
+/// an H100) and its GPU test found it equal to burn's add in every pair of layouts
+/// (docs/perf.md). Read once.
 pub fn vae_add_kernel_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| vae_kernels_enabled() && !switched_off("HANZO_LIVE_VAE_ADD_KERNEL"))
