@@ -160,8 +160,7 @@ fn padded_out(c: usize, o: usize) -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     c.is_multiple_of(8)
         && !o.is_multiple_of(8)
-        && *ON
-            .get_or_init(|| std::env::var("HANZO_LIVE_CONV_PAD_OUT").is_ok_and(|v| v.trim() == "1"))
+        && *ON.get_or_init(|| super::switched_on("HANZO_LIVE_CONV_PAD_OUT"))
 }
 
 /// One convolution's shapes and options (the key of the algorithm cache).

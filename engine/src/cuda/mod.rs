@@ -41,6 +41,11 @@ fn switched_off(name: &str) -> bool {
     })
 }
 
+/// Whether the environment variable `name` is `1` (an opt-in switch: a path not yet timed).
+fn switched_on(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v.trim() == "1")
+}
+
 /// GPU 0's compute capability (the GPU burn-cuda uses), from the driver.
 pub fn compute_capability() -> Option<(i32, i32)> {
     use cudarc::driver::{result, sys::CUdevice_attribute as A};
@@ -325,9 +330,7 @@ pub fn vae_add_kernel_enabled() -> bool {
 /// DiT call at 512×512, docs/perf.md). Read once.
 pub fn ring_kernel_enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        enabled() && std::env::var("HANZO_LIVE_RING_KERNEL").is_ok_and(|v| v.trim() == "1")
-    })
+    *ON.get_or_init(|| enabled() && switched_on("HANZO_LIVE_RING_KERNEL"))
 }
 
 /// The adaptive sink's writes through [`ring::adaptive_write`] where [`ring_kernel_enabled`],
