@@ -393,7 +393,6 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
         let mut chosen = Vec::new();
         for (bi, row) in active.clone().enumerate() {
             let start = starts[bi] as i64;
-            let (rk, rv) = (k.clone().narrow(0, bi, 1), v.clone().narrow(0, bi, 1));
             let state = &layer.rows[row];
             let evicts = !matches!(&state.last, Some((s, _)) if *s == start)
                 && state.filled + n > cfg.frames;
@@ -403,6 +402,7 @@ impl<B: Backend> KvCache<B> for RingCache<B> {
                 chosen.push((bi, row, fifo, start));
                 continue;
             }
+            let (rk, rv) = (k.clone().narrow(0, bi, 1), v.clone().narrow(0, bi, 1));
             let slots: Vec<usize> = match &state.last {
                 Some((s, slots)) if *s == start => slots.clone(),
                 _ if state.filled + n <= cfg.frames => (state.filled..state.filled + n).collect(),
