@@ -5,7 +5,7 @@
 # Usage: engine/scripts/device_bench_pipelines.sh <engine binary built with --features cuda> <wheels dir>
 #
 # RUNS (default "sf ll sd512 sd480"; also sftae, lltae, sd480tae, sd512tae: the TAE decoder;
-# llbf16: LongLive with the Wan VAE in bf16) picks the runs; CHUNKS the chunks per run; T_<RUN> (e.g.
+# llbf16: LongLive with the Wan VAE in bf16; lltaebf16, sd512taebf16: TAEHV in bf16) picks the runs; CHUNKS the chunks per run; T_<RUN> (e.g.
 # T_SF) a run's time limit in seconds.
 #
 # burn-cuda compiles (NVRTC) and autotunes each new kernel shape on first use, minutes per
@@ -100,6 +100,14 @@ run() {
           --set vae_type=tae ${LL_SWITCH:---switch 4:fox} ;;
     sd512tae) clip 512 512 "$CHUNKS"; generate sd512tae 512 512 "${T_SD:-300}" --pipeline streamdiffusionv2 \
           --input /tmp/clip_512x512.safetensors --prompt "a dog in the grass" --set vae_type=tae ;;
+    # TAEHV in bf16 (as upstream runs it), starting from the f32 run's kernel caches.
+    lltaebf16) [ -d /tmp/w/lltae ] && [ ! -d /tmp/w/lltaebf16 ] && cp -r /tmp/w/lltae /tmp/w/lltaebf16
+          generate lltaebf16 480 832 "${T_LL:-300}" --pipeline longlive --prompt "a panda walks in a park" \
+          --set vae_type=tae ${LL_SWITCH:---switch 4:fox} --vae-dtype bf16 ;;
+    sd512taebf16) clip 512 512 "$CHUNKS"
+          [ -d /tmp/w/sd512tae ] && [ ! -d /tmp/w/sd512taebf16 ] && cp -r /tmp/w/sd512tae /tmp/w/sd512taebf16
+          generate sd512taebf16 512 512 "${T_SD:-300}" --pipeline streamdiffusionv2 \
+          --input /tmp/clip_512x512.safetensors --prompt "a dog in the grass" --set vae_type=tae --vae-dtype bf16 ;;
     sd480tae) clip 480 832 "$CHUNKS"; generate sd480tae 480 832 "${T_SD:-300}" --pipeline streamdiffusionv2 \
           --input /tmp/clip_480x832.safetensors --prompt "a dog in the grass" \
           --set vae_type=tae --set encoder_vae_type=wan ;;

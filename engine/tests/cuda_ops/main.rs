@@ -11,6 +11,7 @@ use engine::cuda::gemm::Cuda;
 
 mod attention;
 mod conv;
+mod frames;
 mod gemm;
 mod norms;
 mod ring;
