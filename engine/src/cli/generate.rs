@@ -100,6 +100,11 @@ pub struct GenerateArgs {
     /// Run one chunk before timing (GPU kernel compilation)
     #[arg(long)]
     pub warm_up: bool,
+    /// Time what the studio does around the models: each chunk's input uploaded as RGB bytes
+    /// (the clip narrowed to bytes first, as a camera's frames are) and each decoded piece
+    /// read back as RGB bytes, in the timed loop (`frames_to_tensor` / `tensor_to_frames`)
+    #[arg(long)]
+    pub studio_io: bool,
     /// Output: .safetensors (`video` [1,3,T,H,W] in [-1,1] and `latents`) or .mp4
     #[arg(long)]
     pub out: PathBuf,
@@ -344,6 +349,13 @@ impl WithBackend for GenerateJob<'_> {
             (None, _) => None,
         };
         let mut used = 0;
+        // --studio-io: the clip as the bytes a camera would send, uploaded chunk by chunk.
+        let input_frames = match (&input, a.studio_io) {
+            (Some(video), true) => {
+                Some(tensor_to_frames(video.clone()).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
 
         let mut videos = Vec::new();
         let mut latents = Vec::new();
@@ -373,7 +385,15 @@ impl WithBackend for GenerateJob<'_> {
                         eprintln!("input ends after {used} frames");
                         break;
                     }
-                    let x = video.clone().narrow(2, used, need);
+                    let x = match &input_frames {
+                        Some(frames) => frames_to_tensor::<B>(
+                            &frames[used..used + need],
+                            frame.height,
+                            frame.width,
+                            &device,
+                        ),
+                        None => video.clone().narrow(2, used, need),
+                    };
                     used += need;
                     Some(x)
                 }
@@ -381,10 +401,15 @@ impl WithBackend for GenerateJob<'_> {
             };
             let t = Instant::now();
             // The video comes in pieces (the Wan VAE: one latent frame's frames at a time);
-            // the first frame is out when the first piece is on the device.
+            // the first frame is out when the first piece is on the device (with
+            // --studio-io: on the host as bytes).
             let mut pieces = Vec::new();
+            let mut read_back = Ok(());
             let out = stream
                 .next_chunk_pieces(chunk_input, &mut |v| {
+                    if a.studio_io && read_back.is_ok() {
+                        read_back = tensor_to_frames(v.clone()).map(drop);
+                    }
                     if first_frame.is_none() {
                         let _ = B::sync(&device);
                         first_frame = Some(run_start.elapsed());
@@ -392,6 +417,7 @@ impl WithBackend for GenerateJob<'_> {
                     pieces.push(v);
                 })
                 .map_err(|e| e.to_string())?;
+            read_back.map_err(|e| e.to_string())?;
             let wall = t.elapsed();
             let video = (!pieces.is_empty()).then(|| Tensor::cat(pieces, 2));
             let n = video.as_ref().map_or(0, |v| v.dims()[2]);
