@@ -9,7 +9,7 @@
 #   mkdir -p /tmp/d/tests && gunzip -c .device/engine.gz > /tmp/d/engine &&
 #   gunzip -c .device/tests/cuda_ops.gz > /tmp/d/tests/cuda_ops &&
 #   OUT=$OUT TESTS=/tmp/d/tests engine/scripts/device_bench.sh /tmp/d/engine .device/wheels
-# or, for the opt-in switches (ring kernels, padded conv) and the VAE's dtype:
+# or, for the CUDA switches (ring kernels, padded conv) and the VAE's dtype:
 #   OUT=$OUT engine/scripts/device_bench_switches.sh /tmp/d/engine /tmp/d/tests/cuda_ops .device/wheels
 set -euo pipefail
 cd "$(dirname "$0")/.."

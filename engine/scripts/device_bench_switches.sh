@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine (see docs/perf.md): in one call, what decides the opt-in CUDA switches
-# and the Wan VAE's dtype on CUDA —
+# Runs on the GPU machine (see docs/perf.md): in one call, what decides the CUDA switches (the
+# ring kernels: on by default since its 2026-12-07 run; the padded conv: opt-in) and the Wan
+# VAE's dtype on CUDA —
 #   1. the GPU tests `ring::` and `conv::` with HANZO_LIVE_RING_KERNEL=1 and
 #      HANZO_LIVE_CONV_PAD_OUT=1 (the adaptive sink's kernels, the padded convolution);
 #   2. StreamDiffusionV2 at 512×512 with TAEHV, the ring kernels on, then off from the same

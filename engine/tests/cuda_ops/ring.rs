@@ -234,7 +234,7 @@ fn stream<B: Backend>(
 fn a_ring_cache_stream_on_the_gpu_keeps_the_cpus_books() {
     assert!(
         engine::cuda::ring_kernel_enabled(),
-        "run with HANZO_LIVE_RING_KERNEL=1: without it both streams take burn's operations"
+        "run without HANZO_LIVE_RING_KERNEL=0: with it both streams take burn's operations"
     );
     let (fs, h, d, chunks) = (24, 2, 32, 16);
     let hd = h * d;
