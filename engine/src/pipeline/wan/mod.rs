@@ -31,6 +31,7 @@ pub mod tiny;
 
 use crate::{
     backend::{BackendKind, WithBackend},
+    frame::Frame,
     pipeline::{
         LoadedPipeline, Pipeline, PipelineError, PipelineSpec,
         params::{self, ParamValue, Params},
@@ -290,11 +291,25 @@ impl<B: Backend> LoadedWan<B> {
                 );
                 s.apply(&other, false)?;
             }
+            // Black frames in and every decoded piece out as the studio moves them (bytes up,
+            // bytes back), so those kernels are compiled here too, not at a stream's first chunk.
             let input = (s.input_frames() > 0).then(|| {
                 let f = self.frame();
-                Tensor::zeros([1, 3, s.input_frames(), f.height, f.width], device)
+                let black = Frame::filled(f.width as u32, f.height as u32, [0, 0, 0]);
+                stream::frames_to_tensor::<B>(
+                    &vec![black; s.input_frames()],
+                    f.height,
+                    f.width,
+                    device,
+                )
             });
-            s.next_chunk(input)?;
+            let mut read_back = Ok(Vec::new());
+            s.next_chunk_pieces(input, &mut |video| {
+                if read_back.is_ok() {
+                    read_back = stream::tensor_to_frames(video);
+                }
+            })?;
+            read_back?;
             progress((i + 1) as f64 / total as f64);
         }
         Ok(s)
