@@ -15,6 +15,7 @@
 # time limits are cut from what is left and the VAE steps are skipped when too little is. A
 # 512×512 run without a kernel cache loads in ~155 s (its warm-up's compiles).
 # $OUT gets summary.txt and results.tgz (every log): two of the eight files a device call returns.
+# STEPS (default "tests ring vae") picks the steps: e.g. STEPS=vae for the VAE's alone.
 set -uo pipefail
 BIN=$(readlink -f "${1:?engine binary}")
 TESTBIN=$(readlink -f "${2:?cuda_ops test binary}")
@@ -34,15 +35,18 @@ trap finish EXIT
 # Each step's lines that matter, into the summary as soon as the step ends.
 chunks() { grep -hE "^chunk|frames in|exit|panicked|rror" "$@" 2>/dev/null | tail -20; }
 
+STEPS=" ${STEPS:-tests ring vae} "
+step() { [[ $STEPS == *" $1 "* ]]; }
+
 # 1. The tests (their kernels compiled into a cache of their own).
-HANZO_LIVE_KERNEL_CACHE=$R/testcache HANZO_LIVE_RING_KERNEL=1 HANZO_LIVE_CONV_PAD_OUT=1 \
+step tests && HANZO_LIVE_KERNEL_CACHE=$R/testcache HANZO_LIVE_RING_KERNEL=1 HANZO_LIVE_CONV_PAD_OUT=1 \
   timeout "${T_TESTS:-90}" "$TESTBIN" --ignored --test-threads=1 ring:: conv:: 2>&1 |
   tail -40 >"$R/1-tests.txt"
-cat "$R/1-tests.txt"
+step tests && cat "$R/1-tests.txt"
 
 # 2. Video → video at 512×512, ring kernels on, then off (RESERVE: seconds kept for what follows).
 export CHUNKS=${CHUNKS:-14}
-for ring in 1 0; do
+step ring && for ring in 1 0; do
   t=$(($(left) - ${RESERVE:-130}))
   [ "$ring" = 0 ] && t=$((($(left) - 20) / 2))
   [ "$t" -gt 20 ] || break
@@ -69,6 +73,7 @@ vae() { # name, time share of what is left, env and args…
   { echo "== VAE $name"; cat "$R/$name"/torch.md "$R/$name"/burn_vae.md 2>/dev/null | grep -v "^load:" | tail -25; } >"$R/3-$name.txt"
   cat "$R/3-$name.txt"
 }
+step vae || exit 0
 vae f32 4 TORCH_ARGS=--skip-text VAE_ARGS="--rows next"
 vae pad 3 HANZO_LIVE_CONV_PAD_OUT=1 SKIP_TORCH=1 VAE_ARGS="--rows next"
 vae bf16 1 TORCH_ARGS="--skip-text --vae-dtype bf16 --check-f32" VAE_ARGS="--dtype bf16 --check-f32 --rows next"
