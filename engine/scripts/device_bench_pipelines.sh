@@ -3,7 +3,7 @@
 # made-up weights at the real shapes (Wan2.1-1.3B DiT, UMT5-XXL, Wan VAE) in bf16: FPS, time
 # to first frame and the text / DiT / VAE share of a chunk. Results go to $OUT. Frames cross to
 # and from the host as the studio's do (`--studio-io`: input bytes uploaded per chunk, each decoded
-# piece read back as bytes, inside the timed loop; STUDIO_IO= (empty) keeps them on the device).
+# piece read back as bytes, inside the timed loop; STUDIO_IO=0 keeps them on the device).
 # Usage: engine/scripts/device_bench_pipelines.sh <engine binary built with --features cuda> <wheels dir>
 #
 # RUNS (default "sf ll sd512 sd480"; also sftae, lltae, sd480tae, sd512tae: the TAE decoder;
@@ -27,6 +27,8 @@ SCRIPTS=$(readlink -f "$(dirname "$0")")
 CACHE_IN=${CACHE_IN:-}
 export CUBECL_AUTOTUNE_LEVEL=${AUTOTUNE:-minimal}
 CHUNKS=${CHUNKS:-8}
+studio=(--studio-io)
+[ "${STUDIO_IO:-1}" = 0 ] && studio=()
 RUNS=${RUNS:-sf ll sd512 sd480}
 
 # A moving test pattern for video → video: `video` [1, 3, T, H, W] in [-1, 1].
@@ -73,7 +75,7 @@ generate() { # run, height, width, timeout, args…
   ( while sleep "${CACHE_EVERY:-60}"; do save_cache "$r"; done ) >/dev/null 2>&1 &
   local saver=$!
   echo "== $r ($h×$w)"
-  (cd "$d" && HANZO_LIVE_KERNEL_CACHE="$d/target" timeout "$t" "$BIN" --backend cuda generate --random-weights 1.3b --warm-up ${STUDIO_IO---studio-io} \
+  (cd "$d" && HANZO_LIVE_KERNEL_CACHE="$d/target" timeout "$t" "$BIN" --backend cuda generate --random-weights 1.3b --warm-up "${studio[@]}" \
     --chunks "$CHUNKS" --height "$h" --width "$w" --out "/tmp/$r.safetensors" \
     --json "$OUT/$r.json" "$@") >"$OUT/$r.log" 2>&1
   echo "$r: exit $?" >>"$OUT/$r.log"

@@ -377,6 +377,8 @@ impl WithBackend for GenerateJob<'_> {
                 }
                 _ => {}
             }
+            // The chunk's time includes its input's way in (with --studio-io, the upload).
+            let t = Instant::now();
             let chunk_input = match &input {
                 Some(video) => {
                     let need = stream.input_frames();
@@ -399,7 +401,6 @@ impl WithBackend for GenerateJob<'_> {
                 }
                 None => None,
             };
-            let t = Instant::now();
             // The video comes in pieces (the Wan VAE: one latent frame's frames at a time);
             // the first frame is out when the first piece is on the device (with
             // --studio-io: on the host as bytes).

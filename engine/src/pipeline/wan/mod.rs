@@ -264,8 +264,9 @@ impl<B: Backend> LoadedWan<B> {
     }
 
     /// Runs the warm-up ([`Self::warm_up_plan`]'s chunks of [`Self::warm_up_stream`], the
-    /// default runtime parameters, zero frames for video → video), reporting the fraction
-    /// done; returns the stream it ran.
+    /// default runtime parameters; for video → video black frames uploaded as bytes; every
+    /// decoded piece read back as bytes, and the pieces concatenated as `engine generate`
+    /// does), reporting the fraction done; returns the stream it ran.
     pub fn warm_up(
         &self,
         device: &B::Device,
@@ -303,13 +304,17 @@ impl<B: Backend> LoadedWan<B> {
                     device,
                 )
             });
-            let mut read_back = Ok(Vec::new());
+            let (mut read_back, mut pieces) = (Ok(Vec::new()), Vec::new());
             s.next_chunk_pieces(input, &mut |video| {
                 if read_back.is_ok() {
-                    read_back = stream::tensor_to_frames(video);
+                    read_back = stream::tensor_to_frames(video.clone());
                 }
+                pieces.push(video);
             })?;
             read_back?;
+            if pieces.len() > 1 {
+                drop(Tensor::cat(pieces, 2));
+            }
             progress((i + 1) as f64 / total as f64);
         }
         Ok(s)

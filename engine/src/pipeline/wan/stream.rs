@@ -25,11 +25,13 @@ pub fn frames_to_tensor<B: Backend>(
             bytes.extend_from_slice(frame.resized(width as u32, height as u32).data());
         }
     }
-    let rgb: Tensor<B, 4, Int> = Tensor::from_data(
-        TensorData::new(bytes, [t, height, width, 3]),
-        (device, DType::U8),
-    );
+    // Flat while widened (the kernel's loads are vectorised along the last axis: 3 would
+    // leave them one byte wide).
+    let n = bytes.len();
+    let rgb: Tensor<B, 1, Int> =
+        Tensor::from_data(TensorData::new(bytes, [n]), (device, DType::U8));
     (rgb.cast(FloatDType::F32) / 127.5 - 1.0)
+        .reshape([t, height, width, 3])
         .permute([3, 0, 1, 2])
         .unsqueeze_dim(0)
 }
