@@ -84,6 +84,11 @@ generate() { # run, height, width, timeout, args…
   grep -v "^load:" "$OUT/$r.log" | tail -n 25
 }
 
+# A run's folder starts as a copy of another run's (its kernel caches), unless it exists.
+caches_from() { # from, to
+  [ -d "/tmp/w/$1" ] && [ ! -d "/tmp/w/$2" ] && cp -r "/tmp/w/$1" "/tmp/w/$2"
+}
+
 run() {
   case $1 in
     sf) generate sf 480 832 "${T_SF:-300}" --pipeline self-forcing --prompt "a red fox in the snow" ;;
@@ -94,7 +99,7 @@ run() {
     sd480) clip 480 832 "$CHUNKS"; generate sd480 480 832 "${T_SD:-300}" --pipeline streamdiffusionv2 \
           --input /tmp/clip_480x832.safetensors --prompt "a dog in the grass" ;;
     # LongLive with the Wan VAE in bf16 (as upstream runs it), starting from ll's kernel caches.
-    llbf16) [ -d /tmp/w/ll ] && [ ! -d /tmp/w/llbf16 ] && cp -r /tmp/w/ll /tmp/w/llbf16
+    llbf16) caches_from ll llbf16
           generate llbf16 480 832 "${T_LL:-300}" --pipeline longlive --prompt "a panda walks in a park" \
           ${LL_SWITCH:---switch 4:fox} --vae-dtype bf16 ;;
     # The same with TAEHV decoding (and, for video → video, the Wan encoder): vae_type tae.
@@ -105,11 +110,11 @@ run() {
     sd512tae) clip 512 512 "$CHUNKS"; generate sd512tae 512 512 "${T_SD:-300}" --pipeline streamdiffusionv2 \
           --input /tmp/clip_512x512.safetensors --prompt "a dog in the grass" --set vae_type=tae ;;
     # TAEHV in bf16 (as upstream runs it), starting from the f32 run's kernel caches.
-    lltaebf16) [ -d /tmp/w/lltae ] && [ ! -d /tmp/w/lltaebf16 ] && cp -r /tmp/w/lltae /tmp/w/lltaebf16
+    lltaebf16) caches_from lltae lltaebf16
           generate lltaebf16 480 832 "${T_LL:-300}" --pipeline longlive --prompt "a panda walks in a park" \
           --set vae_type=tae ${LL_SWITCH:---switch 4:fox} --vae-dtype bf16 ;;
     sd512taebf16) clip 512 512 "$CHUNKS"
-          [ -d /tmp/w/sd512tae ] && [ ! -d /tmp/w/sd512taebf16 ] && cp -r /tmp/w/sd512tae /tmp/w/sd512taebf16
+          caches_from sd512tae sd512taebf16
           generate sd512taebf16 512 512 "${T_SD:-300}" --pipeline streamdiffusionv2 \
           --input /tmp/clip_512x512.safetensors --prompt "a dog in the grass" --set vae_type=tae --vae-dtype bf16 ;;
     sd480tae) clip 480 832 "$CHUNKS"; generate sd480tae 480 832 "${T_SD:-300}" --pipeline streamdiffusionv2 \

@@ -210,10 +210,8 @@ fn longlive_switches_prompts_and_writes_an_mp4() {
     let bytes = std::fs::read(&mp4).unwrap();
     assert_eq!(&bytes[4..8], b"ftyp");
     // The mp4 feeds video → video, which lags the stream batch's 1 extra step.
-    let out = dir.path().join("v2v.safetensors");
-    let o = generate(
-        &out,
-        &[
+    let v2v = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
             "--pipeline",
             "streamdiffusionv2",
             "--input",
@@ -222,8 +220,12 @@ fn longlive_switches_prompts_and_writes_an_mp4() {
             "a dog",
             "--chunks",
             "5",
-        ],
-    );
+        ];
+        args.extend_from_slice(extra);
+        generate(out, &args)
+    };
+    let out = dir.path().join("v2v.safetensors");
+    let o = v2v(&out, &[]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(
@@ -236,20 +238,7 @@ fn longlive_switches_prompts_and_writes_an_mp4() {
     // The studio's way in and out (bytes uploaded per chunk, each piece read back as bytes)
     // changes nothing for a clip that already is bytes.
     let studio = dir.path().join("v2v-studio.safetensors");
-    let o = generate(
-        &studio,
-        &[
-            "--pipeline",
-            "streamdiffusionv2",
-            "--input",
-            mp4.to_str().unwrap(),
-            "--prompt",
-            "a dog",
-            "--chunks",
-            "5",
-            "--studio-io",
-        ],
-    );
+    let o = v2v(&studio, &["--studio-io"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(video(&studio).data, video(&out).data);
 }
